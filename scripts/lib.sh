@@ -1,0 +1,217 @@
+# Shared by scripts/stack, scripts/test and scripts/bench. Source it; do not run it.
+# shellcheck shell=bash
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE_DIR="${KRATOS_PASSKEYS_STATE_DIR:-$REPO/.stack}"
+LOG_DIR="$STATE_DIR/logs"
+PID_DIR="$STATE_DIR/pids"
+mkdir -p "$LOG_DIR" "$PID_DIR"
+
+PG_HOST=127.0.0.1
+PG_PORT="${PG_PORT:-5432}"
+PG_USER=kratos_passkeys
+PG_PASSWORD=kratos_passkeys
+pg_url() { echo "postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$1"; }
+
+# Development-only secrets; production sets its own through the environment.
+export KRATOS_COOKIE_SECRET="${KRATOS_COOKIE_SECRET:-dev-cookie-secret-0123456789abcdef}"
+export KRATOS_CIPHER_SECRET="${KRATOS_CIPHER_SECRET:-dev-cipher-secret-0123456789abcd}"
+export WEBHOOK_API_KEY="${WEBHOOK_API_KEY:-dev-webhook-key-0123456789}"
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+have_apt_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do have_apt_package "$p" || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then die "need root to install ${missing[*]}"; fi
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# Waits until URL answers 2xx, up to $2 seconds.
+wait_http() {
+  local url=$1 timeout=${2:-60} i=0
+  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+    i=$((i + 1))
+    [ "$i" -ge "$((timeout * 4))" ] && return 1
+    sleep 0.25
+  done
+}
+
+pid_alive() { [ -f "$PID_DIR/$1.pid" ] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }
+
+stop_process() {
+  local name=$1
+  if pid_alive "$name"; then
+    local pid
+    pid=$(cat "$PID_DIR/$name.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "stopped $name (pid $pid)"
+  fi
+  rm -f "$PID_DIR/$name.pid"
+}
+
+# --- PostgreSQL ------------------------------------------------------------
+
+pg_version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1; }
+
+psql_admin() { runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qtA "$@"; }
+
+ensure_postgres() {
+  apt_install postgresql libpq-dev curl
+  local v
+  v=$(pg_version)
+  [ -n "$v" ] || die "PostgreSQL is not installed"
+  if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$v main$"; then
+    pg_createcluster "$v" main >&2
+  fi
+  if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
+    log "starting PostgreSQL $v"
+    pg_ctlcluster "$v" main start >&2
+    for _ in $(seq 1 60); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.5; done
+  fi
+  pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || die "PostgreSQL does not answer on $PG_HOST:$PG_PORT"
+  if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'")" != "1" ]; then
+    psql_admin -c "CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD'"
+  fi
+}
+
+ensure_database() {
+  local db=$1
+  if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname='$db'")" != "1" ]; then
+    psql_admin -c "CREATE DATABASE $db OWNER $PG_USER"
+    log "created database $db"
+  fi
+}
+
+# --- Kratos ----------------------------------------------------------------
+
+kratos_bin() { "$REPO/scripts/build-kratos"; }
+
+# Kratos cannot override one element of an array through the environment,
+# so the after-registration hooks of kratos/kratos.yml are restated in an
+# overlay configuration file with this instance's webhook target and key.
+write_hooks_overlay() {
+  cat >"$1" <<YAML
+selfservice:
+  flows:
+    registration:
+      after:
+        password:
+          hooks:
+            - hook: session
+            - hook: web_hook
+              config:
+                url: $2
+                method: POST
+                body: file://./after-registration.jsonnet
+                response:
+                  ignore: true
+                auth:
+                  type: api_key
+                  config:
+                    name: X-Webhook-Key
+                    value: $WEBHOOK_API_KEY
+                    in: header
+YAML
+}
+
+# start_kratos NAME PUBLIC_PORT ADMIN_PORT DATABASE WEBHOOK_URL FRONTEND_ORIGIN [ENV=VALUE...]
+start_kratos() {
+  local name=$1 public=$2 admin=$3 db=$4 webhook=$5 frontend=$6
+  shift 6
+  if pid_alive "$name" && wait_http "http://127.0.0.1:$admin/admin/health/ready" 2; then
+    log "$name already running"
+    return 0
+  fi
+  local bin
+  bin=$(kratos_bin)
+  "$bin" version | grep -q 'v1.3.1' || die "$bin is not Kratos v1.3.1"
+  ensure_database "$db"
+  local env=(
+    "DSN=$(pg_url "$db")?sslmode=disable"
+    "SERVE_PUBLIC_HOST=127.0.0.1" "SERVE_PUBLIC_PORT=$public"
+    "SERVE_ADMIN_HOST=127.0.0.1" "SERVE_ADMIN_PORT=$admin"
+    "SERVE_PUBLIC_BASE_URL=http://localhost:$public/"
+    "SERVE_ADMIN_BASE_URL=http://127.0.0.1:$admin/"
+    "SERVE_PUBLIC_CORS_ALLOWED_ORIGINS=$frontend"
+    "SELFSERVICE_DEFAULT_BROWSER_RETURN_URL=$frontend/"
+    "SELFSERVICE_ALLOWED_RETURN_URLS=$frontend"
+    "SELFSERVICE_FLOWS_ERROR_UI_URL=$frontend/"
+    "SELFSERVICE_FLOWS_SETTINGS_UI_URL=$frontend/"
+    "SELFSERVICE_FLOWS_RECOVERY_UI_URL=$frontend/"
+    "SELFSERVICE_FLOWS_LOGIN_UI_URL=$frontend/"
+    "SELFSERVICE_FLOWS_REGISTRATION_UI_URL=$frontend/"
+    "SELFSERVICE_FLOWS_LOGOUT_AFTER_DEFAULT_BROWSER_RETURN_URL=$frontend/"
+    "SECRETS_COOKIE=$KRATOS_COOKIE_SECRET"
+    "SECRETS_CIPHER=$KRATOS_CIPHER_SECRET"
+    "$@"
+  )
+  local overlay="$STATE_DIR/$name.hooks.yml"
+  write_hooks_overlay "$overlay" "$webhook"
+  log "migrating $name (database $db)"
+  env "${env[@]}" "$bin" migrate sql -e --yes >>"$LOG_DIR/$name.log" 2>&1 ||
+    die "Kratos migration failed; see $LOG_DIR/$name.log"
+  log "starting $name on 127.0.0.1:$public (public) / 127.0.0.1:$admin (admin)"
+  (cd "$REPO/kratos" && exec env "${env[@]}" "$bin" serve -c "$REPO/kratos/kratos.yml" -c "$overlay" --dev) \
+    >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$PID_DIR/$name.pid"
+  wait_http "http://127.0.0.1:$admin/admin/health/ready" 60 ||
+    die "$name did not become ready; see $LOG_DIR/$name.log"
+}
+
+# --- kratos-passkeys -------------------------------------------------------
+
+# Builds the service (debug unless KRATOS_PASSKEYS_PROFILE=release) and prints
+# the binary's path.
+service_bin() {
+  local profile=${KRATOS_PASSKEYS_PROFILE:-debug} flags=()
+  [ "$profile" = release ] && flags=(--release)
+  (cd "$REPO" && cargo build --quiet --locked --bin kratos-passkeys "${flags[@]}") >&2
+  local target_dir=${CARGO_TARGET_DIR:-$REPO/target}
+  echo "$target_dir/$profile/kratos-passkeys"
+}
+
+# start_service NAME PUBLIC_PORT ADMIN_PORT DATABASE KRATOS_PUBLIC_PORT KRATOS_ADMIN_PORT FRONTEND_ORIGIN [ENV=VALUE...]
+start_service() {
+  local name=$1 public=$2 admin=$3 db=$4 kpublic=$5 kadmin=$6 frontend=$7
+  shift 7
+  if pid_alive "$name" && wait_http "http://127.0.0.1:$public/health/ready" 2; then
+    log "$name already running"
+    return 0
+  fi
+  ensure_database "$db"
+  local bin
+  bin=$(service_bin)
+  local env=(
+    "KRATOS_PASSKEYS_CONFIG_DIR=$REPO/config"
+    "KRATOS_PASSKEYS__PUBLIC__PORT=$public"
+    "KRATOS_PASSKEYS__ADMIN__PORT=$admin"
+    "KRATOS_PASSKEYS__DATABASE__URL=$(pg_url "$db")"
+    "KRATOS_PASSKEYS__KRATOS__PUBLIC_URL=http://127.0.0.1:$kpublic/"
+    "KRATOS_PASSKEYS__KRATOS__BROWSER_URL=http://localhost:$kpublic/"
+    "KRATOS_PASSKEYS__KRATOS__ADMIN_URL=http://127.0.0.1:$kadmin/"
+    "KRATOS_PASSKEYS__WEBAUTHN__ORIGINS=$frontend"
+    "KRATOS_PASSKEYS__CORS__ALLOWED_ORIGINS=$frontend"
+    "KRATOS_PASSKEYS__SESSIONS__REFRESH_RETURN_TO=$frontend/"
+    "KRATOS_PASSKEYS__WEBHOOK__API_KEY=$WEBHOOK_API_KEY"
+    "$@"
+  )
+  log "migrating $name (database $db)"
+  env "${env[@]}" "$bin" migrate >>"$LOG_DIR/$name.log" 2>&1 ||
+    die "migration failed; see $LOG_DIR/$name.log"
+  log "starting $name on 127.0.0.1:$public (public) / 127.0.0.1:$admin (admin)"
+  (cd "$REPO" && exec env "${env[@]}" "$bin" serve) >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$PID_DIR/$name.pid"
+  wait_http "http://127.0.0.1:$public/health/ready" 60 ||
+    die "$name did not become ready; see $LOG_DIR/$name.log"
+  wait_http "http://127.0.0.1:$admin/health/ready" 10 ||
+    die "$name's admin listener did not become ready; see $LOG_DIR/$name.log"
+}

@@ -1,0 +1,191 @@
+//! Layered configuration: `config/base.yaml`, then `config/<environment>.yaml`,
+//! then `KRATOS_PASSKEYS__SECTION__KEY` environment variables.
+
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub public: ListenerSettings,
+    pub admin: ListenerSettings,
+    pub database: DatabaseSettings,
+    pub kratos: KratosSettings,
+    pub webauthn: WebauthnSettings,
+    pub sessions: SessionSettings,
+    pub identity: IdentitySettings,
+    pub webhook: WebhookSettings,
+    pub enrollment: EnrollmentSettings,
+    pub http: HttpSettings,
+    pub cors: CorsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListenerSettings {
+    pub host: String,
+    pub port: u16,
+}
+
+impl ListenerSettings {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    pub run_migrations_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KratosSettings {
+    /// Kratos's public API as this service reaches it.
+    pub public_url: Url,
+    /// Kratos's public API as browsers reach it (used in redirects).
+    pub browser_url: Url,
+    pub admin_url: Url,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    pub session_cookie_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebauthnSettings {
+    pub rp_id: String,
+    pub rp_name: String,
+    pub origins: Vec<Url>,
+    #[serde(with = "humantime_serde")]
+    pub ceremony_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    #[serde(with = "humantime_serde")]
+    pub privileged_session_max_age: Duration,
+    pub refresh_return_to: Url,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdentitySettings {
+    pub name_trait: String,
+    pub display_name_trait: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    pub header: String,
+    pub api_key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnrollmentSettings {
+    pub offer_existing_identities: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+}
+
+/// Which `config/<environment>.yaml` layers over the base file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl TryFrom<String> for Environment {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.to_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "production" => Ok(Self::Production),
+            other => Err(format!(
+                "{other} is not a supported environment; use `local` or `production`"
+            )),
+        }
+    }
+}
+
+/// Loads the layered configuration from `dir`.
+pub fn load(dir: &Path, environment: Environment) -> Result<Settings, config::ConfigError> {
+    config::Config::builder()
+        .add_source(config::File::from(dir.join("base.yaml")))
+        .add_source(
+            config::File::from(dir.join(format!("{}.yaml", environment.as_str()))).required(false),
+        )
+        .add_source(
+            config::Environment::with_prefix("KRATOS_PASSKEYS")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("webauthn.origins")
+                .with_list_parse_key("cors.allowed_origins")
+                .try_parsing(true),
+        )
+        .build()?
+        .try_deserialize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn config_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    #[test]
+    fn base_configuration_loads() {
+        let settings = load(&config_dir(), Environment::Local).expect("config loads");
+        assert_eq!(settings.public.port, 8080);
+        assert_eq!(
+            settings.sessions.privileged_session_max_age,
+            Duration::from_secs(15 * 60)
+        );
+        assert_eq!(settings.webauthn.ceremony_ttl, Duration::from_secs(300));
+        assert!(!settings.database.url.expose_secret().is_empty());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let settings = load(&config_dir(), Environment::Local).expect("config loads");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains(settings.webhook.api_key.expose_secret()));
+        assert!(!printed.contains(settings.database.url.expose_secret()));
+    }
+
+    #[test]
+    fn unknown_environment_is_refused() {
+        assert!(Environment::try_from("staging".to_string()).is_err());
+        assert_eq!(
+            Environment::try_from("Production".to_string()),
+            Ok(Environment::Production)
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Domain types, built once at the edge so the rest of the code can trust them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn new(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_newtype!(
+    /// A Kratos identity id.
+    IdentityId
+);
+uuid_newtype!(
+    /// The id of a stored passkey (ours, not the WebAuthn credential id).
+    PasskeyId
+);
+uuid_newtype!(
+    /// A registration or login ceremony in progress.
+    CeremonyId
+);
+uuid_newtype!(
+    /// The random WebAuthn user handle of an identity: never the identity id
+    /// or the email, so authenticators learn nothing about the account.
+    UserHandle
+);
+uuid_newtype!(
+    /// A Kratos session id.
+    KratosSessionId
+);
+
+impl CeremonyId {
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl PasskeyId {
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl UserHandle {
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+/// A person-chosen passkey name: trimmed, 1 to 64 characters, no control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PasskeyName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasskeyNameError {
+    #[error("the name is empty")]
+    Empty,
+    #[error("the name is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("the name contains control characters")]
+    ControlCharacters,
+}
+
+impl PasskeyName {
+    pub const MAX_CHARS: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, PasskeyNameError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(PasskeyNameError::Empty);
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(PasskeyNameError::TooLong {
+                max: Self::MAX_CHARS,
+            });
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(PasskeyNameError::ControlCharacters);
+        }
+        Ok(Self(trimmed.to_string()))
+    }
+
+    /// "Passkey": the name of a passkey from an unknown provider.
+    pub fn generic() -> Self {
+        Self("Passkey".to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name to use when `self` is taken: "Passkey" becomes "Passkey 2",
+    /// "Passkey 3", ... (cut so the suffix always fits).
+    pub fn numbered(&self, n: u32) -> Self {
+        let suffix = format!(" {n}");
+        let room = Self::MAX_CHARS - suffix.chars().count();
+        let base: String = self.0.chars().take(room).collect();
+        Self(format!("{}{suffix}", base.trim_end()))
+    }
+}
+
+impl fmt::Display for PasskeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the caller of a passkey login wants its Kratos session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionDelivery {
+    /// A browser-type flow; Kratos's session cookie is relayed.
+    #[default]
+    Cookie,
+    /// An API-type flow; the session token is in the body.
+    Token,
+}
+
+impl SessionDelivery {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SessionDelivery::Cookie => "cookie",
+            SessionDelivery::Token => "token",
+        }
+    }
+}
+
+/// An identifier typed into a login form, normalised the way Kratos
+/// normalises email identifiers (trimmed, lower case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginIdentifier(String);
+
+impl LoginIdentifier {
+    pub const MAX_CHARS: usize = 320;
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty()
+            || trimmed.chars().count() > Self::MAX_CHARS
+            || trimmed.chars().any(char::is_control)
+        {
+            return None;
+        }
+        Some(Self(trimmed.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed() {
+        assert_eq!(
+            PasskeyName::parse("  Work laptop ").map(|n| n.to_string()),
+            Ok("Work laptop".to_string())
+        );
+    }
+
+    #[test]
+    fn empty_names_are_refused() {
+        assert_eq!(PasskeyName::parse(""), Err(PasskeyNameError::Empty));
+        assert_eq!(PasskeyName::parse(" \t "), Err(PasskeyNameError::Empty));
+    }
+
+    #[test]
+    fn long_names_are_refused_by_characters_not_bytes() {
+        assert!(PasskeyName::parse(&"é".repeat(64)).is_ok());
+        assert_eq!(
+            PasskeyName::parse(&"é".repeat(65)),
+            Err(PasskeyNameError::TooLong { max: 64 })
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        assert_eq!(
+            PasskeyName::parse("a\u{0}b"),
+            Err(PasskeyNameError::ControlCharacters)
+        );
+        assert_eq!(
+            PasskeyName::parse("line\nbreak"),
+            Err(PasskeyNameError::ControlCharacters)
+        );
+    }
+
+    #[test]
+    fn numbered_names_fit() {
+        let name = PasskeyName::parse(&"x".repeat(64)).expect("valid");
+        let numbered = name.numbered(12);
+        assert_eq!(numbered.as_str().chars().count(), 64);
+        assert!(numbered.as_str().ends_with(" 12"));
+        assert_eq!(
+            PasskeyName::parse("Passkey")
+                .expect("valid")
+                .numbered(2)
+                .as_str(),
+            "Passkey 2"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_normalised() {
+        assert_eq!(
+            LoginIdentifier::parse(" Ada@Example.COM ").map(|i| i.as_str().to_string()),
+            Some("ada@example.com".to_string())
+        );
+        assert_eq!(LoginIdentifier::parse("  "), None);
+    }
+}

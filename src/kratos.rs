@@ -1,0 +1,523 @@
+//! The Kratos boundary: a thin typed client for the few Kratos calls this
+//! service depends on. It reads only the fields the service needs and maps
+//! every HTTP status explicitly (see the README for why this is not
+//! ory-kratos-client).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, COOKIE, SET_COOKIE, USER_AGENT};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+use uuid::Uuid;
+
+use crate::configuration::KratosSettings;
+use crate::domain::{IdentityId, KratosSessionId, SessionDelivery};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KratosError {
+    #[error("Kratos could not be reached for {operation}")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Kratos answered {status} to {operation}")]
+    Overloaded {
+        operation: &'static str,
+        status: StatusCode,
+    },
+    #[error("Kratos does not recognise the session")]
+    Unauthorized,
+    #[error("Kratos requires a second factor for this session")]
+    Aal2Required { redirect_browser_to: Option<String> },
+    #[error("Kratos answered {status} to {operation}: {detail}")]
+    UnexpectedStatus {
+        operation: &'static str,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("Kratos's answer to {operation} could not be read")]
+    Decode {
+        operation: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Kratos's answer to {operation} is not what minting needs: {detail}")]
+    Protocol {
+        operation: &'static str,
+        detail: String,
+    },
+}
+
+/// How the caller proved its Kratos session.
+#[derive(Clone)]
+pub enum SessionCredential {
+    /// The value of Kratos's session cookie.
+    Cookie(SecretString),
+    /// A session token (`X-Session-Token` or `Authorization: Bearer`).
+    Token(SecretString),
+}
+
+impl std::fmt::Debug for SessionCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionCredential::Cookie(_) => f.write_str("Cookie([redacted])"),
+            SessionCredential::Token(_) => f.write_str("Token([redacted])"),
+        }
+    }
+}
+
+/// What `whoami` tells us about a session.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KratosSession {
+    pub id: KratosSessionId,
+    #[serde(default)]
+    pub active: bool,
+    pub authenticated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub authenticator_assurance_level: Option<String>,
+    pub identity: KratosIdentity,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KratosIdentity {
+    pub id: IdentityId,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub traits: Value,
+}
+
+impl KratosIdentity {
+    /// Kratos omits `state` for identities created before states existed;
+    /// those are active.
+    pub fn is_active(&self) -> bool {
+        self.state.as_deref().is_none_or(|s| s == "active")
+    }
+}
+
+/// The browser's details, forwarded so the minted session's device is right.
+#[derive(Debug, Clone, Default)]
+pub struct ClientContext {
+    pub user_agent: Option<String>,
+    pub ip: Option<IpAddr>,
+}
+
+/// A freshly minted Kratos session.
+pub struct MintedSession {
+    pub session_id: KratosSessionId,
+    /// The session as Kratos's `whoami` returns it (no secrets inside).
+    pub session: Value,
+    pub credential: MintedCredential,
+}
+
+pub enum MintedCredential {
+    Token(SecretString),
+    /// `Set-Cookie` header values exactly as Kratos sent them.
+    Cookies(Vec<String>),
+}
+
+#[derive(Clone)]
+pub struct KratosClient {
+    http: reqwest::Client,
+    public_url: Url,
+    admin_url: Url,
+    cookie_name: String,
+}
+
+#[derive(Deserialize)]
+struct RecoveryCodeResponse {
+    recovery_link: Url,
+    recovery_code: SecretString,
+}
+
+#[derive(Deserialize)]
+struct RecoveryFlowResponse {
+    state: Option<String>,
+    #[serde(default)]
+    continue_with: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    redirect_browser_to: Option<String>,
+}
+
+impl KratosClient {
+    pub fn new(settings: &KratosSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            // Kratos's answers are relayed (cookies) or read; never followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            public_url: settings.public_url.clone(),
+            admin_url: settings.admin_url.clone(),
+            cookie_name: settings.session_cookie_name.clone(),
+        })
+    }
+
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    fn public(&self, path: &str) -> Url {
+        join(&self.public_url, path)
+    }
+
+    fn admin(&self, path: &str) -> Url {
+        join(&self.admin_url, path)
+    }
+
+    /// `GET /sessions/whoami` with only the caller's session credential.
+    pub async fn whoami(
+        &self,
+        credential: &SessionCredential,
+    ) -> Result<(KratosSession, Value), KratosError> {
+        const OP: &str = "whoami";
+        let mut request = self
+            .http
+            .get(self.public("sessions/whoami"))
+            .header(ACCEPT, "application/json");
+        request = match credential {
+            SessionCredential::Cookie(value) => request.header(
+                COOKIE,
+                format!("{}={}", self.cookie_name, value.expose_secret()),
+            ),
+            SessionCredential::Token(token) => {
+                request.header("X-Session-Token", token.expose_secret())
+            }
+        };
+        let response = request.send().await.map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => {
+                let raw: Value = response.json().await.map_err(decode(OP))?;
+                let session: KratosSession =
+                    serde_json::from_value(raw.clone()).map_err(|e| KratosError::Protocol {
+                        operation: OP,
+                        detail: e.to_string(),
+                    })?;
+                if !session.active {
+                    return Err(KratosError::Unauthorized);
+                }
+                Ok((session, raw))
+            }
+            StatusCode::UNAUTHORIZED => Err(KratosError::Unauthorized),
+            StatusCode::FORBIDDEN => {
+                let envelope: Option<ErrorEnvelope> = response.json().await.ok();
+                Err(KratosError::Aal2Required {
+                    redirect_browser_to: envelope.and_then(|e| e.redirect_browser_to),
+                })
+            }
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+
+    /// `GET /admin/identities/{id}`; `None` when Kratos has no such identity.
+    pub async fn identity(&self, id: IdentityId) -> Result<Option<KratosIdentity>, KratosError> {
+        const OP: &str = "get identity";
+        let response = self
+            .http
+            .get(self.admin(&format!("admin/identities/{id}")))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => Ok(Some(response.json().await.map_err(decode(OP))?)),
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+
+    /// Finds the identity whose credentials use `identifier` (an email).
+    pub async fn identity_by_identifier(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<KratosIdentity>, KratosError> {
+        const OP: &str = "find identity";
+        let mut url = self.admin("admin/identities");
+        url.query_pairs_mut()
+            .append_pair("credentials_identifier", identifier);
+        let response = self
+            .http
+            .get(url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => {
+                let mut found: Vec<KratosIdentity> = response.json().await.map_err(decode(OP))?;
+                Ok(if found.len() == 1 { found.pop() } else { None })
+            }
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+
+    /// Mints a genuine Kratos session for `identity`: an admin-created
+    /// recovery code, redeemed by this service against Kratos's public
+    /// recovery endpoint (see DESIGN.md, "Minting a Kratos session").
+    pub async fn mint_session(
+        &self,
+        identity: IdentityId,
+        delivery: SessionDelivery,
+        client: &ClientContext,
+    ) -> Result<MintedSession, KratosError> {
+        let (flow_id, code) = self.create_recovery_code(identity, delivery).await?;
+        let credential = self.redeem_recovery_code(flow_id, &code, client).await?;
+        let session_credential = match &credential {
+            MintedCredential::Token(token) => SessionCredential::Token(token.clone()),
+            MintedCredential::Cookies(cookies) => {
+                SessionCredential::Cookie(self.session_cookie_value(cookies).ok_or_else(|| {
+                    KratosError::Protocol {
+                        operation: "redeem recovery code",
+                        detail: "no session cookie".into(),
+                    }
+                })?)
+            }
+        };
+        let (session, raw) = self.whoami(&session_credential).await?;
+        if session.identity.id != identity {
+            return Err(KratosError::Protocol {
+                operation: "whoami after minting",
+                detail: format!(
+                    "session belongs to {} instead of {identity}",
+                    session.identity.id
+                ),
+            });
+        }
+        Ok(MintedSession {
+            session_id: session.id,
+            session: raw,
+            credential,
+        })
+    }
+
+    async fn create_recovery_code(
+        &self,
+        identity: IdentityId,
+        delivery: SessionDelivery,
+    ) -> Result<(Uuid, SecretString), KratosError> {
+        const OP: &str = "create recovery code";
+        let flow_type = match delivery {
+            SessionDelivery::Cookie => "browser",
+            SessionDelivery::Token => "api",
+        };
+        let response = self
+            .http
+            .post(self.admin("admin/recovery/code"))
+            .header(ACCEPT, "application/json")
+            .json(&serde_json::json!({
+                "identity_id": identity,
+                "expires_in": "30s",
+                "flow_type": flow_type,
+            }))
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::CREATED | StatusCode::OK => {
+                let body: RecoveryCodeResponse = response.json().await.map_err(decode(OP))?;
+                let flow_id = body
+                    .recovery_link
+                    .query_pairs()
+                    .find(|(k, _)| k == "flow")
+                    .and_then(|(_, v)| Uuid::parse_str(&v).ok())
+                    .ok_or_else(|| KratosError::Protocol {
+                        operation: OP,
+                        detail: "recovery_link has no flow id".into(),
+                    })?;
+                Ok((flow_id, body.recovery_code))
+            }
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+
+    async fn redeem_recovery_code(
+        &self,
+        flow_id: Uuid,
+        code: &SecretString,
+        client: &ClientContext,
+    ) -> Result<MintedCredential, KratosError> {
+        const OP: &str = "redeem recovery code";
+        let mut url = self.public("self-service/recovery");
+        url.query_pairs_mut()
+            .append_pair("flow", &flow_id.to_string());
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(ua) = client
+            .user_agent
+            .as_deref()
+            .and_then(|ua| HeaderValue::from_str(ua).ok())
+        {
+            headers.insert(USER_AGENT, ua);
+        }
+        if let Some(ip) = client.ip {
+            if let Ok(value) = HeaderValue::from_str(&ip.to_string()) {
+                headers.insert("X-Forwarded-For", value);
+            }
+        }
+        let response = self
+            .http
+            .post(url)
+            .headers(headers)
+            .json(&serde_json::json!({ "method": "code", "code": code.expose_secret() }))
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(unexpected(OP, status, response).await);
+        }
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| self.is_session_cookie(v))
+            .map(str::to_string)
+            .collect();
+        let body: RecoveryFlowResponse = response.json().await.map_err(decode(OP))?;
+        if body.state.as_deref() != Some("passed_challenge") {
+            return Err(KratosError::Protocol {
+                operation: OP,
+                detail: format!("flow state is {:?}, not passed_challenge", body.state),
+            });
+        }
+        let token = body.continue_with.iter().find_map(|item| {
+            (item.get("action")?.as_str()? == "set_ory_session_token")
+                .then(|| item.get("ory_session_token")?.as_str())
+                .flatten()
+                .map(|t| SecretString::from(t.to_string()))
+        });
+        match (token, cookies.is_empty()) {
+            (Some(token), _) => Ok(MintedCredential::Token(token)),
+            (None, false) => Ok(MintedCredential::Cookies(cookies)),
+            (None, true) => Err(KratosError::Protocol {
+                operation: OP,
+                detail: "neither a session token nor a session cookie came back".into(),
+            }),
+        }
+    }
+
+    fn is_session_cookie(&self, value: &str) -> bool {
+        value
+            .split_once('=')
+            .is_some_and(|(name, _)| name.trim() == self.cookie_name)
+    }
+
+    fn session_cookie_value(&self, cookies: &[String]) -> Option<SecretString> {
+        cookies.iter().find_map(|c| {
+            let (_, rest) = c.split_once('=')?;
+            let value = rest.split(';').next()?.trim();
+            (!value.is_empty()).then(|| SecretString::from(value.to_string()))
+        })
+    }
+
+    /// Kratos's own readiness, through the admin API.
+    pub async fn ready(&self) -> Result<(), KratosError> {
+        const OP: &str = "health check";
+        let response = self
+            .http
+            .get(self.admin("admin/health/ready"))
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => Ok(()),
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+}
+
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let prefix = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{prefix}/{path}"));
+    url
+}
+
+fn unavailable(operation: &'static str) -> impl FnOnce(reqwest::Error) -> KratosError {
+    move |source| KratosError::Unavailable { operation, source }
+}
+
+fn decode(operation: &'static str) -> impl FnOnce(reqwest::Error) -> KratosError {
+    move |source| {
+        if source.is_timeout() {
+            KratosError::Unavailable { operation, source }
+        } else {
+            KratosError::Decode { operation, source }
+        }
+    }
+}
+
+/// Reads at most a short excerpt of an unexpected answer, for the logs.
+/// Kratos's error bodies carry ids and reasons, never the secrets we sent.
+async fn unexpected(
+    operation: &'static str,
+    status: StatusCode,
+    response: reqwest::Response,
+) -> KratosError {
+    let detail = match response.json::<Value>().await {
+        Ok(body) => body
+            .get("error")
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.get("id").and_then(Value::as_str).unwrap_or(""),
+                    e.get("reason")
+                        .or_else(|| e.get("message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                )
+            })
+            .unwrap_or_else(|| "no error object".to_string()),
+        Err(_) => "unreadable body".to_string(),
+    };
+    if matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    ) {
+        return KratosError::Overloaded { operation, status };
+    }
+    KratosError::UnexpectedStatus {
+        operation,
+        status,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_base_paths() {
+        let base = Url::parse("http://kratos:4433/").expect("url");
+        assert_eq!(
+            join(&base, "sessions/whoami").as_str(),
+            "http://kratos:4433/sessions/whoami"
+        );
+        let prefixed = Url::parse("https://example.org/.ory").expect("url");
+        assert_eq!(
+            join(&prefixed, "sessions/whoami").as_str(),
+            "https://example.org/.ory/sessions/whoami"
+        );
+    }
+
+    #[test]
+    fn credentials_do_not_print() {
+        let credential = SessionCredential::Token(SecretString::from("ory_st_secret".to_string()));
+        assert!(!format!("{credential:?}").contains("ory_st_secret"));
+    }
+}

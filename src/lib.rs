@@ -1,0 +1,17 @@
+//! kratos-passkeys: passkeys beside a self-hosted Ory Kratos.
+//!
+//! Kratos keeps identities, passwords and sessions; this service runs the
+//! WebAuthn ceremonies, stores credentials keyed by the Kratos identity id,
+//! and after a passkey login hands out a genuine Kratos session.
+
+pub mod aaguid;
+pub mod configuration;
+pub mod domain;
+pub mod error;
+pub mod kratos;
+pub mod routes;
+pub mod session;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod webauthn_policy;

@@ -1,0 +1,71 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kratos_passkeys::configuration::{self, Environment};
+use kratos_passkeys::startup::Application;
+use kratos_passkeys::store::Store;
+use kratos_passkeys::telemetry::{self, LogFormat};
+
+/// Passkeys beside a self-hosted Ory Kratos.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Directory holding base.yaml and <environment>.yaml.
+    #[arg(long, env = "KRATOS_PASSKEYS_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    /// Which environment file layers over base.yaml: local or production.
+    #[arg(long, env = "KRATOS_PASSKEYS_ENVIRONMENT", default_value = "local")]
+    environment: String,
+    #[arg(
+        long,
+        env = "KRATOS_PASSKEYS_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the public and admin listeners.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let environment = Environment::try_from(cli.environment).map_err(anyhow::Error::msg)?;
+    let settings = configuration::load(&cli.config_dir, environment)?;
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            tracing::info!(
+                public_port = app.public_port(),
+                admin_port = app.admin_port(),
+                "kratos-passkeys is serving"
+            );
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let applied = Store::connect_lazy(&settings.database).migrate().await?;
+            tracing::info!(?applied, "migrations are up to date");
+        }
+    }
+    Ok(())
+}

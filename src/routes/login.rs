@@ -1,0 +1,246 @@
+//! Passkey login that ends in a genuine Kratos session:
+//! `POST /passkeys/login/options`, then `POST /passkeys/login/verify`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
+
+use crate::domain::{CeremonyId, IdentityId, LoginIdentifier, PasskeyId, SessionDelivery};
+use crate::error::ApiError;
+use crate::kratos::{ClientContext, KratosError, MintedCredential, MintedSession};
+use crate::routes::registration::{expiry, take_ceremony, CeremonyStarted};
+use crate::startup::AppState;
+use crate::store::{CeremonyKind, LoginUpdate, NewCeremony, PasskeyRow};
+use crate::webauthn_policy::CeremonyFailure;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsRequest {
+    #[serde(default)]
+    identifier: Option<String>,
+}
+
+pub async fn options(
+    state: web::Data<AppState>,
+    body: web::Json<OptionsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let identifier = match body.identifier.as_deref() {
+        Some(raw) => Some(LoginIdentifier::parse(raw).ok_or_else(|| {
+            ApiError::MalformedRequest("identifier must be a non-empty email".into())
+        })?),
+        None => None,
+    };
+    let started = start_login(&state, identifier).await?;
+    Ok(HttpResponse::Ok().json(started))
+}
+
+/// Without an identifier: a discoverable login (modal or autofill). With
+/// one: `allowCredentials` lists that identity's passkeys. An unknown
+/// identifier answers exactly like a known one without passkeys.
+async fn start_login(
+    state: &AppState,
+    identifier: Option<LoginIdentifier>,
+) -> Result<CeremonyStarted, ApiError> {
+    let allow = match identifier {
+        Some(identifier) => allowed_credentials(state, &identifier).await?,
+        None => Vec::new(),
+    };
+    let started = state
+        .policy
+        .start_login(allow)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting login: {e}")))?;
+    let ceremony_id = CeremonyId::generate();
+    state
+        .store
+        .insert_ceremony(NewCeremony {
+            id: ceremony_id,
+            kind: CeremonyKind::Login,
+            identity_id: None,
+            state: started.state,
+            passkey_name: None,
+            expires_at: expiry(state),
+        })
+        .await?;
+    Ok(CeremonyStarted {
+        ceremony_id,
+        public_key: started.public_key,
+    })
+}
+
+async fn allowed_credentials(
+    state: &AppState,
+    identifier: &LoginIdentifier,
+) -> Result<Vec<(Vec<u8>, Vec<String>)>, ApiError> {
+    let Some(identity) = state
+        .kratos
+        .identity_by_identifier(identifier.as_str())
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let rows = state.store.passkeys(identity.id).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.flagged_at.is_none())
+        .map(|row| (row.credential_id, row.transports))
+        .collect())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    ceremony_id: CeremonyId,
+    credential: PublicKeyCredential,
+    #[serde(default)]
+    session: SessionDelivery,
+}
+
+#[derive(Serialize)]
+struct TokenAnswer<'a> {
+    session_token: &'a str,
+    session: &'a Value,
+}
+
+pub async fn verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let client = client_context(&req);
+    let minted = finish_login(
+        &state,
+        body.ceremony_id,
+        &body.credential,
+        body.session,
+        &client,
+    )
+    .await?;
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    Ok(match &minted.credential {
+        MintedCredential::Token(token) => {
+            use secrecy::ExposeSecret;
+            response.json(TokenAnswer {
+                session_token: token.expose_secret(),
+                session: &minted.session,
+            })
+        }
+        MintedCredential::Cookies(cookies) => {
+            // Kratos's cookie is relayed unchanged: same name, value and
+            // attributes as if Kratos had answered the browser itself.
+            for cookie in cookies {
+                response.append_header((header::SET_COOKIE, cookie.as_str()));
+            }
+            response.json(json!({ "session": minted.session }))
+        }
+    })
+}
+
+fn client_context(req: &HttpRequest) -> ClientContext {
+    ClientContext {
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ip: req.peer_addr().map(|a| a.ip()),
+    }
+}
+
+async fn finish_login(
+    state: &AppState,
+    ceremony_id: CeremonyId,
+    credential: &PublicKeyCredential,
+    delivery: SessionDelivery,
+    client: &ClientContext,
+) -> Result<MintedSession, ApiError> {
+    let ceremony = take_ceremony(state, ceremony_id, CeremonyKind::Login, None).await?;
+    let (row, user_handle) = state
+        .store
+        .passkey_by_credential_id(credential.get_credential_id().to_vec())
+        .await?
+        .ok_or(ApiError::CredentialUnknown)?;
+    // The user handle is not signed; it must still name the credential's owner.
+    if let Some(handle) = credential.get_user_unique_id() {
+        if handle != user_handle.as_bytes() {
+            return Err(CeremonyFailure::UserHandleMismatch.into());
+        }
+    }
+    let passkey_id = PasskeyId::new(row.id);
+    let identity = IdentityId::new(row.identity_id);
+    if row.flagged_at.is_some() {
+        return Err(ApiError::CredentialCloned);
+    }
+    let mut passkey = stored_passkey(&row)?;
+    let result = match state
+        .policy
+        .finish_login(credential, ceremony.state, &passkey)
+        .map_err(|e| ApiError::Internal(e.into()))?
+    {
+        Ok(result) => result,
+        Err(CeremonyFailure::CounterRegression) => {
+            state.store.flag_passkey(passkey_id).await?;
+            tracing::warn!(passkey = %passkey_id, identity = %identity, "signature counter went backwards; passkey disabled");
+            return Err(ApiError::CredentialCloned);
+        }
+        Err(failure) => return Err(failure.into()),
+    };
+    ensure_active(state, identity).await?;
+    let minted = state
+        .kratos
+        .mint_session(identity, delivery, client)
+        .await
+        .map_err(mint_error)?;
+    let changed = passkey.update_credential(&result) == Some(true);
+    state
+        .store
+        .record_login(LoginUpdate {
+            passkey_id,
+            credential: changed
+                .then(|| serde_json::to_value(&passkey))
+                .transpose()
+                .map_err(|e| ApiError::Internal(e.into()))?,
+            sign_count: i64::from(result.counter()),
+            backup_eligible: result.backup_eligible(),
+            backup_state: result.backup_state(),
+            identity_id: identity,
+            session_id: minted.session_id,
+            delivery,
+        })
+        .await?;
+    tracing::info!(identity = %identity, passkey = %passkey_id, session = %minted.session_id, delivery = delivery.as_str(), "passkey login minted a Kratos session");
+    Ok(minted)
+}
+
+fn stored_passkey(row: &PasskeyRow) -> Result<Passkey, ApiError> {
+    serde_json::from_value(row.credential.clone()).map_err(|e| {
+        ApiError::Internal(
+            anyhow::Error::new(e).context(format!("stored passkey {} is unreadable", row.id)),
+        )
+    })
+}
+
+/// Only active identities may sign in; a deleted one loses its passkeys.
+async fn ensure_active(state: &AppState, identity: IdentityId) -> Result<(), ApiError> {
+    match state.kratos.identity(identity).await? {
+        Some(found) if found.is_active() => Ok(()),
+        Some(_) => Err(ApiError::IdentityInactive),
+        None => {
+            let purged = state.store.purge_identity(identity).await?;
+            tracing::info!(identity = %identity, purged, "identity no longer exists in Kratos; passkeys purged");
+            Err(ApiError::IdentityNotFound)
+        }
+    }
+}
+
+fn mint_error(error: KratosError) -> ApiError {
+    match error {
+        KratosError::Unavailable { .. } | KratosError::Overloaded { .. } => {
+            ApiError::KratosUnavailable(error)
+        }
+        other => ApiError::KratosMintFailed(other),
+    }
+}

@@ -1,0 +1,66 @@
+//! HTTP routes. Handlers stay thin: they extract, call one named function,
+//! and shape the answer.
+
+mod admin;
+mod enrollment;
+mod health;
+mod hooks;
+mod login;
+mod passkeys;
+mod registration;
+
+use actix_web::{web, HttpResponse};
+
+use crate::error::ApiError;
+
+pub use passkeys::PasskeyView;
+
+/// Browsers and apps.
+pub fn public(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    cfg.service(
+        resource("/passkeys/registration/options").route(web::post().to(registration::options)),
+    )
+    .service(resource("/passkeys/registration/verify").route(web::post().to(registration::verify)))
+    .service(resource("/passkeys/login/options").route(web::post().to(login::options)))
+    .service(resource("/passkeys/login/verify").route(web::post().to(login::verify)))
+    .service(resource("/passkeys/enrollment").route(web::get().to(enrollment::status)))
+    .service(resource("/passkeys/enrollment/dismiss").route(web::post().to(enrollment::dismiss)))
+    .service(resource("/passkeys").route(web::get().to(passkeys::list)))
+    .service(
+        resource("/passkeys/{id}")
+            .route(web::patch().to(passkeys::rename))
+            .route(web::delete().to(passkeys::remove)),
+    );
+}
+
+/// The internal network only: Kratos's webhook and support endpoints.
+pub fn admin(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    cfg.service(
+        resource("/hooks/kratos/after-registration")
+            .route(web::post().to(hooks::after_registration)),
+    )
+    .service(
+        resource("/admin/identities/{identity_id}/passkeys")
+            .route(web::get().to(admin::list))
+            .route(web::delete().to(admin::remove_all)),
+    )
+    .service(
+        resource("/admin/identities/{identity_id}/passkeys/{passkey_id}")
+            .route(web::delete().to(admin::remove)),
+    );
+}
+
+/// A resource that answers unknown methods with our JSON error.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,215 @@
+//! Adding a passkey for a signed-in Kratos user:
+//! `POST /passkeys/registration/options`, then `POST /passkeys/registration/verify`.
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
+
+use crate::aaguid::authenticator_name;
+use crate::domain::{CeremonyId, IdentityId, PasskeyName};
+use crate::error::ApiError;
+use crate::routes::PasskeyView;
+use crate::session::CallerSession;
+use crate::startup::AppState;
+use crate::store::{CeremonyKind, CeremonyRow, NewCeremony, NewPasskey, NewPasskeyName};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsRequest {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CeremonyStarted {
+    pub ceremony_id: CeremonyId,
+    #[serde(rename = "publicKey")]
+    pub public_key: Value,
+}
+
+pub async fn options(
+    state: web::Data<AppState>,
+    session: CallerSession,
+    body: web::Json<OptionsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    session.require_fresh(&state.settings)?;
+    let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
+    let started = start_registration(&state, &session, name).await?;
+    Ok(HttpResponse::Ok().json(started))
+}
+
+async fn start_registration(
+    state: &AppState,
+    session: &CallerSession,
+    name: Option<PasskeyName>,
+) -> Result<CeremonyStarted, ApiError> {
+    let identity = session.identity_id();
+    let row = state.store.ensure_identity(identity).await?;
+    let exclude = state.store.credential_ids(identity).await?;
+    let settings = &state.settings.identity;
+    let user_name = trait_string(&session.identity.traits, &settings.name_trait)
+        .unwrap_or_else(|| identity.to_string());
+    let display_name = trait_string(&session.identity.traits, &settings.display_name_trait)
+        .unwrap_or(user_name.clone());
+    let started = state
+        .policy
+        .start_registration(
+            crate::domain::UserHandle::new(row.user_handle),
+            &user_name,
+            &display_name,
+            exclude,
+        )
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting registration: {e}")))?;
+    let ceremony_id = CeremonyId::generate();
+    state
+        .store
+        .insert_ceremony(NewCeremony {
+            id: ceremony_id,
+            kind: CeremonyKind::Registration,
+            identity_id: Some(identity),
+            state: started.state,
+            passkey_name: name,
+            expires_at: expiry(state),
+        })
+        .await?;
+    Ok(CeremonyStarted {
+        ceremony_id,
+        public_key: started.public_key,
+    })
+}
+
+pub fn expiry(state: &AppState) -> chrono::DateTime<Utc> {
+    Utc::now()
+        + chrono::Duration::from_std(state.settings.webauthn.ceremony_ttl)
+            .unwrap_or(chrono::Duration::minutes(5))
+}
+
+/// Reads a string trait by dot path (`email`, `name.first`).
+fn trait_string(traits: &Value, path: &str) -> Option<String> {
+    path.split('.')
+        .try_fold(traits, |value, key| value.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+}
+
+/// Takes the ceremony (single use) and refuses an expired one.
+pub async fn take_ceremony(
+    state: &AppState,
+    id: CeremonyId,
+    kind: CeremonyKind,
+    identity: Option<IdentityId>,
+) -> Result<CeremonyRow, ApiError> {
+    let ceremony = state
+        .store
+        .take_ceremony(id, kind, identity)
+        .await?
+        .ok_or(ApiError::CeremonyNotFound)?;
+    if ceremony.expires_at < Utc::now() {
+        return Err(ApiError::CeremonyExpired);
+    }
+    Ok(ceremony)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    ceremony_id: CeremonyId,
+    credential: RegisterPublicKeyCredential,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+pub async fn verify(
+    state: web::Data<AppState>,
+    session: CallerSession,
+    body: web::Json<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
+    let view =
+        finish_registration(&state, &session, body.ceremony_id, &body.credential, name).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn finish_registration(
+    state: &AppState,
+    session: &CallerSession,
+    ceremony_id: CeremonyId,
+    credential: &RegisterPublicKeyCredential,
+    name: Option<PasskeyName>,
+) -> Result<PasskeyView, ApiError> {
+    let identity = session.identity_id();
+    let ceremony = take_ceremony(
+        state,
+        ceremony_id,
+        CeremonyKind::Registration,
+        Some(identity),
+    )
+    .await?;
+    let chosen = name.or_else(|| {
+        ceremony
+            .passkey_name
+            .as_deref()
+            .and_then(|n| PasskeyName::parse(n).ok())
+    });
+    let verified = state
+        .policy
+        .finish_registration(credential, ceremony.state)
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let name = match chosen {
+        Some(name) => NewPasskeyName::Chosen(name),
+        None => NewPasskeyName::Default(default_name(verified.aaguid)),
+    };
+    let row = state
+        .store
+        .insert_passkey(
+            NewPasskey {
+                identity_id: identity,
+                credential_id: verified.credential_id,
+                credential: verified.credential,
+                aaguid: verified.aaguid,
+                transports: verified.transports,
+                backup_eligible: verified.backup_eligible,
+                backup_state: verified.backup_state,
+                sign_count: i64::from(verified.sign_count),
+            },
+            name,
+        )
+        .await?;
+    tracing::info!(identity = %identity, passkey = %row.id, "passkey registered");
+    Ok(PasskeyView::from(row))
+}
+
+/// The authenticator's name, else "Passkey".
+fn default_name(aaguid: uuid::Uuid) -> PasskeyName {
+    authenticator_name(aaguid)
+        .and_then(|n| PasskeyName::parse(n).ok())
+        .unwrap_or_else(PasskeyName::generic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn traits_are_read_by_path() {
+        let traits = json!({"email": "a@example.com", "name": {"first": "Ada"}});
+        assert_eq!(
+            trait_string(&traits, "email").as_deref(),
+            Some("a@example.com")
+        );
+        assert_eq!(trait_string(&traits, "name.first").as_deref(), Some("Ada"));
+        assert_eq!(trait_string(&traits, "name.last"), None);
+    }
+
+    #[test]
+    fn default_names() {
+        assert_eq!(default_name(uuid::Uuid::nil()).as_str(), "Passkey");
+        let google = uuid::Uuid::parse_str("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4").expect("uuid");
+        assert_eq!(default_name(google).as_str(), "Google Password Manager");
+    }
+}

@@ -1,0 +1,147 @@
+//! The caller's Kratos session, validated through Kratos `whoami` on every
+//! request that needs one.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::{header, Method};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use url::Url;
+
+use crate::configuration::Settings;
+use crate::domain::{IdentityId, KratosSessionId};
+use crate::error::ApiError;
+use crate::kratos::{KratosIdentity, SessionCredential};
+use crate::startup::AppState;
+
+/// How the caller presented its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    Cookie,
+    Token,
+}
+
+/// A session Kratos vouched for.
+#[derive(Debug, Clone)]
+pub struct CallerSession {
+    pub session_id: KratosSessionId,
+    pub identity: KratosIdentity,
+    pub authenticated_at: DateTime<Utc>,
+    pub aal: Option<String>,
+    pub presented: Presented,
+}
+
+impl CallerSession {
+    pub fn identity_id(&self) -> IdentityId {
+        self.identity.id
+    }
+
+    /// Mirrors Kratos's privileged sessions: adding or removing a passkey
+    /// needs a recent sign-in, otherwise the person is sent to Kratos's
+    /// re-authentication and back.
+    pub fn require_fresh(&self, settings: &Settings) -> Result<(), ApiError> {
+        let max_age = chrono::Duration::from_std(settings.sessions.privileged_session_max_age)
+            .unwrap_or(chrono::Duration::MAX);
+        if Utc::now() - self.authenticated_at <= max_age {
+            return Ok(());
+        }
+        Err(ApiError::SessionRefreshRequired {
+            redirect_browser_to: refresh_url(settings).to_string(),
+        })
+    }
+}
+
+/// Kratos's re-authentication: `/self-service/login/browser?refresh=true&return_to=...`.
+pub fn refresh_url(settings: &Settings) -> Url {
+    let mut url = settings.kratos.browser_url.clone();
+    let prefix = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{prefix}/self-service/login/browser"));
+    url.query_pairs_mut()
+        .append_pair("refresh", "true")
+        .append_pair("return_to", settings.sessions.refresh_return_to.as_str());
+    url
+}
+
+/// Only Kratos's session cookie, `X-Session-Token`, or `Authorization: Bearer`
+/// is forwarded to Kratos; a token wins over a cookie.
+fn credential_from(req: &HttpRequest, cookie_name: &str) -> Option<(SessionCredential, Presented)> {
+    let header_value = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(token) = header_value(header::HeaderName::from_static("x-session-token")) {
+        return Some((
+            SessionCredential::Token(SecretString::from(token.to_string())),
+            Presented::Token,
+        ));
+    }
+    if let Some(token) = header_value(header::AUTHORIZATION).and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    }) {
+        return Some((
+            SessionCredential::Token(SecretString::from(token.trim().to_string())),
+            Presented::Token,
+        ));
+    }
+    req.cookie(cookie_name)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            (
+                SessionCredential::Cookie(SecretString::from(v)),
+                Presented::Cookie,
+            )
+        })
+}
+
+/// Cookies ride along on cross-site requests, so a state change made with a
+/// cookie must come from an allowed page.
+fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::OriginNotAllowed)?;
+    if state.is_allowed_origin(origin) {
+        Ok(())
+    } else {
+        Err(ApiError::OriginNotAllowed)
+    }
+}
+
+impl FromRequest for CallerSession {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("application state is missing"))
+            })?;
+            let (credential, presented) = credential_from(&req, state.kratos.cookie_name())
+                .ok_or(ApiError::SessionRequired)?;
+            if presented == Presented::Cookie {
+                check_origin(&req, &state)?;
+            }
+            let (session, _) = state.kratos.whoami(&credential).await?;
+            Ok(CallerSession {
+                session_id: session.id,
+                identity: session.identity,
+                authenticated_at: session.authenticated_at,
+                aal: session.authenticator_assurance_level,
+                presented,
+            })
+        })
+    }
+}

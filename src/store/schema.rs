@@ -1,0 +1,54 @@
+// Mirrors migrations/; `tests/api/store.rs` checks it against a migrated database.
+
+diesel::table! {
+    identities (identity_id) {
+        identity_id -> Uuid,
+        user_handle -> Uuid,
+        registered_at -> Nullable<Timestamptz>,
+        enrollment_dismissed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    passkeys (id) {
+        id -> Uuid,
+        identity_id -> Uuid,
+        credential_id -> Bytea,
+        credential -> Jsonb,
+        name -> Text,
+        aaguid -> Uuid,
+        transports -> Array<Text>,
+        backup_eligible -> Bool,
+        backup_state -> Bool,
+        sign_count -> Int8,
+        flagged_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    ceremonies (id) {
+        id -> Uuid,
+        kind -> Text,
+        identity_id -> Nullable<Uuid>,
+        state -> Jsonb,
+        passkey_name -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    minted_sessions (kratos_session_id) {
+        kratos_session_id -> Uuid,
+        identity_id -> Uuid,
+        passkey_id -> Nullable<Uuid>,
+        delivery -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(passkeys -> identities (identity_id));
+diesel::allow_tables_to_appear_in_same_query!(identities, passkeys, ceremonies, minted_sessions);

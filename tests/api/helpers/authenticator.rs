@@ -1,0 +1,133 @@
+//! A software passkey that makes real ES256 attestations and assertions
+//! (webauthn-authenticator-rs's SoftPasskey), wrapped so it can do a
+//! discoverable login: SoftPasskey refuses `requireResidentKey`, signs only
+//! for a non-empty `allowCredentials`, and returns no user handle. The
+//! wrapper remembers (rp id, credential id, user handle) at registration and
+//! fills those in. The user handle is not signed, so verification is
+//! unaffected.
+
+use serde_json::Value;
+use url::Url;
+use webauthn_authenticator_rs::prelude::WebauthnAuthenticator as _;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::{
+    AllowCredentials, CreationChallengeResponse, PublicKeyCredential,
+    PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
+    RegisterPublicKeyCredential, RequestChallengeResponse, ResidentKeyRequirement,
+};
+
+use super::ORIGIN;
+
+pub struct Remembered {
+    pub rp_id: String,
+    pub credential_id: Vec<u8>,
+    pub user_handle: Vec<u8>,
+}
+
+pub struct Authenticator {
+    soft: SoftPasskey,
+    pub credentials: Vec<Remembered>,
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Authenticator {
+    pub fn new() -> Self {
+        Self {
+            // `true`: it claims user verification, which passkeys require.
+            soft: SoftPasskey::new(true),
+            credentials: Vec::new(),
+        }
+    }
+
+    pub fn register(&mut self, options: &Value) -> Value {
+        self.register_with(options, ORIGIN, |_| {})
+    }
+
+    /// Registers from our `{ceremony_id, publicKey}` answer. `tweak` changes
+    /// what the authenticator is told (to make bad attestations), `origin` is
+    /// the page origin the client data claims.
+    pub fn register_with(
+        &mut self,
+        options: &Value,
+        origin: &str,
+        tweak: impl FnOnce(&mut PublicKeyCredentialCreationOptions),
+    ) -> Value {
+        let mut ccr: CreationChallengeResponse =
+            serde_json::from_value(options.clone()).expect("creation options");
+        if let Some(selection) = ccr.public_key.authenticator_selection.as_mut() {
+            selection.require_resident_key = false;
+            selection.resident_key = Some(ResidentKeyRequirement::Discouraged);
+        }
+        tweak(&mut ccr.public_key);
+        let rp_id = ccr.public_key.rp.id.clone();
+        let user_handle = ccr.public_key.user.id.to_vec();
+        let credential: RegisterPublicKeyCredential = self
+            .soft
+            .do_registration(Url::parse(origin).expect("origin"), ccr)
+            .expect("software passkey registers");
+        self.credentials.push(Remembered {
+            rp_id,
+            credential_id: credential.raw_id.to_vec(),
+            user_handle,
+        });
+        serde_json::to_value(&credential).expect("credential json")
+    }
+
+    pub fn login(&mut self, options: &Value) -> Value {
+        self.login_with(options, ORIGIN, |_| {})
+    }
+
+    /// Signs a login from our `{ceremony_id, publicKey}` answer, as a
+    /// discoverable credential would (with its user handle).
+    pub fn login_with(
+        &mut self,
+        options: &Value,
+        origin: &str,
+        tweak: impl FnOnce(&mut PublicKeyCredentialRequestOptions),
+    ) -> Value {
+        let credential = self.assertion(options, origin, tweak);
+        serde_json::to_value(&credential).expect("assertion json")
+    }
+
+    pub fn assertion(
+        &mut self,
+        options: &Value,
+        origin: &str,
+        tweak: impl FnOnce(&mut PublicKeyCredentialRequestOptions),
+    ) -> PublicKeyCredential {
+        let mut rcr: RequestChallengeResponse =
+            serde_json::from_value(options.clone()).expect("request options");
+        let remembered = self
+            .credentials
+            .iter()
+            .rev()
+            .find(|c| {
+                c.rp_id == rcr.public_key.rp_id
+                    && (rcr.public_key.allow_credentials.is_empty()
+                        || rcr
+                            .public_key
+                            .allow_credentials
+                            .iter()
+                            .any(|a| a.id.as_slice() == c.credential_id.as_slice()))
+            })
+            .expect("a credential for this relying party");
+        let user_handle = remembered.user_handle.clone();
+        rcr.public_key.allow_credentials = vec![AllowCredentials {
+            type_: "public-key".into(),
+            id: remembered.credential_id.clone().into(),
+            transports: None,
+        }];
+        tweak(&mut rcr.public_key);
+        let mut credential = self
+            .soft
+            .do_authentication(Url::parse(origin).expect("origin"), rcr)
+            .expect("software passkey signs");
+        credential.response.user_handle = Some(user_handle);
+        credential
+    }
+}

@@ -1,0 +1,260 @@
+//! Shared by every integration test: spawns the service on port 0 against a
+//! fresh Postgres database and the shared real Kratos.
+
+pub mod authenticator;
+pub mod kratos;
+
+use std::sync::OnceLock;
+
+use diesel::pg::PgConnection;
+use diesel::{Connection, RunQueryDsl};
+use kratos_passkeys::configuration::{self, Environment, Settings};
+use kratos_passkeys::startup::Application;
+use secrecy::SecretString;
+use serde_json::Value;
+use url::Url;
+use uuid::Uuid;
+
+pub use authenticator::Authenticator;
+pub use kratos::{Kratos, TestUser};
+
+/// Postgres as the tests reach it (a role that may create databases).
+pub fn postgres_base_url() -> String {
+    std::env::var("KRATOS_PASSKEYS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://kratos_passkeys:kratos_passkeys@127.0.0.1:5432".into())
+}
+
+pub fn kratos_public_url() -> Url {
+    env_url(
+        "KRATOS_PASSKEYS_TEST_KRATOS_PUBLIC",
+        "http://127.0.0.1:4533/",
+    )
+}
+
+pub fn kratos_admin_url() -> Url {
+    env_url(
+        "KRATOS_PASSKEYS_TEST_KRATOS_ADMIN",
+        "http://127.0.0.1:4534/",
+    )
+}
+
+/// Where the test Kratos posts its after-registration webhook.
+pub fn webhook_port() -> u16 {
+    std::env::var("KRATOS_PASSKEYS_TEST_WEBHOOK_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18081)
+}
+
+fn env_url(var: &str, default: &str) -> Url {
+    Url::parse(&std::env::var(var).unwrap_or_else(|_| default.into())).expect("valid URL")
+}
+
+pub const ORIGIN: &str = "http://localhost:8080";
+
+fn init_tracing() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            kratos_passkeys::telemetry::init(kratos_passkeys::telemetry::LogFormat::Text);
+        }
+    });
+}
+
+/// A fresh, migrated database; its name is returned with its URL.
+pub fn create_database() -> (String, String) {
+    let name = format!("kp_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(&format!("{}/postgres", postgres_base_url()))
+        .expect("Postgres must be running for the integration tests (scripts/test starts it)");
+    diesel::sql_query(format!(r#"CREATE DATABASE "{name}""#))
+        .execute(&mut admin)
+        .expect("create test database");
+    (name.clone(), format!("{}/{name}", postgres_base_url()))
+}
+
+pub fn test_settings(database_url: &str) -> Settings {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = configuration::load(&dir, Environment::Local).expect("configuration");
+    settings.public.port = 0;
+    settings.admin.port = 0;
+    settings.database.url = SecretString::from(database_url.to_string());
+    settings.database.run_migrations_on_start = true;
+    settings.kratos.public_url = kratos_public_url();
+    settings.kratos.admin_url = kratos_admin_url();
+    settings
+}
+
+pub struct TestApp {
+    pub public: String,
+    pub admin: String,
+    pub database_url: String,
+    pub settings: Settings,
+    /// A client that keeps no cookies and follows no redirects.
+    pub http: reqwest::Client,
+    pub kratos: Kratos,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    init_tracing();
+    let (_, database_url) = create_database();
+    let mut settings = test_settings(&database_url);
+    customise(&mut settings);
+    spawn_with_settings(settings).await
+}
+
+pub async fn spawn_with_settings(settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("application builds");
+    let public = format!("http://127.0.0.1:{}", app.public_port());
+    let admin = format!("http://127.0.0.1:{}", app.admin_port());
+    let database_url = {
+        use secrecy::ExposeSecret;
+        settings.database.url.expose_secret().to_string()
+    };
+    tokio::spawn(app.run_until_stopped());
+    // The real Kratos, even when the service under test is pointed elsewhere.
+    let kratos = Kratos::new(kratos_public_url(), kratos_admin_url());
+    kratos.ensure_reachable().await;
+    TestApp {
+        public,
+        admin,
+        database_url,
+        settings,
+        http: client(),
+        kratos,
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// How a test presents its Kratos session to the service.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Token(String),
+    Cookie(String),
+    None,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin)
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: &Auth,
+    ) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match auth {
+            Auth::Token(token) => builder.header("X-Session-Token", token),
+            Auth::Cookie(cookie) => builder
+                .header("Cookie", format!("ory_kratos_session={cookie}"))
+                .header("Origin", ORIGIN),
+            Auth::None => builder,
+        }
+    }
+
+    pub async fn get_json(&self, path: &str, auth: &Auth) -> (u16, Value) {
+        let response = self
+            .request(reqwest::Method::GET, path, auth)
+            .send()
+            .await
+            .expect("request");
+        status_and_json(response).await
+    }
+
+    pub async fn post_json(&self, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
+        let response = self
+            .request(reqwest::Method::POST, path, auth)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        status_and_json(response).await
+    }
+
+    /// A new identity with a password, signed in through Kratos's API login flow.
+    pub async fn signed_in_user(&self) -> (TestUser, Auth) {
+        let user = self.kratos.create_user().await;
+        let token = self.kratos.login_token(&user).await;
+        (user, Auth::Token(token))
+    }
+
+    pub fn db(&self) -> PgConnection {
+        PgConnection::establish(&self.database_url).expect("test database")
+    }
+
+    /// Counts rows with a raw SQL `SELECT count(*) ...`.
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            count: i64,
+        }
+        let rows: Vec<Count> = diesel::sql_query(sql)
+            .load(&mut self.db())
+            .expect("count query");
+        rows.first().map(|c| c.count).unwrap_or_default()
+    }
+
+    /// Registers a passkey on `authenticator` through the service.
+    pub async fn register_passkey(&self, auth: &Auth, authenticator: &mut Authenticator) -> Value {
+        let (status, options) = self
+            .post_json(
+                "/passkeys/registration/options",
+                auth,
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{options}");
+        let credential = authenticator.register(&options);
+        let (status, body) = self
+            .post_json(
+                "/passkeys/registration/verify",
+                auth,
+                &serde_json::json!({"ceremony_id": options["ceremony_id"], "credential": credential}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+}
+
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, json)
+}
+
+/// Asserts our error shape and returns the body.
+#[track_caller]
+pub fn assert_error(status: u16, body: &Value, expected_status: u16, expected_id: &str) {
+    assert_eq!(status, expected_status, "unexpected status; body: {body}");
+    assert_eq!(
+        body["error"]["id"], expected_id,
+        "unexpected error id; body: {body}"
+    );
+    assert_eq!(body["error"]["code"], expected_status, "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
