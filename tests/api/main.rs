@@ -2,5 +2,8 @@
 
 mod helpers;
 
+mod admin;
+mod enrollment;
 mod health;
 mod passkeys;
+mod registration;

@@ -131,3 +131,30 @@ impl Authenticator {
         credential
     }
 }
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn unb64(value: &Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value.as_str().expect("base64url string"))
+        .expect("base64url")
+}
+
+/// Rewrites the authenticator data inside a registration's attestation
+/// object, to make a registration the server must refuse.
+pub fn rewrite_auth_data(credential: &mut Value, f: impl FnOnce(&mut Vec<u8>)) {
+    use serde_cbor_2::Value as Cbor;
+    let bytes = unb64(&credential["response"]["attestationObject"]);
+    let mut map: std::collections::BTreeMap<Cbor, Cbor> =
+        serde_cbor_2::from_slice(&bytes).expect("attestation object");
+    match map.get_mut(&Cbor::Text("authData".into())) {
+        Some(Cbor::Bytes(auth_data)) => f(auth_data),
+        _ => panic!("attestation object without authData"),
+    }
+    let encoded = serde_cbor_2::to_vec(&map).expect("encode");
+    credential["response"]["attestationObject"] = Value::String(b64(&encoded));
+}

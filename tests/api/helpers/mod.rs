@@ -81,6 +81,10 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.database.run_migrations_on_start = true;
     settings.kratos.public_url = kratos_public_url();
     settings.kratos.admin_url = kratos_admin_url();
+    // The key the test Kratos sends with its webhook (scripts/test exports it).
+    if let Ok(key) = std::env::var("WEBHOOK_API_KEY") {
+        settings.webhook.api_key = SecretString::from(key);
+    }
     settings
 }
 
@@ -213,8 +217,7 @@ impl TestApp {
         rows.first().map(|c| c.count).unwrap_or_default()
     }
 
-    /// Registers a passkey on `authenticator` through the service.
-    pub async fn register_passkey(&self, auth: &Auth, authenticator: &mut Authenticator) -> Value {
+    pub async fn registration_options(&self, auth: &Auth) -> Value {
         let (status, options) = self
             .post_json(
                 "/passkeys/registration/options",
@@ -223,14 +226,33 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, 200, "{options}");
+        options
+    }
+
+    pub async fn verify_registration(
+        &self,
+        auth: &Auth,
+        options: &Value,
+        credential: &Value,
+    ) -> (u16, Value) {
+        self.post_json(
+            "/passkeys/registration/verify",
+            auth,
+            &serde_json::json!({"ceremony_id": options["ceremony_id"], "credential": credential}),
+        )
+        .await
+    }
+
+    /// The number of passkeys stored, for everyone.
+    pub fn passkeys_stored(&self) -> i64 {
+        self.count("SELECT count(*) AS count FROM passkeys")
+    }
+
+    /// Registers a passkey on `authenticator` through the service.
+    pub async fn register_passkey(&self, auth: &Auth, authenticator: &mut Authenticator) -> Value {
+        let options = self.registration_options(auth).await;
         let credential = authenticator.register(&options);
-        let (status, body) = self
-            .post_json(
-                "/passkeys/registration/verify",
-                auth,
-                &serde_json::json!({"ceremony_id": options["ceremony_id"], "credential": credential}),
-            )
-            .await;
+        let (status, body) = self.verify_registration(auth, &options, &credential).await;
         assert_eq!(status, 201, "{body}");
         body
     }
