@@ -1,4 +1,5 @@
-// Mirrors migrations/; `tests/api/store.rs` checks it against a migrated database.
+// Mirrors migrations/. `tests/api/store.rs` selects every column from a
+// migrated database, and the endpoint tests round-trip every table.
 
 diesel::table! {
     identities (identity_id) {

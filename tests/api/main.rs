@@ -5,5 +5,7 @@ mod helpers;
 mod admin;
 mod enrollment;
 mod health;
+mod login;
 mod passkeys;
 mod registration;
+mod store;

@@ -295,7 +295,7 @@ async fn wrong_challenge() {
     let (_, auth) = app.signed_in_user().await;
     let options = app.registration_options(&auth).await;
     let credential = Authenticator::new().register_with(&options, crate::helpers::ORIGIN, |o| {
-        o.challenge = vec![7u8; 32].into();
+        o.challenge = vec![7u8; 32];
     });
     refused(
         &app,

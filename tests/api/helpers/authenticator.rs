@@ -119,7 +119,7 @@ impl Authenticator {
         let user_handle = remembered.user_handle.clone();
         rcr.public_key.allow_credentials = vec![AllowCredentials {
             type_: "public-key".into(),
-            id: remembered.credential_id.clone().into(),
+            id: remembered.credential_id.clone(),
             transports: None,
         }];
         tweak(&mut rcr.public_key);
