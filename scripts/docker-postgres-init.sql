@@ -1,0 +1,3 @@
+-- docker-compose.yml: Kratos's database beside kratos-passkeys's own
+-- (scripts/stack creates the same two natively).
+CREATE DATABASE kratos OWNER kratos_passkeys;
