@@ -2,7 +2,8 @@
 # shellcheck shell=bash
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE_DIR="${KRATOS_PASSKEYS_STATE_DIR:-$REPO/.stack}"
+# Per machine, not per checkout: the ports are per machine too.
+STATE_DIR="${KRATOS_PASSKEYS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/kratos-passkeys}"
 LOG_DIR="$STATE_DIR/logs"
 PID_DIR="$STATE_DIR/pids"
 mkdir -p "$LOG_DIR" "$PID_DIR"
@@ -127,8 +128,8 @@ YAML
 start_kratos() {
   local name=$1 public=$2 admin=$3 db=$4 webhook=$5 frontend=$6
   shift 6
-  if pid_alive "$name" && wait_http "http://127.0.0.1:$admin/admin/health/ready" 2; then
-    log "$name already running"
+  if wait_http "http://127.0.0.1:$admin/admin/health/ready" 1; then
+    log "$name already answers on 127.0.0.1:$admin; reusing it"
     return 0
   fi
   local bin
@@ -183,8 +184,8 @@ service_bin() {
 start_service() {
   local name=$1 public=$2 admin=$3 db=$4 kpublic=$5 kadmin=$6 frontend=$7
   shift 7
-  if pid_alive "$name" && wait_http "http://127.0.0.1:$public/health/ready" 2; then
-    log "$name already running"
+  if wait_http "http://127.0.0.1:$public/health/alive" 1; then
+    log "$name already answers on 127.0.0.1:$public; reusing it"
     return 0
   fi
   ensure_database "$db"

@@ -2,6 +2,7 @@
 //! and shape the answer.
 
 mod admin;
+mod demo;
 mod enrollment;
 mod health;
 mod hooks;
@@ -18,6 +19,13 @@ pub use passkeys::PasskeyView;
 /// Browsers and apps.
 pub fn public(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    cfg.service(resource("/").route(web::get().to(demo::index)))
+        .service(resource("/demo/").route(web::get().to(demo::index)))
+        .service(resource("/demo/demo.js").route(web::get().to(demo::demo_js)))
+        .service(resource("/demo/demo.css").route(web::get().to(demo::demo_css)))
+        .service(resource("/demo/config.json").route(web::get().to(demo::config)))
+        // Before /passkeys/{id}, which would otherwise claim it.
+        .service(resource("/passkeys/client.js").route(web::get().to(demo::client_js)));
     cfg.service(
         resource("/passkeys/registration/options").route(web::post().to(registration::options)),
     )

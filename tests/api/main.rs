@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin;
+mod demo;
 mod enrollment;
 mod health;
 mod login;

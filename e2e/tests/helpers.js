@@ -1,0 +1,105 @@
+// Shared by the browser scenarios: real headless Chromium (Debian's) driven
+// by playwright-core, with a CDP virtual authenticator.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { chromium } from "playwright-core";
+
+export const BASE = process.env.E2E_BASE_URL ?? "http://localhost:18080";
+export const KRATOS = process.env.E2E_KRATOS_PUBLIC ?? "http://localhost:4533";
+export const OUT = process.env.E2E_OUTPUT ?? join(process.cwd(), "..", "test-output", "e2e");
+export const PRIVILEGED_MAX_AGE_MS = Number(process.env.E2E_PRIVILEGED_MAX_AGE_MS ?? 12000);
+export const PASSWORD = "a long demo password 7q2w";
+
+mkdirSync(OUT, { recursive: true });
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    // Root in a container, and no background traffic on a closed network.
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+}
+
+/**
+ * A page with a platform passkey authenticator (CTAP2, internal transport,
+ * resident keys, user verification). `verifies: false` makes it fail user
+ * verification, which the browser reports like a cancelled prompt.
+ * `autofill: true` leaves passkey autofill (conditional mediation) on.
+ */
+export async function pageWithAuthenticator(browser, { verifies = true, autofill = false } = {}) {
+  const context = await browser.newContext();
+  if (!autofill) {
+    // Chromium's virtual authenticator answers a conditional (autofill)
+    // request at once, as if the person had picked the passkey from the
+    // email field's suggestions. Scenarios about the button turn autofill
+    // off; the autofill scenario keeps it on.
+    await context.addInitScript(() => {
+      PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+    });
+  }
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: verifies,
+      automaticPresenceSimulation: true,
+    },
+  });
+  page.on("dialog", (dialog) => dialog.accept());
+  return { context, page, cdp, authenticatorId };
+}
+
+export const newEmail = () => `e2e-${randomUUID().slice(0, 8)}@example.test`;
+
+export async function screenshot(page, name) {
+  const path = join(OUT, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/** Sign up through the demo page (Kratos's browser registration flow). */
+export async function signUp(page, email) {
+  await page.goto(BASE + "/");
+  await page.click("#link-signup");
+  await page.fill("#signup-email", email);
+  await page.fill("#signup-password", PASSWORD);
+  await page.click("#form-signup button[type=submit]");
+  await page.waitForSelector("#screen-welcome:not([hidden])");
+}
+
+export async function signOut(page) {
+  await page.click("#btn-signout");
+  await page.waitForSelector("#screen-signin:not([hidden])");
+}
+
+export async function message(page) {
+  return (await page.textContent("#message"))?.trim() ?? "";
+}
+
+export async function passkeyNames(page) {
+  return page.$$eval("#passkeys .passkey-name", (nodes) => nodes.map((n) => n.textContent));
+}
+
+/** Kratos's own whoami, with the cookies the browser holds for it. */
+export async function kratosWhoami(context) {
+  const cookies = await context.cookies(KRATOS);
+  const response = await fetch(KRATOS + "/sessions/whoami", {
+    headers: { Cookie: cookies.map((c) => `${c.name}=${c.value}`).join("; ") },
+  });
+  const body = await response.json().catch(() => null);
+  return { status: response.status, email: body?.identity?.traits?.email };
+}
+
+export async function credentials(cdp, authenticatorId) {
+  return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
+}

@@ -1,0 +1,334 @@
+// The kratos-passkeys demo page: Kratos for sign-up, password sign-in,
+// re-authentication and sign-out (its public API, from the browser), and
+// /passkeys/client.js for everything about passkeys.
+
+import {
+  PasskeyError, addPasskey, autofillSupported, dismissEnrollment, enrollmentOffer,
+  listPasskeys, loginWithPasskey, passkeysSupported, removePasskey, renamePasskey,
+} from "/passkeys/client.js";
+
+const config = await (await fetch("/demo/config.json")).json();
+const KRATOS = config.kratos_url.replace(/\/$/, "");
+const $ = (id) => document.getElementById(id);
+// What to do after Kratos's re-authentication brings the person back.
+const PENDING = "kratos-passkeys-demo:pending";
+
+// --- Kratos, as a browser app talks to it -----------------------------------
+
+async function kratos(path, { method = "GET", body } = {}) {
+  const response = await fetch(KRATOS + path, {
+    method,
+    credentials: "include",
+    headers: { Accept: "application/json", ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  return { status: response.status, data: text ? JSON.parse(text) : null };
+}
+
+const csrfToken = (flow) =>
+  flow.ui.nodes.find((n) => n.attributes?.name === "csrf_token")?.attributes.value;
+
+// Kratos puts validation problems on the flow's UI nodes and messages.
+function kratosProblem(flow) {
+  const texts = [...(flow?.ui?.messages ?? []), ...(flow?.ui?.nodes ?? []).flatMap((n) => n.messages ?? [])]
+    .filter((m) => m.type === "error")
+    .map((m) => m.text);
+  return texts.join(" ") || flow?.error?.reason || flow?.error?.message || "Something went wrong. Please try again.";
+}
+
+async function whoami() {
+  const { status, data } = await kratos("/sessions/whoami");
+  return status === 200 ? data : null;
+}
+
+// --- screens and messages ---------------------------------------------------
+
+const screens = ["loading", "signin", "signup", "welcome", "refresh", "home"];
+function show(name) {
+  for (const s of screens) $(`screen-${s}`).hidden = s !== name;
+}
+
+function say(text, kind = "info") {
+  const box = $("message");
+  box.textContent = text;
+  box.className = `message ${kind}`;
+  box.hidden = !text;
+}
+
+// Our error ids, in words a person understands.
+const WORDS = {
+  credential_unknown: "This passkey is no longer registered here. It may have been removed. Sign in with your password instead.",
+  credential_cloned: "This passkey has been disabled for your protection. Sign in with your password instead.",
+  identity_inactive: "This account is disabled.",
+  identity_not_found: "This account no longer exists.",
+  ceremony_expired: "That took too long. Please try again.",
+  ceremony_not_found: "That attempt is no longer valid. Please try again.",
+  passkey_exists: "This device already has a passkey for your account.",
+  passkey_name_taken: "You already have a passkey with that name.",
+  invalid_passkey_name: "Please choose a name of 1 to 64 characters.",
+  session_required: "Your session has ended. Please sign in again.",
+  kratos_unavailable: "Sign-in is temporarily unavailable. Please try again in a moment.",
+  database_unavailable: "The service is temporarily unavailable. Please try again in a moment.",
+  network_error: "The service could not be reached. Check your connection and try again.",
+};
+
+function explain(error) {
+  if (error instanceof PasskeyError) {
+    return WORDS[error.id] ?? (error.status >= 500
+      ? "Something went wrong on our side. Please try again."
+      : "The passkey could not be used. Please try again.");
+  }
+  return "Something went wrong. Please try again.";
+}
+
+const CANCELLED = "The passkey prompt was closed before it finished. Nothing was changed; you can try again.";
+
+async function busy(button, work) {
+  button.disabled = true;
+  try { return await work(); } finally { button.disabled = false; }
+}
+
+// --- signed-in home ---------------------------------------------------------
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const when = (iso) => (iso ? dateFormat.format(new Date(iso)) : "never");
+
+async function renderHome(session) {
+  const email = session.identity.traits.email;
+  $("home-email").textContent = email;
+  $("who").textContent = email;
+  $("who").hidden = false;
+  const [passkeys, offer] = await Promise.all([listPasskeys(), enrollmentOffer()]);
+  $("offer").hidden = !offer.offer;
+  const list = $("passkeys");
+  list.replaceChildren(...passkeys.map(passkeyRow));
+  $("no-passkeys").hidden = passkeys.length > 0;
+  show("home");
+}
+
+function passkeyRow(passkey) {
+  const row = $("passkey-row").content.firstElementChild.cloneNode(true);
+  row.dataset.id = passkey.id;
+  row.querySelector(".passkey-name").textContent = passkey.name;
+  row.querySelector(".synced").hidden = !passkey.backup_state;
+  row.querySelector(".device").hidden = passkey.backup_state;
+  row.querySelector(".disabled").hidden = !passkey.disabled;
+  const provider = passkey.authenticator ?? "Unknown provider";
+  row.querySelector(".passkey-meta").textContent = [
+    provider === passkey.name ? null : provider,
+    `Created ${when(passkey.created_at)}`,
+    `Last used ${when(passkey.last_used_at)}`,
+  ].filter(Boolean).join(" · ");
+
+  const form = row.querySelector(".rename");
+  row.querySelector(".rename-btn").addEventListener("click", () => {
+    form.hidden = false;
+    form.elements.name.value = passkey.name;
+    form.elements.name.focus();
+  });
+  form.querySelector(".cancel").addEventListener("click", () => { form.hidden = true; });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await renamePasskey(passkey.id, form.elements.name.value);
+      say("Passkey renamed.", "ok");
+      await refreshHome();
+    } catch (error) {
+      say(explain(error), "error");
+    }
+  });
+  row.querySelector(".remove-btn").addEventListener("click", async (event) => {
+    if (!window.confirm(`Remove the passkey "${passkey.name}"? You will no longer be able to sign in with it.`)) return;
+    await busy(event.currentTarget, async () => {
+      try {
+        sessionStorage.setItem(PENDING, JSON.stringify({ action: "remove", id: passkey.id }));
+        await removePasskey(passkey.id);
+        sessionStorage.removeItem(PENDING);
+        say(`Removed "${passkey.name}". It can no longer be used to sign in.`, "ok");
+        await refreshHome();
+      } catch (error) {
+        sessionStorage.removeItem(PENDING);
+        say(explain(error), "error");
+      }
+    });
+  });
+  return row;
+}
+
+async function refreshHome() {
+  const session = await whoami();
+  if (session) await renderHome(session); else await showSignin();
+}
+
+async function setUpPasskey(button) {
+  await busy(button, async () => {
+    say("");
+    try {
+      // Remembered in case Kratos first asks the person to confirm it's them.
+      sessionStorage.setItem(PENDING, JSON.stringify({ action: "add" }));
+      const passkey = await addPasskey();
+      sessionStorage.removeItem(PENDING);
+      if (passkey === null) {
+        say(CANCELLED, "info");
+      } else {
+        say(`Passkey added${passkey.authenticator ? ` (${passkey.authenticator})` : ""}. Next time, sign in with it.`, "ok");
+      }
+    } catch (error) {
+      sessionStorage.removeItem(PENDING);
+      say(explain(error), "error");
+    }
+    await refreshHome();
+  });
+}
+
+// --- signed out ---------------------------------------------------------------
+
+let autofill = null;
+
+async function showSignin() {
+  $("who").hidden = true;
+  show("signin");
+  // Offer passkeys in the email field's autofill where the browser can.
+  if (!autofill && (await autofillSupported())) {
+    autofill = loginWithPasskey({ mediation: "conditional" })
+      .then((result) => result && signedInWithPasskey(result))
+      .catch((error) => say(explain(error), "error"))
+      .finally(() => { autofill = null; });
+  }
+}
+
+async function signedInWithPasskey({ session }) {
+  say(`Signed in with a passkey. Welcome back, ${session.identity.traits.email}.`, "ok");
+  await renderHome(session);
+}
+
+async function passwordSignin(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await busy(form.querySelector("button"), async () => {
+    const flow = await kratos("/self-service/login/browser");
+    const { status, data } = await kratos(`/self-service/login?flow=${flow.data.id}`, {
+      method: "POST",
+      body: { method: "password", identifier: form.elements.identifier.value,
+              password: form.elements.password.value, csrf_token: csrfToken(flow.data) },
+    });
+    if (status !== 200) return say(kratosProblem(data), "error");
+    form.reset();
+    say("");
+    await renderHome(data.session);
+  });
+}
+
+async function signup(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await busy(form.querySelector("button"), async () => {
+    const flow = await kratos("/self-service/registration/browser");
+    const { status, data } = await kratos(`/self-service/registration?flow=${flow.data.id}`, {
+      method: "POST",
+      body: { method: "password", traits: { email: form.elements.email.value },
+              password: form.elements.password.value, csrf_token: csrfToken(flow.data) },
+    });
+    if (status !== 200) return say(kratosProblem(data), "error");
+    form.reset();
+    say("");
+    $("who").textContent = data.identity.traits.email;
+    $("who").hidden = false;
+    show("welcome");
+  });
+}
+
+// Kratos's re-authentication (`refresh=true`) sends the browser back here
+// with ?flow=…; confirm the password, then finish what was started.
+async function refreshFlow(flowId) {
+  const { status, data } = await kratos(`/self-service/login/flows?id=${encodeURIComponent(flowId)}`);
+  history.replaceState(null, "", "/");
+  if (status !== 200) return false;
+  if (!data.refresh) return false;
+  const identifier = data.ui.nodes.find((n) => n.attributes?.name === "identifier")?.attributes.value ?? "";
+  $("refresh-email").value = identifier;
+  show("refresh");
+  $("form-refresh").onsubmit = async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    await busy(form.querySelector("button"), async () => {
+      const answer = await kratos(`/self-service/login?flow=${data.id}`, {
+        method: "POST",
+        body: { method: "password", identifier, password: form.elements.password.value,
+                csrf_token: csrfToken(data) },
+      });
+      if (answer.status !== 200) return say(kratosProblem(answer.data), "error");
+      form.reset();
+      await resumePending();
+    });
+  };
+  return true;
+}
+
+async function resumePending() {
+  const pending = JSON.parse(sessionStorage.getItem(PENDING) ?? "null");
+  sessionStorage.removeItem(PENDING);
+  if (pending?.action === "add") {
+    say("Thanks. Now create your passkey.", "info");
+    await renderHome(await whoami());
+    return setUpPasskey($("btn-add-passkey"));
+  }
+  if (pending?.action === "remove") {
+    try {
+      await removePasskey(pending.id);
+      say("Passkey removed. It can no longer be used to sign in.", "ok");
+    } catch (error) {
+      say(explain(error), "error");
+    }
+  }
+  await refreshHome();
+}
+
+async function signout(event) {
+  await busy(event.currentTarget, async () => {
+    const { data } = await kratos("/self-service/logout/browser");
+    await kratos(`/self-service/logout?token=${encodeURIComponent(data.logout_token)}`);
+    say("You have signed out.", "info");
+    await showSignin();
+  });
+}
+
+// --- wiring -----------------------------------------------------------------
+
+$("form-signin").addEventListener("submit", passwordSignin);
+$("form-signup").addEventListener("submit", signup);
+$("link-signup").addEventListener("click", (e) => { e.preventDefault(); say(""); show("signup"); });
+$("link-signin").addEventListener("click", (e) => { e.preventDefault(); say(""); showSignin(); });
+$("btn-setup-passkey").addEventListener("click", (e) => setUpPasskey(e.currentTarget));
+$("btn-offer-setup").addEventListener("click", (e) => setUpPasskey(e.currentTarget));
+$("btn-add-passkey").addEventListener("click", (e) => setUpPasskey(e.currentTarget));
+$("btn-skip").addEventListener("click", async (e) => {
+  await busy(e.currentTarget, async () => {
+    await dismissEnrollment();
+    say("No problem. You can add a passkey any time from this page.", "info");
+    await refreshHome();
+  });
+});
+$("btn-signout").addEventListener("click", signout);
+$("btn-passkey-signin").addEventListener("click", async (e) => {
+  await busy(e.currentTarget, async () => {
+    say("");
+    try {
+      const result = await loginWithPasskey();
+      if (result === null) {
+        say(CANCELLED, "info");
+        return showSignin();
+      }
+      await signedInWithPasskey(result);
+    } catch (error) {
+      say(explain(error), "error");
+      await showSignin();
+    }
+  });
+});
+
+if (!passkeysSupported()) say("This browser cannot use passkeys; sign in with your password.", "info");
+
+const flowId = new URLSearchParams(location.search).get("flow");
+if (!(flowId && (await refreshFlow(flowId)))) await refreshHome();
