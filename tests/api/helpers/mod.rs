@@ -1,8 +1,9 @@
 //! Shared by every integration test: spawns the service on port 0 against a
 //! fresh Postgres database and the shared real Kratos.
 
-pub mod authenticator;
 pub mod kratos;
+
+pub use kratos_passkeys_testkit as authenticator;
 
 use std::sync::OnceLock;
 
@@ -50,7 +51,7 @@ fn env_url(var: &str, default: &str) -> Url {
     Url::parse(&std::env::var(var).unwrap_or_else(|_| default.into())).expect("valid URL")
 }
 
-pub const ORIGIN: &str = "http://localhost:8080";
+pub use kratos_passkeys_testkit::authenticator::ORIGIN;
 
 fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();

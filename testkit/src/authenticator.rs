@@ -16,8 +16,10 @@ use webauthn_rs_proto::{
     RegisterPublicKeyCredential, RequestChallengeResponse, ResidentKeyRequirement,
 };
 
-use super::ORIGIN;
+/// The demo page's origin, the default relying-party origin in tests.
+pub const ORIGIN: &str = "http://localhost:8080";
 
+#[derive(Clone)]
 pub struct Remembered {
     pub rp_id: String,
     pub credential_id: Vec<u8>,

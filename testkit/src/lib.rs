@@ -1,0 +1,5 @@
+//! Shared by kratos-passkeys's integration tests and its load tool.
+
+pub mod authenticator;
+
+pub use authenticator::{b64, rewrite_auth_data, unb64, Authenticator, Remembered};
