@@ -21,6 +21,8 @@ pub struct Settings {
     pub enrollment: EnrollmentSettings,
     pub http: HttpSettings,
     pub cors: CorsSettings,
+    pub limits: LimitSettings,
+    pub gc: GcSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +96,40 @@ pub struct EnrollmentSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub max_body_bytes: usize,
+    /// The header a trusted reverse proxy puts the client IP in (for
+    /// example `X-Forwarded-For`); empty when clients connect directly.
+    #[serde(default)]
+    pub client_ip_header: String,
+}
+
+impl HttpSettings {
+    pub fn client_ip_header(&self) -> Option<&str> {
+        Some(self.client_ip_header.trim()).filter(|h| !h.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateSettings {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// `POST /passkeys/login/options` and `/verify` together, per client IP.
+    pub login_per_ip: RateSettings,
+    /// Failed passkey logins per identity.
+    pub failed_logins_per_identity: RateSettings,
+    /// Unexpired ceremonies one client (IP for logins, identity for
+    /// registrations) may hold, so `login/options` cannot fill the database.
+    pub open_ceremonies_per_client: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GcSettings {
+    /// How often expired ceremonies are purged in the background.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -53,6 +53,8 @@ pub enum ApiError {
     IdentityNotFound,
     #[error("the webhook API key is missing or wrong")]
     WebhookUnauthorized,
+    #[error("too many requests; try again in {} s", retry_after_secs(*.retry_after))]
+    RateLimited { retry_after: std::time::Duration },
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -92,6 +94,7 @@ impl ApiError {
             ApiError::IdentityInactive => "identity_inactive",
             ApiError::IdentityNotFound => "identity_not_found",
             ApiError::WebhookUnauthorized => "webhook_unauthorized",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::KratosUnavailable(_) => "kratos_unavailable",
@@ -194,6 +197,7 @@ impl ResponseError for ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::KratosUnavailable(_) | ApiError::DatabaseUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -221,12 +225,23 @@ impl ResponseError for ApiError {
             redirect_browser_to: self.redirect_browser_to(),
         };
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::RateLimited { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, 1));
+            }
+            _ => {}
         }
         response.insert_header((header::CACHE_CONTROL, "no-store"));
         response.json(body)
     }
+}
+
+/// Whole seconds, rounded up, at least 1: what `Retry-After` carries.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
 }
 
 /// Formats an error with every `source()` below it, for the logs.

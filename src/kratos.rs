@@ -15,8 +15,11 @@ use serde_json::Value;
 use url::Url;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::configuration::KratosSettings;
 use crate::domain::{IdentityId, KratosSessionId, SessionDelivery};
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KratosError {
@@ -124,6 +127,7 @@ pub enum MintedCredential {
 
 #[derive(Clone)]
 pub struct KratosClient {
+    metrics: Arc<Metrics>,
     http: reqwest::Client,
     public_url: Url,
     admin_url: Url,
@@ -150,7 +154,7 @@ struct ErrorEnvelope {
 }
 
 impl KratosClient {
-    pub fn new(settings: &KratosSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: &KratosSettings, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
@@ -159,6 +163,7 @@ impl KratosClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
+            metrics,
             http,
             public_url: settings.public_url.clone(),
             admin_url: settings.admin_url.clone(),
@@ -184,6 +189,7 @@ impl KratosClient {
         credential: &SessionCredential,
     ) -> Result<(KratosSession, Value), KratosError> {
         const OP: &str = "whoami";
+        let _timer = self.metrics.kratos_timer(OP);
         let mut request = self
             .http
             .get(self.public("sessions/whoami"))
@@ -224,7 +230,8 @@ impl KratosClient {
 
     /// `GET /admin/identities/{id}`; `None` when Kratos has no such identity.
     pub async fn identity(&self, id: IdentityId) -> Result<Option<KratosIdentity>, KratosError> {
-        const OP: &str = "get identity";
+        const OP: &str = "get_identity";
+        let _timer = self.metrics.kratos_timer(OP);
         let response = self
             .http
             .get(self.admin(&format!("admin/identities/{id}")))
@@ -244,7 +251,8 @@ impl KratosClient {
         &self,
         identifier: &str,
     ) -> Result<Option<KratosIdentity>, KratosError> {
-        const OP: &str = "find identity";
+        const OP: &str = "find_identity";
+        let _timer = self.metrics.kratos_timer(OP);
         let mut url = self.admin("admin/identities");
         url.query_pairs_mut()
             .append_pair("credentials_identifier", identifier);
@@ -280,7 +288,7 @@ impl KratosClient {
             MintedCredential::Cookies(cookies) => {
                 SessionCredential::Cookie(self.session_cookie_value(cookies).ok_or_else(|| {
                     KratosError::Protocol {
-                        operation: "redeem recovery code",
+                        operation: "redeem_recovery_code",
                         detail: "no session cookie".into(),
                     }
                 })?)
@@ -289,7 +297,7 @@ impl KratosClient {
         let (session, raw) = self.whoami(&session_credential).await?;
         if session.identity.id != identity {
             return Err(KratosError::Protocol {
-                operation: "whoami after minting",
+                operation: "whoami",
                 detail: format!(
                     "session belongs to {} instead of {identity}",
                     session.identity.id
@@ -308,7 +316,8 @@ impl KratosClient {
         identity: IdentityId,
         delivery: SessionDelivery,
     ) -> Result<(Uuid, SecretString), KratosError> {
-        const OP: &str = "create recovery code";
+        const OP: &str = "create_recovery_code";
+        let _timer = self.metrics.kratos_timer(OP);
         let flow_type = match delivery {
             SessionDelivery::Cookie => "browser",
             SessionDelivery::Token => "api",
@@ -349,7 +358,8 @@ impl KratosClient {
         code: &SecretString,
         client: &ClientContext,
     ) -> Result<MintedCredential, KratosError> {
-        const OP: &str = "redeem recovery code";
+        const OP: &str = "redeem_recovery_code";
+        let _timer = self.metrics.kratos_timer(OP);
         let mut url = self.public("self-service/recovery");
         url.query_pairs_mut()
             .append_pair("flow", &flow_id.to_string());
@@ -426,7 +436,8 @@ impl KratosClient {
 
     /// Kratos's own readiness, through the admin API.
     pub async fn ready(&self) -> Result<(), KratosError> {
-        const OP: &str = "health check";
+        const OP: &str = "health";
+        let _timer = self.metrics.kratos_timer(OP);
         let response = self
             .http
             .get(self.admin("admin/health/ready"))

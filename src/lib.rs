@@ -6,9 +6,13 @@
 
 pub mod aaguid;
 pub mod configuration;
+pub mod cors;
 pub mod domain;
 pub mod error;
+pub mod gc;
 pub mod kratos;
+pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod session;
 pub mod startup;

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kratos_passkeys::configuration::{self, Environment};
-use kratos_passkeys::startup::Application;
+use kratos_passkeys::metrics::Metrics;
+use kratos_passkeys::startup::{AppState, Application};
 use kratos_passkeys::store::Store;
 use kratos_passkeys::telemetry::{self, LogFormat};
 
@@ -34,6 +35,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Purge expired ceremonies and the passkeys of identities Kratos no
+    /// longer has, then exit.
+    Gc,
 }
 
 #[tokio::main]
@@ -62,8 +66,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             app.run_until_stopped().await?;
         }
+        Command::Gc => {
+            let state = AppState::new(settings)?;
+            let collected = kratos_passkeys::gc::collect(&state).await?;
+            tracing::info!(?collected, "garbage collected");
+        }
         Command::Migrate => {
-            let applied = Store::connect_lazy(&settings.database).migrate().await?;
+            let metrics = std::sync::Arc::new(Metrics::new()?);
+            let applied = Store::connect_lazy(&settings.database, metrics)
+                .migrate()
+                .await?;
             tracing::info!(?applied, "migrations are up to date");
         }
     }

@@ -16,8 +16,11 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyRequirement};
 
+use std::sync::Arc;
+
 use crate::configuration::WebauthnSettings;
 use crate::domain::UserHandle;
+use crate::metrics::Metrics;
 
 /// Why a ceremony's credential was refused. Each has a stable error id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -100,10 +103,11 @@ pub struct VerifiedRegistration {
 
 pub struct Policy {
     webauthn: Webauthn,
+    metrics: Arc<Metrics>,
 }
 
 impl Policy {
-    pub fn new(settings: &WebauthnSettings) -> Result<Self, WebauthnError> {
+    pub fn new(settings: &WebauthnSettings, metrics: Arc<Metrics>) -> Result<Self, WebauthnError> {
         let (first, rest) = settings
             .origins
             .split_first()
@@ -116,6 +120,7 @@ impl Policy {
         }
         Ok(Self {
             webauthn: builder.build()?,
+            metrics,
         })
     }
 
@@ -155,6 +160,7 @@ impl Policy {
         credential: &RegisterPublicKeyCredential,
         state: Value,
     ) -> Result<Result<VerifiedRegistration, CeremonyFailure>, CorruptState> {
+        let _timer = self.metrics.webauthn_timer("finish_registration");
         let state: PasskeyRegistration = serde_json::from_value(state).map_err(CorruptState)?;
         let passkey = match self
             .webauthn
@@ -218,6 +224,7 @@ impl Policy {
         state: Value,
         passkey: &Passkey,
     ) -> Result<Result<AuthenticationResult, CeremonyFailure>, CorruptState> {
+        let _timer = self.metrics.webauthn_timer("finish_login");
         let state: DiscoverableAuthentication =
             serde_json::from_value(state).map_err(CorruptState)?;
         Ok(self
@@ -354,7 +361,8 @@ mod tests {
             origins: vec![Url::parse("http://localhost:8080").expect("url")],
             ceremony_ttl: std::time::Duration::from_secs(300),
         };
-        let policy = Policy::new(&settings).expect("policy");
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let policy = Policy::new(&settings, metrics).expect("policy");
         let started = policy
             .start_registration(
                 UserHandle::generate(),

@@ -9,6 +9,16 @@ use crate::error::ApiError;
 use crate::routes::passkeys::views;
 use crate::startup::AppState;
 
+/// Prometheus text exposition.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let body = state
+        .metrics
+        .render(state.store.pool().state(), state.store.pool_size());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}
+
 pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,

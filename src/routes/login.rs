@@ -10,10 +10,15 @@ use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 use crate::domain::{CeremonyId, IdentityId, LoginIdentifier, PasskeyId, SessionDelivery};
 use crate::error::ApiError;
 use crate::kratos::{ClientContext, KratosError, MintedCredential, MintedSession};
-use crate::routes::registration::{expiry, take_ceremony, CeremonyStarted};
+use crate::limits::client_ip;
+use crate::metrics::Outcome;
+use crate::routes::ceremonies::{open_ceremony, take_ceremony, CeremonyStarted};
+use crate::routes::counted;
 use crate::startup::AppState;
-use crate::store::{CeremonyKind, LoginUpdate, NewCeremony, PasskeyRow};
+use crate::store::{CeremonyKind, LoginUpdate, PasskeyRow};
 use crate::webauthn_policy::CeremonyFailure;
+
+const KIND: &str = "login";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,15 +29,22 @@ pub struct OptionsRequest {
 
 pub async fn options(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<OptionsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let identifier = match body.identifier.as_deref() {
-        Some(raw) => Some(LoginIdentifier::parse(raw).ok_or_else(|| {
-            ApiError::MalformedRequest("identifier must be a non-empty email".into())
-        })?),
-        None => None,
-    };
-    let started = start_login(&state, identifier).await?;
+    let client = client_context(&state, &req);
+    let started = async {
+        limit_client(&state, &client)?;
+        let identifier = match body.identifier.as_deref() {
+            Some(raw) => Some(LoginIdentifier::parse(raw).ok_or_else(|| {
+                ApiError::MalformedRequest("identifier must be a non-empty email".into())
+            })?),
+            None => None,
+        };
+        start_login(&state, identifier, client_key(&client)).await
+    }
+    .await;
+    let started = counted(&state.metrics, KIND, Outcome::Started, started)?;
     Ok(HttpResponse::Ok().json(started))
 }
 
@@ -42,6 +54,7 @@ pub async fn options(
 async fn start_login(
     state: &AppState,
     identifier: Option<LoginIdentifier>,
+    client_key: String,
 ) -> Result<CeremonyStarted, ApiError> {
     let allow = match identifier {
         Some(identifier) => allowed_credentials(state, &identifier).await?,
@@ -51,22 +64,7 @@ async fn start_login(
         .policy
         .start_login(allow)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting login: {e}")))?;
-    let ceremony_id = CeremonyId::generate();
-    state
-        .store
-        .insert_ceremony(NewCeremony {
-            id: ceremony_id,
-            kind: CeremonyKind::Login,
-            identity_id: None,
-            state: started.state,
-            passkey_name: None,
-            expires_at: expiry(state),
-        })
-        .await?;
-    Ok(CeremonyStarted {
-        ceremony_id,
-        public_key: started.public_key,
-    })
+    open_ceremony(state, CeremonyKind::Login, None, None, client_key, started).await
 }
 
 async fn allowed_credentials(
@@ -109,15 +107,21 @@ pub async fn verify(
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let client = client_context(&req);
-    let minted = finish_login(
-        &state,
-        body.ceremony_id,
-        &body.credential,
-        body.session,
-        &client,
-    )
-    .await?;
+    let client = client_context(&state, &req);
+    let minted = async {
+        limit_client(&state, &client)?;
+        finish_login(
+            &state,
+            body.ceremony_id,
+            &body.credential,
+            body.session,
+            &client,
+        )
+        .await
+    }
+    .await;
+    let minted = counted(&state.metrics, KIND, Outcome::Finished, minted)?;
+    state.metrics.session_minted(body.session.as_str());
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     Ok(match &minted.credential {
@@ -139,15 +143,33 @@ pub async fn verify(
     })
 }
 
-fn client_context(req: &HttpRequest) -> ClientContext {
+fn client_context(state: &AppState, req: &HttpRequest) -> ClientContext {
     ClientContext {
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        ip: req.peer_addr().map(|a| a.ip()),
+        ip: client_ip(req, state.settings.http.client_ip_header()),
     }
+}
+
+fn client_key(client: &ClientContext) -> String {
+    match client.ip {
+        Some(ip) => format!("ip:{ip}"),
+        None => "ip:unknown".to_string(),
+    }
+}
+
+/// The unauthenticated endpoints are rate limited per client IP.
+fn limit_client(state: &AppState, client: &ClientContext) -> Result<(), ApiError> {
+    state
+        .login_limiter
+        .take(&client_key(client))
+        .map_err(|retry_after| {
+            state.metrics.rate_limited("login_per_ip");
+            ApiError::RateLimited { retry_after }
+        })
 }
 
 async fn finish_login(
@@ -171,15 +193,27 @@ async fn finish_login(
     }
     let passkey_id = PasskeyId::new(row.id);
     let identity = IdentityId::new(row.identity_id);
+    let failures_key = identity.to_string();
+    state
+        .failure_limiter
+        .check(&failures_key)
+        .map_err(|retry_after| {
+            state.metrics.rate_limited("failed_logins_per_identity");
+            ApiError::RateLimited { retry_after }
+        })?;
     if row.flagged_at.is_some() {
         return Err(ApiError::CredentialCloned);
     }
     let mut passkey = stored_passkey(&row)?;
-    let result = match state
+    let verified = state
         .policy
         .finish_login(credential, ceremony.state, &passkey)
-        .map_err(|e| ApiError::Internal(e.into()))?
-    {
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if verified.is_err() {
+        // Counts against the identity, whoever tried: a failed signature.
+        let _ = state.failure_limiter.take(&failures_key);
+    }
+    let result = match verified {
         Ok(result) => result,
         Err(CeremonyFailure::CounterRegression) => {
             state.store.flag_passkey(passkey_id).await?;

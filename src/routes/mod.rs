@@ -2,6 +2,7 @@
 //! and shape the answer.
 
 mod admin;
+mod ceremonies;
 mod demo;
 mod enrollment;
 mod health;
@@ -13,6 +14,7 @@ mod registration;
 use actix_web::{web, HttpResponse};
 
 use crate::error::ApiError;
+use crate::metrics::{Metrics, Outcome};
 
 pub use passkeys::PasskeyView;
 
@@ -57,7 +59,23 @@ pub fn admin(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/admin/identities/{identity_id}/passkeys/{passkey_id}")
             .route(web::delete().to(admin::remove)),
-    );
+    )
+    .service(resource("/metrics").route(web::get().to(admin::metrics)));
+}
+
+/// Counts a ceremony step: `success` when it went through, else a failure
+/// with its error id.
+fn counted<T>(
+    metrics: &Metrics,
+    kind: &'static str,
+    success: Outcome,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match &result {
+        Ok(_) => metrics.ceremony(kind, success),
+        Err(error) => metrics.ceremony(kind, Outcome::Failed(error.id())),
+    }
+    result
 }
 
 /// A resource that answers unknown methods with our JSON error.

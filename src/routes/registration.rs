@@ -2,18 +2,21 @@
 //! `POST /passkeys/registration/options`, then `POST /passkeys/registration/verify`.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::aaguid::authenticator_name;
-use crate::domain::{CeremonyId, IdentityId, PasskeyName};
+use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
-use crate::routes::PasskeyView;
+use crate::metrics::Outcome;
+use crate::routes::ceremonies::{open_ceremony, take_ceremony, CeremonyStarted};
+use crate::routes::{counted, PasskeyView};
 use crate::session::CallerSession;
 use crate::startup::AppState;
-use crate::store::{CeremonyKind, CeremonyRow, NewCeremony, NewPasskey, NewPasskeyName};
+use crate::store::{CeremonyKind, NewPasskey, NewPasskeyName};
+
+const KIND: &str = "registration";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,21 +25,18 @@ pub struct OptionsRequest {
     name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct CeremonyStarted {
-    pub ceremony_id: CeremonyId,
-    #[serde(rename = "publicKey")]
-    pub public_key: Value,
-}
-
 pub async fn options(
     state: web::Data<AppState>,
     session: CallerSession,
     body: web::Json<OptionsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    session.require_fresh(&state.settings)?;
-    let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
-    let started = start_registration(&state, &session, name).await?;
+    let started = async {
+        session.require_fresh(&state.settings)?;
+        let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
+        start_registration(&state, &session, name).await
+    }
+    .await;
+    let started = counted(&state.metrics, KIND, Outcome::Started, started)?;
     Ok(HttpResponse::Ok().json(started))
 }
 
@@ -62,28 +62,15 @@ async fn start_registration(
             exclude,
         )
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting registration: {e}")))?;
-    let ceremony_id = CeremonyId::generate();
-    state
-        .store
-        .insert_ceremony(NewCeremony {
-            id: ceremony_id,
-            kind: CeremonyKind::Registration,
-            identity_id: Some(identity),
-            state: started.state,
-            passkey_name: name,
-            expires_at: expiry(state),
-        })
-        .await?;
-    Ok(CeremonyStarted {
-        ceremony_id,
-        public_key: started.public_key,
-    })
-}
-
-pub fn expiry(state: &AppState) -> chrono::DateTime<Utc> {
-    Utc::now()
-        + chrono::Duration::from_std(state.settings.webauthn.ceremony_ttl)
-            .unwrap_or(chrono::Duration::minutes(5))
+    open_ceremony(
+        state,
+        CeremonyKind::Registration,
+        Some(identity),
+        name,
+        format!("identity:{identity}"),
+        started,
+    )
+    .await
 }
 
 /// Reads a string trait by dot path (`email`, `name.first`).
@@ -93,24 +80,6 @@ fn trait_string(traits: &Value, path: &str) -> Option<String> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .filter(|s| !s.is_empty())
-}
-
-/// Takes the ceremony (single use) and refuses an expired one.
-pub async fn take_ceremony(
-    state: &AppState,
-    id: CeremonyId,
-    kind: CeremonyKind,
-    identity: Option<IdentityId>,
-) -> Result<CeremonyRow, ApiError> {
-    let ceremony = state
-        .store
-        .take_ceremony(id, kind, identity)
-        .await?
-        .ok_or(ApiError::CeremonyNotFound)?;
-    if ceremony.expires_at < Utc::now() {
-        return Err(ApiError::CeremonyExpired);
-    }
-    Ok(ceremony)
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,9 +97,12 @@ pub async fn verify(
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
-    let view =
-        finish_registration(&state, &session, body.ceremony_id, &body.credential, name).await?;
+    let view = async {
+        let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
+        finish_registration(&state, &session, body.ceremony_id, &body.credential, name).await
+    }
+    .await;
+    let view = counted(&state.metrics, KIND, Outcome::Finished, view)?;
     Ok(HttpResponse::Created().json(view))
 }
 

@@ -13,10 +13,13 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::configuration::DatabaseSettings;
 use crate::domain::{
     CeremonyId, IdentityId, KratosSessionId, PasskeyId, PasskeyName, SessionDelivery, UserHandle,
 };
+use crate::metrics::Metrics;
 use schema::{ceremonies, identities, minted_sessions, passkeys};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -132,6 +135,7 @@ pub struct CeremonyRow {
     pub passkey_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +146,8 @@ pub struct NewCeremony {
     pub state: Value,
     pub passkey_name: Option<PasskeyName>,
     pub expires_at: DateTime<Utc>,
+    /// Who opened it; at most `limit` unexpired ceremonies per client.
+    pub client_key: String,
 }
 
 /// What a successful passkey login changes on the stored credential.
@@ -161,12 +167,14 @@ pub struct LoginUpdate {
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    pool_size: u32,
+    metrics: Arc<Metrics>,
 }
 
 impl Store {
     /// Builds the pool without connecting, so the service starts (and its
     /// readiness reports the fact) while Postgres is down.
-    pub fn connect_lazy(settings: &DatabaseSettings) -> Self {
+    pub fn connect_lazy(settings: &DatabaseSettings, metrics: Arc<Metrics>) -> Self {
         let manager = ConnectionManager::<PgConnection>::new(settings.url.expose_secret());
         let pool = Pool::builder()
             .max_size(settings.pool_size)
@@ -174,19 +182,29 @@ impl Store {
             .connection_timeout(settings.acquire_timeout)
             .test_on_check_out(false)
             .build_unchecked(manager);
-        Self { pool }
+        Self {
+            pool,
+            pool_size: settings.pool_size,
+            metrics,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool; `operation`
+    /// names it in the metrics.
+    async fn run<T, F>(&self, operation: &'static str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut PgConnection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        let _timer = self.metrics.store_timer(operation);
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn: PooledConnection<_> = pool
@@ -199,7 +217,7 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        self.run(|conn| {
+        self.run("migrate", |conn| {
             conn.run_pending_migrations(MIGRATIONS)
                 .map(|applied| applied.iter().map(ToString::to_string).collect())
                 .map_err(|e| StoreError::Migration(e.to_string()))
@@ -208,7 +226,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| {
+        self.run("ping", |conn| {
             diesel::sql_query("SELECT 1").execute(conn)?;
             Ok(())
         })
@@ -217,11 +235,14 @@ impl Store {
 
     /// The identity's row, created with a fresh random user handle on first use.
     pub async fn ensure_identity(&self, identity: IdentityId) -> Result<IdentityRow, StoreError> {
-        self.run(move |conn| ensure_identity(conn, identity)).await
+        self.run("ensure_identity", move |conn| {
+            ensure_identity(conn, identity)
+        })
+        .await
     }
 
     pub async fn identity(&self, identity: IdentityId) -> Result<Option<IdentityRow>, StoreError> {
-        self.run(move |conn| {
+        self.run("identity", move |conn| {
             Ok(identities::table
                 .find(identity.as_uuid())
                 .select(IdentityRow::as_select())
@@ -233,7 +254,7 @@ impl Store {
 
     /// Records Kratos's after-registration webhook; repeating it changes nothing.
     pub async fn record_registration(&self, identity: IdentityId) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.run("record_registration", move |conn| {
             conn.transaction(|conn| {
                 ensure_identity(conn, identity)?;
                 diesel::update(
@@ -250,7 +271,7 @@ impl Store {
     }
 
     pub async fn dismiss_enrollment(&self, identity: IdentityId) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.run("dismiss_enrollment", move |conn| {
             conn.transaction(|conn| {
                 ensure_identity(conn, identity)?;
                 diesel::update(
@@ -268,7 +289,7 @@ impl Store {
 
     /// The identity's passkeys, newest first.
     pub async fn passkeys(&self, identity: IdentityId) -> Result<Vec<PasskeyRow>, StoreError> {
-        self.run(move |conn| {
+        self.run("passkeys", move |conn| {
             Ok(passkeys::table
                 .filter(passkeys::identity_id.eq(identity.as_uuid()))
                 .order((passkeys::created_at.desc(), passkeys::id.desc()))
@@ -279,7 +300,7 @@ impl Store {
     }
 
     pub async fn passkey_count(&self, identity: IdentityId) -> Result<i64, StoreError> {
-        self.run(move |conn| {
+        self.run("passkey_count", move |conn| {
             Ok(passkeys::table
                 .filter(passkeys::identity_id.eq(identity.as_uuid()))
                 .count()
@@ -289,7 +310,7 @@ impl Store {
     }
 
     pub async fn credential_ids(&self, identity: IdentityId) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.run(move |conn| {
+        self.run("credential_ids", move |conn| {
             Ok(passkeys::table
                 .filter(passkeys::identity_id.eq(identity.as_uuid()))
                 .select(passkeys::credential_id)
@@ -298,20 +319,43 @@ impl Store {
         .await
     }
 
-    pub async fn insert_ceremony(&self, ceremony: NewCeremony) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            diesel::insert_into(ceremonies::table)
-                .values((
-                    ceremonies::id.eq(ceremony.id.as_uuid()),
-                    ceremonies::kind.eq(ceremony.kind.as_str()),
-                    ceremonies::identity_id.eq(ceremony.identity_id.map(|i| i.as_uuid())),
-                    ceremonies::state.eq(&ceremony.state),
-                    ceremonies::passkey_name
-                        .eq(ceremony.passkey_name.as_ref().map(PasskeyName::as_str)),
-                    ceremonies::expires_at.eq(ceremony.expires_at),
-                ))
-                .execute(conn)?;
-            Ok(())
+    /// Stores the ceremony unless its client already holds `limit`
+    /// unexpired ones (counted and inserted in one statement); false then.
+    pub async fn insert_ceremony(
+        &self,
+        ceremony: NewCeremony,
+        limit: i64,
+    ) -> Result<bool, StoreError> {
+        use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+        self.run("insert_ceremony", move |conn| {
+            let inserted = diesel::sql_query(
+                "INSERT INTO ceremonies (id, kind, identity_id, state, passkey_name, expires_at, client_key) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 \
+                 WHERE (SELECT count(*) FROM ceremonies WHERE client_key = $7 AND expires_at > now()) < $8",
+            )
+            .bind::<SqlUuid, _>(ceremony.id.as_uuid())
+            .bind::<Text, _>(ceremony.kind.as_str())
+            .bind::<Nullable<SqlUuid>, _>(ceremony.identity_id.map(|i| i.as_uuid()))
+            .bind::<Jsonb, _>(&ceremony.state)
+            .bind::<Nullable<Text>, _>(ceremony.passkey_name.as_ref().map(PasskeyName::as_str))
+            .bind::<Timestamptz, _>(ceremony.expires_at)
+            .bind::<Text, _>(&ceremony.client_key)
+            .bind::<BigInt, _>(limit)
+            .execute(conn)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    /// Every identity the service knows, for garbage collection.
+    pub async fn identity_ids(&self) -> Result<Vec<IdentityId>, StoreError> {
+        self.run("identity_ids", |conn| {
+            Ok(identities::table
+                .select(identities::identity_id)
+                .load::<Uuid>(conn)?
+                .into_iter()
+                .map(IdentityId::new)
+                .collect())
         })
         .await
     }
@@ -325,7 +369,7 @@ impl Store {
         kind: CeremonyKind,
         identity: Option<IdentityId>,
     ) -> Result<Option<CeremonyRow>, StoreError> {
-        self.run(move |conn| {
+        self.run("take_ceremony", move |conn| {
             let target = ceremonies::table
                 .filter(ceremonies::id.eq(id.as_uuid()))
                 .filter(ceremonies::kind.eq(kind.as_str()));
@@ -347,7 +391,7 @@ impl Store {
     }
 
     pub async fn purge_expired_ceremonies(&self) -> Result<usize, StoreError> {
-        self.run(|conn| {
+        self.run("purge_expired_ceremonies", |conn| {
             Ok(
                 diesel::delete(ceremonies::table.filter(ceremonies::expires_at.lt(Utc::now())))
                     .execute(conn)?,
@@ -363,7 +407,7 @@ impl Store {
         passkey: NewPasskey,
         name: NewPasskeyName,
     ) -> Result<PasskeyRow, StoreError> {
-        self.run(move |conn| {
+        self.run("insert_passkey", move |conn| {
             conn.transaction(|conn| {
                 ensure_identity(conn, passkey.identity_id)?;
                 let name = match name {
@@ -398,7 +442,7 @@ impl Store {
         id: PasskeyId,
         name: PasskeyName,
     ) -> Result<Option<PasskeyRow>, StoreError> {
-        self.run(move |conn| {
+        self.run("rename_passkey", move |conn| {
             Ok(diesel::update(
                 passkeys::table
                     .find(id.as_uuid())
@@ -418,7 +462,7 @@ impl Store {
         identity: IdentityId,
         id: PasskeyId,
     ) -> Result<bool, StoreError> {
-        self.run(move |conn| {
+        self.run("delete_passkey", move |conn| {
             let deleted = diesel::delete(
                 passkeys::table
                     .find(id.as_uuid())
@@ -431,7 +475,7 @@ impl Store {
     }
 
     pub async fn delete_all_passkeys(&self, identity: IdentityId) -> Result<usize, StoreError> {
-        self.run(move |conn| {
+        self.run("delete_all_passkeys", move |conn| {
             Ok(
                 diesel::delete(
                     passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
@@ -444,7 +488,7 @@ impl Store {
 
     /// Forgets everything about an identity Kratos no longer has.
     pub async fn purge_identity(&self, identity: IdentityId) -> Result<usize, StoreError> {
-        self.run(move |conn| {
+        self.run("purge_identity", move |conn| {
             conn.transaction(|conn| {
                 let removed = diesel::delete(
                     passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
@@ -466,7 +510,7 @@ impl Store {
         &self,
         credential_id: Vec<u8>,
     ) -> Result<Option<(PasskeyRow, Uuid)>, StoreError> {
-        self.run(move |conn| {
+        self.run("passkey_by_credential_id", move |conn| {
             let wanted: &[u8] = &credential_id;
             Ok(passkeys::table
                 .inner_join(identities::table)
@@ -479,7 +523,7 @@ impl Store {
     }
 
     pub async fn flag_passkey(&self, id: PasskeyId) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.run("flag_passkey", move |conn| {
             diesel::update(passkeys::table.find(id.as_uuid()))
                 .set(passkeys::flagged_at.eq(Utc::now()))
                 .execute(conn)?;
@@ -491,7 +535,7 @@ impl Store {
     /// Saves what a successful login changed and which session it minted,
     /// in one transaction.
     pub async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.run("record_login", move |conn| {
             conn.transaction(|conn| {
                 let target = passkeys::table.find(update.passkey_id.as_uuid());
                 let now = Utc::now();

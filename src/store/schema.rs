@@ -38,6 +38,7 @@ diesel::table! {
         passkey_name -> Nullable<Text>,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        client_key -> Nullable<Text>,
     }
 }
 

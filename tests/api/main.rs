@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod demo;
 mod enrollment;
+mod hardening;
 mod health;
 mod login;
 mod passkeys;

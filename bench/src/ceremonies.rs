@@ -1,0 +1,515 @@
+//! One virtual user and the ceremonies it performs: its untimed set-up
+//! (identity, passkeys), and one timed ceremony per mode.
+//!
+//! Every HTTP call here is a plain reqwest call against loopback targets; a
+//! failure is an `anyhow::Error` whose message carries the step, the HTTP
+//! status and the start of the body, so the report can show it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use kratos_passkeys_testkit::Authenticator;
+use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
+use serde_json::{json, Value};
+use url::Url;
+use webauthn_rs_proto::{
+    CreationChallengeResponse, RequestChallengeResponse, UserVerificationPolicy,
+};
+
+use crate::Mode;
+
+/// The password of every benchmark identity (set through the admin API).
+pub const PASSWORD: &str = "bench password 7d2c-kratos-passkeys";
+const USER_AGENT: &str = concat!("kratos-passkeys-bench/", env!("CARGO_PKG_VERSION"));
+const SESSION_COOKIE: &str = "ory_kratos_session";
+
+/// Where the load goes. Only loopback addresses are accepted (see `main`).
+#[derive(Debug, Clone)]
+pub struct Targets {
+    pub service: Url,
+    pub kratos_public: Url,
+    pub kratos_admin: Url,
+    /// The page origin the software passkey writes into its client data; it
+    /// must be one of the service's and Kratos's allowed WebAuthn origins.
+    pub origin: String,
+}
+
+/// What the set-up must prepare for the modes of this run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// A passkey registered through kratos-passkeys (login-token, login-cookie).
+    pub service_passkey: bool,
+    /// A passkey registered through Kratos's own settings flow (kratos-native).
+    pub kratos_passkey: bool,
+}
+
+impl Needs {
+    pub fn of(modes: impl IntoIterator<Item = Mode>) -> Self {
+        let mut needs = Needs::default();
+        for mode in modes {
+            match mode {
+                Mode::LoginToken | Mode::LoginCookie => needs.service_passkey = true,
+                Mode::KratosNative => needs.kratos_passkey = true,
+                Mode::Register => {}
+            }
+        }
+        needs
+    }
+}
+
+/// One simulated person: an identity, a password, and up to two software
+/// passkeys (one held by kratos-passkeys, one by Kratos itself). The two are
+/// separate authenticators because both use the same relying party id and a
+/// discoverable login picks the authenticator's newest credential for it.
+pub struct VirtualUser {
+    pub index: usize,
+    pub email: String,
+    /// No cookie store and no redirects: each ceremony carries exactly the
+    /// cookies it was given, like a browser with a fresh jar.
+    http: reqwest::Client,
+    service_passkey: Option<Authenticator>,
+    kratos_passkey: Option<Authenticator>,
+    /// A counter for the register mode's fresh identities.
+    registrations: u64,
+    run_id: String,
+}
+
+pub fn client(cookie_store: bool) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(cookie_store)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building an HTTP client")
+}
+
+fn join(base: &Url, path: &str) -> Result<Url> {
+    base.join(path)
+        .with_context(|| format!("joining {path} to {base}"))
+}
+
+/// The body as JSON when the status is the expected one; otherwise an error
+/// naming the step, the status and the start of the body.
+async fn expect_json(response: reqwest::Response, expected: u16, step: &str) -> Result<Value> {
+    let status = response.status().as_u16();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("{step}: reading the body"))?;
+    if status != expected {
+        bail!("{step}: HTTP {status}: {}", truncate(&text, 600));
+    }
+    serde_json::from_str(&text)
+        .with_context(|| format!("{step}: body is not JSON: {}", truncate(&text, 300)))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// `name=value` pairs of a response's `Set-Cookie` headers, as a `Cookie` header.
+fn cookies_of(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn sets_session_cookie(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.strip_prefix(SESSION_COOKIE)
+                .and_then(|rest| rest.strip_prefix('='))
+                .is_some_and(|value| !value.starts_with(';') && !value.is_empty())
+        })
+}
+
+/// The value of a Kratos flow's UI node by input name.
+fn node_value<'a>(flow: &'a Value, name: &str) -> Option<&'a str> {
+    flow["ui"]["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["attributes"]["name"] == name)?["attributes"]["value"]
+        .as_str()
+}
+
+fn flow_id(flow: &Value) -> Result<&str> {
+    flow["id"].as_str().context("the flow has no id")
+}
+
+/// Creates an identity with a password through Kratos's admin API.
+async fn create_identity(http: &reqwest::Client, t: &Targets, email: &str) -> Result<()> {
+    let response = http
+        .post(join(&t.kratos_admin, "admin/identities")?)
+        .json(&json!({
+            "schema_id": "default",
+            "traits": {"email": email},
+            "credentials": {"password": {"config": {"password": PASSWORD}}}
+        }))
+        .send()
+        .await
+        .context("create identity: request")?;
+    expect_json(response, 201, "create identity").await?;
+    Ok(())
+}
+
+/// Signs in through Kratos's API login flow (password); the session token.
+async fn api_login(http: &reqwest::Client, t: &Targets, email: &str) -> Result<String> {
+    let response = http
+        .get(join(&t.kratos_public, "self-service/login/api")?)
+        .send()
+        .await
+        .context("API login flow: request")?;
+    let flow = expect_json(response, 200, "API login flow").await?;
+    let response = http
+        .post(join(&t.kratos_public, "self-service/login")?)
+        .query(&[("flow", flow_id(&flow)?)])
+        .json(&json!({"method": "password", "identifier": email, "password": PASSWORD}))
+        .send()
+        .await
+        .context("API login: request")?;
+    let body = expect_json(response, 200, "API login").await?;
+    Ok(body["session_token"]
+        .as_str()
+        .context("API login answered no session_token")?
+        .to_string())
+}
+
+/// Registers a passkey through kratos-passkeys with a session token.
+async fn register_through_service(
+    http: &reqwest::Client,
+    t: &Targets,
+    token: &str,
+    authenticator: &mut Authenticator,
+) -> Result<()> {
+    let response = http
+        .post(join(&t.service, "passkeys/registration/options")?)
+        .header("X-Session-Token", token)
+        .json(&json!({}))
+        .send()
+        .await
+        .context("registration options: request")?;
+    let options = expect_json(response, 200, "registration options").await?;
+    serde_json::from_value::<CreationChallengeResponse>(options.clone())
+        .context("registration options are not WebAuthn creation options")?;
+    let credential = authenticator.register_with(&options, &t.origin, |_| {});
+    let response = http
+        .post(join(&t.service, "passkeys/registration/verify")?)
+        .header("X-Session-Token", token)
+        .json(&json!({"ceremony_id": options["ceremony_id"], "credential": credential}))
+        .send()
+        .await
+        .context("registration verify: request")?;
+    expect_json(response, 201, "registration verify").await?;
+    Ok(())
+}
+
+/// Registers a passkey through Kratos's own settings flow (browser flow with
+/// a cookie jar: password login, then `passkey_settings_register`).
+async fn register_through_kratos(
+    t: &Targets,
+    email: &str,
+    authenticator: &mut Authenticator,
+) -> Result<()> {
+    let browser = client(true)?;
+    let response = browser
+        .get(join(&t.kratos_public, "self-service/login/browser")?)
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .context("browser login flow: request")?;
+    let flow = expect_json(response, 200, "browser login flow").await?;
+    let csrf = node_value(&flow, "csrf_token").context("login flow without csrf_token")?;
+    let response = browser
+        .post(join(&t.kratos_public, "self-service/login")?)
+        .query(&[("flow", flow_id(&flow)?)])
+        .header(ACCEPT, "application/json")
+        .json(&json!({"method": "password", "identifier": email, "password": PASSWORD, "csrf_token": csrf}))
+        .send()
+        .await
+        .context("browser password login: request")?;
+    expect_json(response, 200, "browser password login").await?;
+
+    let response = browser
+        .get(join(&t.kratos_public, "self-service/settings/browser")?)
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .context("settings flow: request")?;
+    let flow = expect_json(response, 200, "settings flow").await?;
+    let csrf = node_value(&flow, "csrf_token").context("settings flow without csrf_token")?;
+    let create_data = node_value(&flow, "passkey_create_data")
+        .context("settings flow without passkey_create_data: is Kratos's passkey method enabled?")?;
+    let options: Value =
+        serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
+    serde_json::from_value::<CreationChallengeResponse>(options.clone())
+        .context("passkey_create_data is not WebAuthn creation options")?;
+    // Kratos asks for a platform authenticator with user verification
+    // preferred; the software passkey refuses "platform", and performs user
+    // verification like every real passkey.
+    let credential = authenticator.register_with(&options, &t.origin, |o| {
+        if let Some(selection) = o.authenticator_selection.as_mut() {
+            selection.authenticator_attachment = None;
+            selection.user_verification = UserVerificationPolicy::Required;
+        }
+    });
+    let response = browser
+        .post(join(&t.kratos_public, "self-service/settings")?)
+        .query(&[("flow", flow_id(&flow)?)])
+        .header(ACCEPT, "application/json")
+        .json(&json!({
+            "method": "passkey",
+            "passkey_settings_register": credential.to_string(),
+            "csrf_token": csrf,
+        }))
+        .send()
+        .await
+        .context("settings passkey registration: request")?;
+    let body = expect_json(response, 200, "settings passkey registration").await?;
+    ensure!(
+        body["state"] == "success",
+        "settings passkey registration ended in state {}",
+        body["state"]
+    );
+    Ok(())
+}
+
+impl VirtualUser {
+    /// The untimed set-up: an identity with a password (admin API), then the
+    /// passkeys this run's modes need.
+    pub async fn setup(t: &Targets, run_id: &str, index: usize, needs: Needs) -> Result<Self> {
+        let http = client(false)?;
+        let email = format!("bench-{run_id}-{index}@example.test");
+        create_identity(&http, t, &email)
+            .await
+            .with_context(|| format!("virtual user {index}"))?;
+        let service_passkey = if needs.service_passkey {
+            let token = api_login(&http, t, &email).await?;
+            let mut authenticator = Authenticator::new();
+            register_through_service(&http, t, &token, &mut authenticator)
+                .await
+                .with_context(|| format!("virtual user {index}: passkey through kratos-passkeys"))?;
+            Some(authenticator)
+        } else {
+            None
+        };
+        let kratos_passkey = if needs.kratos_passkey {
+            let mut authenticator = Authenticator::new();
+            register_through_kratos(t, &email, &mut authenticator)
+                .await
+                .with_context(|| format!("virtual user {index}: passkey through Kratos"))?;
+            Some(authenticator)
+        } else {
+            None
+        };
+        Ok(Self {
+            index,
+            email,
+            http,
+            service_passkey,
+            kratos_passkey,
+            registrations: 0,
+            run_id: run_id.to_string(),
+        })
+    }
+
+    /// One ceremony of `mode`; the timed part's duration.
+    pub async fn ceremony(&mut self, t: &Targets, mode: Mode) -> Result<Duration> {
+        match mode {
+            Mode::Register => self.register(t).await,
+            Mode::LoginToken => self.service_login(t, "token").await,
+            Mode::LoginCookie => self.service_login(t, "cookie").await,
+            Mode::KratosNative => self.kratos_login(t).await,
+        }
+    }
+
+    /// Adding a passkey through kratos-passkeys. Untimed first: a fresh
+    /// identity (admin API) signed in through Kratos's API login flow, so
+    /// every registration is an identity's first passkey rather than its
+    /// hundredth. Timed: options, the authenticator, verify.
+    async fn register(&mut self, t: &Targets) -> Result<Duration> {
+        self.registrations += 1;
+        let email = format!(
+            "bench-{}-{}-r{}@example.test",
+            self.run_id, self.index, self.registrations
+        );
+        create_identity(&self.http, t, &email).await?;
+        let token = api_login(&self.http, t, &email).await?;
+        let mut authenticator = Authenticator::new();
+        let started = Instant::now();
+        register_through_service(&self.http, t, &token, &mut authenticator).await?;
+        Ok(started.elapsed())
+    }
+
+    /// A discoverable passkey login through kratos-passkeys, which mints the
+    /// Kratos session (token or relayed cookie).
+    async fn service_login(&mut self, t: &Targets, session: &str) -> Result<Duration> {
+        let authenticator = self
+            .service_passkey
+            .as_mut()
+            .context("this virtual user has no passkey in kratos-passkeys")?;
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(join(&t.service, "passkeys/login/options")?)
+            .json(&json!({}))
+            .send()
+            .await
+            .context("login options: request")?;
+        let options = expect_json(response, 200, "login options").await?;
+        serde_json::from_value::<RequestChallengeResponse>(options.clone())
+            .context("login options are not WebAuthn request options")?;
+        let credential = authenticator.login_with(&options, &t.origin, |_| {});
+        let response = self
+            .http
+            .post(join(&t.service, "passkeys/login/verify")?)
+            .json(&json!({
+                "ceremony_id": options["ceremony_id"],
+                "credential": credential,
+                "session": session,
+            }))
+            .send()
+            .await
+            .context("login verify: request")?;
+        let cookie = sets_session_cookie(&response);
+        let body = expect_json(response, 200, "login verify").await?;
+        let elapsed = started.elapsed();
+        if session == "token" {
+            ensure!(
+                body["session_token"].is_string(),
+                "login verify answered no session_token"
+            );
+        } else {
+            ensure!(cookie, "login verify set no {SESSION_COOKIE} cookie");
+        }
+        ensure!(
+            body["session"]["active"] == true,
+            "login verify answered no active session"
+        );
+        Ok(elapsed)
+    }
+
+    /// Kratos v1.3.1's own passkey login, as its browser flow runs it for a
+    /// JSON client: fetch the flow (the WebAuthn challenge is the
+    /// `passkey_challenge` node's value), sign, submit `method: passkey` with
+    /// `passkey_login` and the CSRF token (and the CSRF cookie).
+    async fn kratos_login(&mut self, t: &Targets) -> Result<Duration> {
+        let authenticator = self
+            .kratos_passkey
+            .as_mut()
+            .context("this virtual user has no passkey in Kratos")?;
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(join(&t.kratos_public, "self-service/login/browser")?)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .context("browser login flow: request")?;
+        let cookies = cookies_of(&response);
+        let flow = expect_json(response, 200, "browser login flow").await?;
+        let csrf = node_value(&flow, "csrf_token").context("login flow without csrf_token")?;
+        let challenge = node_value(&flow, "passkey_challenge").context(
+            "login flow without passkey_challenge: is Kratos's passkey method enabled?",
+        )?;
+        let options = kratos_request_options(challenge)?;
+        let credential = authenticator.login_with(&options, &t.origin, |o| {
+            o.user_verification = UserVerificationPolicy::Required;
+        });
+        let response = self
+            .http
+            .post(join(&t.kratos_public, "self-service/login")?)
+            .query(&[("flow", flow_id(&flow)?)])
+            .header(ACCEPT, "application/json")
+            .header(COOKIE, cookies)
+            .json(&json!({
+                "method": "passkey",
+                "passkey_login": credential.to_string(),
+                "csrf_token": csrf,
+            }))
+            .send()
+            .await
+            .context("passkey login: request")?;
+        let cookie = sets_session_cookie(&response);
+        let body = expect_json(response, 200, "passkey login").await?;
+        let elapsed = started.elapsed();
+        ensure!(cookie, "Kratos set no {SESSION_COOKIE} cookie");
+        ensure!(
+            body["session"]["active"] == true,
+            "Kratos answered no active session"
+        );
+        Ok(elapsed)
+    }
+}
+
+/// Kratos's `passkey_challenge` value (go-webauthn's assertion options) in
+/// the shape webauthn-rs-proto reads: a discoverable login omits
+/// `allowCredentials`, which webauthn-rs-proto requires.
+fn kratos_request_options(raw: &str) -> Result<Value> {
+    let mut options: Value = serde_json::from_str(raw).context("passkey_challenge is not JSON")?;
+    let object = options
+        .as_object_mut()
+        .context("passkey_challenge is not an object")?;
+    object.remove("mediation");
+    let public_key = object
+        .get_mut("publicKey")
+        .and_then(Value::as_object_mut)
+        .context("passkey_challenge has no publicKey")?;
+    public_key
+        .entry("allowCredentials")
+        .or_insert_with(|| json!([]));
+    public_key
+        .entry("userVerification")
+        .or_insert_with(|| json!("preferred"));
+    serde_json::from_value::<RequestChallengeResponse>(options.clone())
+        .context("passkey_challenge is not WebAuthn request options")?;
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kratos_discoverable_options_become_webauthn_rs_options() {
+        let raw = r#"{"publicKey":{"challenge":"JCRmGgaIjR_IlGPLy4abneKjQEiXjZIR_AY26OYc_G8","timeout":300000,"rpId":"localhost","userVerification":"preferred"}}"#;
+        let options = kratos_request_options(raw).unwrap();
+        assert_eq!(options["publicKey"]["allowCredentials"], json!([]));
+        let parsed: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+        assert_eq!(parsed.public_key.rp_id, "localhost");
+        assert_eq!(parsed.public_key.challenge.len(), 32);
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h…");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn node_values_are_found_by_name() {
+        let flow = json!({"ui": {"nodes": [
+            {"attributes": {"name": "csrf_token", "value": "abc"}},
+            {"attributes": {"name": "passkey_challenge", "value": "{}"}}
+        ]}});
+        assert_eq!(node_value(&flow, "csrf_token"), Some("abc"));
+        assert_eq!(node_value(&flow, "missing"), None);
+    }
+}

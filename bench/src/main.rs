@@ -1,0 +1,549 @@
+//! kratos-passkeys-bench: how much does a passkey login through
+//! kratos-passkeys cost, and is it slower than Kratos's own passkey login?
+//!
+//! N concurrent virtual users, each with its own identity and passkeys made
+//! in an untimed set-up, run ceremonies for a fixed duration (or a fixed
+//! count) in these modes:
+//!
+//! - `register`: add a passkey through kratos-passkeys (options, the
+//!   software authenticator, verify), with a session token from Kratos's
+//!   API login flow;
+//! - `login-token`, `login-cookie`: a discoverable passkey login through
+//!   kratos-passkeys, which mints a Kratos session (token or relayed cookie);
+//! - `kratos-native`: Kratos v1.3.1's own `passkey` login method through its
+//!   browser flow (flow fetch, sign, submit), against the same Kratos.
+//!
+//! Modes run one after the other (`--modes`), then two of them alternate for
+//! `--rounds` rounds (`--interleave A,B`), so a comparison survives a noisy
+//! machine. It reports completed ceremonies, errors, throughput, latency
+//! percentiles, CPU seconds per ceremony of the processes whose pids it is
+//! given, and, when the service serves Prometheus metrics, where a
+//! ceremony's time goes. `scripts/bench` starts a dedicated stack and runs it.
+
+mod ceremonies;
+mod measure;
+mod report;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use url::Url;
+
+use crate::ceremonies::{Needs, Targets, VirtualUser};
+use crate::measure::{CpuSource, Latency, Scrape};
+use crate::report::{CpuUse, Phase, Report, RunConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Add a passkey through kratos-passkeys.
+    Register,
+    /// Passkey login through kratos-passkeys, session token answered.
+    LoginToken,
+    /// Passkey login through kratos-passkeys, Kratos's cookie relayed.
+    LoginCookie,
+    /// Kratos v1.3.1's own passkey login (browser flow, JSON).
+    KratosNative,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Register => "register",
+            Mode::LoginToken => "login-token",
+            Mode::LoginCookie => "login-cookie",
+            Mode::KratosNative => "kratos-native",
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "kratos-passkeys-bench", version, about, long_about = None)]
+struct Cli {
+    /// Modes run one after the other.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Mode::Register, Mode::LoginToken, Mode::LoginCookie, Mode::KratosNative])]
+    modes: Vec<Mode>,
+    /// Two modes run alternately (A B A B ...) after the sequential ones.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    interleave: Vec<Mode>,
+    /// Rounds of the interleaved pair.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Concurrent virtual users.
+    #[arg(long, default_value_t = 8)]
+    users: usize,
+    /// Seconds each run lasts (ignored with --count).
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Run a fixed number of ceremonies per run instead of a duration.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Untimed seconds of the same mode before each run's measurement.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// kratos-passkeys public listener.
+    #[arg(long, default_value = "http://127.0.0.1:8180/")]
+    service: Url,
+    /// kratos-passkeys admin listener (for /metrics).
+    #[arg(long, default_value = "http://127.0.0.1:8181/")]
+    service_admin: Url,
+    /// Kratos public API.
+    #[arg(long, default_value = "http://127.0.0.1:4633/")]
+    kratos_public: Url,
+    /// Kratos admin API.
+    #[arg(long, default_value = "http://127.0.0.1:4634/")]
+    kratos_admin: Url,
+    /// The page origin the software passkey signs for; the service's and
+    /// Kratos's passkey configuration must allow it.
+    #[arg(long, default_value = "http://localhost:8180")]
+    origin: String,
+    /// The service's pid, for its CPU time.
+    #[arg(long)]
+    service_pid: Option<u32>,
+    /// Kratos's pid, for its CPU time.
+    #[arg(long)]
+    kratos_pid: Option<u32>,
+    /// PostgreSQL's postmaster pid, for the CPU time of it and its backends
+    /// (all databases: other activity on the server counts too).
+    #[arg(long)]
+    postgres_pid: Option<u32>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the results as a markdown report here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// A name for this run in the reports (e.g. "default", "smoke").
+    #[arg(long)]
+    label: Option<String>,
+    /// A free-form note about how the stack was built, for the reports.
+    #[arg(long)]
+    note: Option<String>,
+}
+
+fn loopback_only(name: &str, url: &Url) -> Result<()> {
+    let ok = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    if !ok {
+        bail!("--{name} {url}: only loopback targets are allowed");
+    }
+    Ok(())
+}
+
+/// A run: the mode, and its round when it is part of the interleaved pair.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    mode: Mode,
+    round: Option<u32>,
+}
+
+fn plan(cli: &Cli) -> Result<Vec<Step>> {
+    let mut steps: Vec<Step> = cli
+        .modes
+        .iter()
+        .map(|&mode| Step { mode, round: None })
+        .collect();
+    match cli.interleave.len() {
+        0 => {}
+        2 => {
+            for round in 1..=cli.rounds {
+                for &mode in &cli.interleave {
+                    steps.push(Step {
+                        mode,
+                        round: Some(round),
+                    });
+                }
+            }
+        }
+        n => bail!("--interleave takes exactly two modes, got {n}"),
+    }
+    if steps.is_empty() {
+        bail!("nothing to run: give --modes or --interleave");
+    }
+    Ok(steps)
+}
+
+/// When a run stops: at a deadline, or after a number of attempts.
+#[derive(Clone)]
+enum Limit {
+    Until(Instant),
+    Count(Arc<AtomicU64>, u64),
+}
+
+impl Limit {
+    fn next(&self) -> bool {
+        match self {
+            Limit::Until(deadline) => Instant::now() < *deadline,
+            Limit::Count(taken, total) => taken.fetch_add(1, Ordering::Relaxed) < *total,
+        }
+    }
+}
+
+/// What one virtual user did during a run.
+#[derive(Default)]
+struct Tally {
+    samples: Vec<u32>,
+    errors: u64,
+    error_samples: Vec<String>,
+}
+
+const ERROR_SAMPLES: usize = 3;
+
+/// Runs every virtual user until `limit`; hands the users back.
+async fn drive(
+    targets: &Arc<Targets>,
+    users: Vec<VirtualUser>,
+    mode: Mode,
+    limit: Limit,
+) -> Result<(Vec<VirtualUser>, Tally)> {
+    let mut tasks = Vec::with_capacity(users.len());
+    for mut user in users {
+        let targets = targets.clone();
+        let limit = limit.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            while limit.next() {
+                match user.ceremony(&targets, mode).await {
+                    Ok(elapsed) => tally.samples.push(measure::micros(elapsed)),
+                    Err(error) => {
+                        tally.errors += 1;
+                        if tally.error_samples.len() < ERROR_SAMPLES {
+                            tally
+                                .error_samples
+                                .push(format!("user {}: {error:#}", user.index));
+                        }
+                        // Do not spin on a target that refuses everything.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            (user, tally)
+        }));
+    }
+    let mut users = Vec::with_capacity(tasks.len());
+    let mut total = Tally::default();
+    for task in tasks {
+        let (user, tally) = task
+            .await
+            .context("a virtual user panicked (a bug in the load tool or the test kit)")?;
+        users.push(user);
+        total.samples.extend(tally.samples);
+        total.errors += tally.errors;
+        for sample in tally.error_samples {
+            if total.error_samples.len() < ERROR_SAMPLES * 2 {
+                total.error_samples.push(sample);
+            }
+        }
+    }
+    users.sort_by_key(|u| u.index);
+    Ok((users, total))
+}
+
+struct Probes {
+    ticks: f64,
+    sources: Vec<(&'static str, CpuSource)>,
+    metrics_http: reqwest::Client,
+    service_admin: Url,
+}
+
+impl Probes {
+    fn cpu(&self) -> Result<BTreeMap<&'static str, f64>> {
+        self.sources
+            .iter()
+            .map(|&(name, source)| Ok((name, source.seconds(self.ticks)?)))
+            .collect()
+    }
+}
+
+async fn run_step(
+    cli: &Cli,
+    targets: &Arc<Targets>,
+    probes: &Probes,
+    users: Vec<VirtualUser>,
+    step: Step,
+) -> Result<(Vec<VirtualUser>, Phase)> {
+    let mut users = users;
+    if cli.warmup > 0.0 {
+        let deadline = Instant::now() + Duration::from_secs_f64(cli.warmup);
+        (users, _) = drive(targets, users, step.mode, Limit::Until(deadline)).await?;
+    }
+    let metrics_before = measure::scrape(&probes.metrics_http, &probes.service_admin).await;
+    let cpu_before = probes.cpu()?;
+    let machine_before = measure::machine_cpu();
+    let started = Instant::now();
+    let limit = match cli.count {
+        Some(count) => Limit::Count(Arc::new(AtomicU64::new(0)), count),
+        None => Limit::Until(started + Duration::from_secs_f64(cli.duration)),
+    };
+    let (users, tally) = drive(targets, users, step.mode, limit).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = probes.cpu()?;
+    let machine_after = measure::machine_cpu();
+    let metrics_after = measure::scrape(&probes.metrics_http, &probes.service_admin).await;
+
+    let completed = tally.samples.len() as u64;
+    let cpu = cpu_after
+        .iter()
+        .map(|(&name, &after)| {
+            let seconds = after - cpu_before.get(name).copied().unwrap_or(after);
+            (name.to_string(), CpuUse::new(seconds, completed, elapsed))
+        })
+        .collect();
+    let machine_busy = match (machine_before, machine_after) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some((b1 - b0) as f64 / (t1 - t0) as f64),
+        _ => None,
+    };
+    let (breakdown, breakdown_note) = match (metrics_before, metrics_after) {
+        (Scrape::Found(before), Scrape::Found(after)) => {
+            (Some(measure::breakdown(&before, &after, completed)), None)
+        }
+        (Scrape::Unavailable(why), _) | (_, Scrape::Unavailable(why)) => (None, Some(why)),
+    };
+    let label = match step.round {
+        Some(round) => format!("{} (round {round})", step.mode.name()),
+        None => step.mode.name().to_string(),
+    };
+    let phase = Phase {
+        label,
+        mode: step.mode,
+        round: step.round,
+        users: cli.users,
+        completed,
+        errors: tally.errors,
+        error_samples: tally.error_samples,
+        elapsed_s: elapsed,
+        throughput_per_s: completed as f64 / elapsed.max(1e-9),
+        latency: Latency::of(&tally.samples),
+        cpu,
+        machine_busy,
+        load_average_after: measure::load_average(),
+        breakdown,
+        breakdown_note,
+        samples: tally.samples,
+    };
+    Ok((users, phase))
+}
+
+async fn ensure_ready(http: &reqwest::Client, url: Url, what: &str) -> Result<()> {
+    let response = http
+        .get(url.clone())
+        .send()
+        .await
+        .with_context(|| format!("{what} does not answer at {url}"))?;
+    if !response.status().is_success() {
+        bail!("{what} is not ready: {url} answered {}", response.status());
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<bool> {
+    loopback_only("service", &cli.service)?;
+    loopback_only("service-admin", &cli.service_admin)?;
+    loopback_only("kratos-public", &cli.kratos_public)?;
+    loopback_only("kratos-admin", &cli.kratos_admin)?;
+    if cli.users == 0 {
+        bail!("--users must be at least 1");
+    }
+    if cli.count.is_none() && cli.duration <= 0.0 {
+        bail!("--duration must be positive");
+    }
+    let steps = plan(&cli)?;
+    let targets = Arc::new(Targets {
+        service: cli.service.clone(),
+        kratos_public: cli.kratos_public.clone(),
+        kratos_admin: cli.kratos_admin.clone(),
+        origin: cli.origin.clone(),
+    });
+
+    let http = ceremonies::client(false)?;
+    let join = |base: &Url, path: &str| {
+        base.join(path)
+            .with_context(|| format!("joining {path} to {base}"))
+    };
+    ensure_ready(&http, join(&cli.kratos_admin, "admin/health/ready")?, "Kratos").await?;
+    let modes: Vec<Mode> = steps.iter().map(|s| s.mode).collect();
+    if modes
+        .iter()
+        .any(|m| !matches!(m, Mode::KratosNative))
+    {
+        ensure_ready(&http, join(&cli.service, "health/ready")?, "kratos-passkeys").await?;
+    }
+
+    let mut sources = vec![("load_tool", CpuSource::Myself)];
+    if let Some(pid) = cli.service_pid {
+        sources.push(("service", CpuSource::Process(pid)));
+    }
+    if let Some(pid) = cli.kratos_pid {
+        sources.push(("kratos", CpuSource::Process(pid)));
+    }
+    if let Some(pid) = cli.postgres_pid {
+        sources.push(("postgres", CpuSource::ProcessTree(pid)));
+    }
+    let probes = Probes {
+        ticks: measure::clock_ticks(),
+        sources,
+        metrics_http: http.clone(),
+        service_admin: cli.service_admin.clone(),
+    };
+    // Fail now, not after the set-up, when a pid is wrong.
+    probes.cpu().context("reading the CPU time of the given pids")?;
+
+    let started_at = chrono::Utc::now();
+    let machine = measure::Machine::read();
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let needs = Needs::of(modes.iter().copied());
+    eprintln!(
+        "kratos-passkeys-bench: set-up of {} virtual users (run {run_id})",
+        cli.users
+    );
+    let setup_started = Instant::now();
+    let mut tasks = Vec::with_capacity(cli.users);
+    for index in 0..cli.users {
+        let targets = targets.clone();
+        let run_id = run_id.clone();
+        tasks.push(tokio::spawn(async move {
+            VirtualUser::setup(&targets, &run_id, index, needs).await
+        }));
+    }
+    let mut users = Vec::with_capacity(cli.users);
+    for task in tasks {
+        users.push(task.await.context("set-up panicked")??);
+    }
+    let setup_s = setup_started.elapsed().as_secs_f64();
+    eprintln!("kratos-passkeys-bench: set-up done in {setup_s:.1} s");
+
+    let mut phases = Vec::with_capacity(steps.len());
+    for step in steps {
+        eprintln!(
+            "kratos-passkeys-bench: {}{} ...",
+            step.mode.name(),
+            step.round
+                .map(|r| format!(" (round {r})"))
+                .unwrap_or_default()
+        );
+        let (back, phase) = run_step(&cli, &targets, &probes, users, step).await?;
+        users = back;
+        eprintln!("  {}", report::one_line(&phase));
+        phases.push(phase);
+    }
+
+    let config = RunConfig {
+        users: cli.users,
+        duration_s: cli.count.is_none().then_some(cli.duration),
+        count: cli.count,
+        warmup_s: cli.warmup,
+        modes: cli.modes.clone(),
+        interleave: cli.interleave.clone(),
+        rounds: if cli.interleave.is_empty() { 0 } else { cli.rounds },
+        service: cli.service.to_string(),
+        kratos_public: cli.kratos_public.to_string(),
+        origin: cli.origin.clone(),
+        cpu_measured: probes.sources.iter().map(|(n, _)| n.to_string()).collect(),
+        note: cli.note.clone(),
+    };
+    let report = Report::new(
+        cli.label.clone(),
+        started_at,
+        machine,
+        config,
+        setup_s,
+        phases,
+    );
+    println!("{}", report::table(&report));
+    if let Some(path) = &cli.json {
+        let json = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("kratos-passkeys-bench: wrote {}", path.display());
+    }
+    if let Some(path) = &cli.markdown {
+        std::fs::write(path, report::markdown(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("kratos-passkeys-bench: wrote {}", path.display());
+    }
+    for failure in &report.failures {
+        eprintln!("kratos-passkeys-bench: FAILED: {failure}");
+    }
+    Ok(report.failures.is_empty())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kratos-passkeys-bench: starting the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("kratos-passkeys-bench: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        for ok in ["http://127.0.0.1:1/", "http://localhost:1/", "http://[::1]:1/", "http://127.9.9.9/"] {
+            loopback_only("x", &Url::parse(ok).unwrap()).unwrap();
+        }
+        for bad in ["http://10.0.0.1/", "http://example.com/", "http://0.0.0.0/"] {
+            assert!(loopback_only("x", &Url::parse(bad).unwrap()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interleaving_alternates_for_each_round() {
+        let cli = Cli::parse_from([
+            "kratos-passkeys-bench",
+            "--modes",
+            "register",
+            "--interleave",
+            "login-token,kratos-native",
+            "--rounds",
+            "2",
+        ]);
+        let steps: Vec<(Mode, Option<u32>)> =
+            plan(&cli).unwrap().iter().map(|s| (s.mode, s.round)).collect();
+        assert_eq!(
+            steps,
+            vec![
+                (Mode::Register, None),
+                (Mode::LoginToken, Some(1)),
+                (Mode::KratosNative, Some(1)),
+                (Mode::LoginToken, Some(2)),
+                (Mode::KratosNative, Some(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_count_limit_hands_out_exactly_that_many_tickets() {
+        let limit = Limit::Count(Arc::new(AtomicU64::new(0)), 3);
+        let taken = (0..10).filter(|_| limit.next()).count();
+        assert_eq!(taken, 3);
+    }
+}

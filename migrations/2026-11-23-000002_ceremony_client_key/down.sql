@@ -1,0 +1,2 @@
+DROP INDEX ceremonies_client_key;
+ALTER TABLE ceremonies DROP COLUMN client_key;
