@@ -131,7 +131,7 @@ impl fmt::Display for PasskeyName {
 }
 
 /// How the caller of a passkey login wants its Kratos session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionDelivery {
     /// A browser-type flow; Kratos's session cookie is relayed.

@@ -5,11 +5,62 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::PasskeyNameError;
 use crate::kratos::KratosError;
 use crate::store::StoreError;
 use crate::webauthn_policy::CeremonyFailure;
+
+/// Every stable error id the service answers with; clients branch on these.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::IntoStaticStr, strum::EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorId {
+    SessionRequired,
+    SessionAal2Required,
+    SessionRefreshRequired,
+    OriginNotAllowed,
+    MalformedRequest,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    InvalidPasskeyName,
+    CeremonyNotFound,
+    CeremonyExpired,
+    OriginMismatch,
+    RpIdMismatch,
+    ChallengeMismatch,
+    UserVerificationMissing,
+    UserPresenceMissing,
+    SignatureInvalid,
+    AttestationInvalid,
+    CredentialInvalid,
+    UserHandleMismatch,
+    CredentialAlreadyRegistered,
+    PasskeyNameTaken,
+    PasskeyNotFound,
+    CredentialUnknown,
+    CredentialCloned,
+    IdentityInactive,
+    IdentityNotFound,
+    WebhookUnauthorized,
+    RateLimited,
+    NotFound,
+    MethodNotAllowed,
+    KratosUnavailable,
+    KratosError,
+    KratosMintFailed,
+    DatabaseUnavailable,
+    InternalError,
+}
+
+impl ErrorId {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -73,35 +124,35 @@ pub enum ApiError {
 
 impl ApiError {
     /// The stable id clients branch on.
-    pub fn id(&self) -> &'static str {
+    pub fn id(&self) -> ErrorId {
         match self {
-            ApiError::SessionRequired => "session_required",
-            ApiError::Aal2Required { .. } => "session_aal2_required",
-            ApiError::SessionRefreshRequired { .. } => "session_refresh_required",
-            ApiError::OriginNotAllowed => "origin_not_allowed",
-            ApiError::MalformedRequest(_) => "malformed_request",
-            ApiError::BodyTooLarge { .. } => "body_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::InvalidPasskeyName(_) => "invalid_passkey_name",
-            ApiError::CeremonyNotFound => "ceremony_not_found",
-            ApiError::CeremonyExpired => "ceremony_expired",
+            ApiError::SessionRequired => ErrorId::SessionRequired,
+            ApiError::Aal2Required { .. } => ErrorId::SessionAal2Required,
+            ApiError::SessionRefreshRequired { .. } => ErrorId::SessionRefreshRequired,
+            ApiError::OriginNotAllowed => ErrorId::OriginNotAllowed,
+            ApiError::MalformedRequest(_) => ErrorId::MalformedRequest,
+            ApiError::BodyTooLarge { .. } => ErrorId::BodyTooLarge,
+            ApiError::UnsupportedMediaType => ErrorId::UnsupportedMediaType,
+            ApiError::InvalidPasskeyName(_) => ErrorId::InvalidPasskeyName,
+            ApiError::CeremonyNotFound => ErrorId::CeremonyNotFound,
+            ApiError::CeremonyExpired => ErrorId::CeremonyExpired,
             ApiError::Ceremony(failure) => failure.id(),
-            ApiError::CredentialAlreadyRegistered => "credential_already_registered",
-            ApiError::PasskeyNameTaken => "passkey_name_taken",
-            ApiError::PasskeyNotFound => "passkey_not_found",
-            ApiError::CredentialUnknown => "credential_unknown",
-            ApiError::CredentialCloned => "credential_cloned",
-            ApiError::IdentityInactive => "identity_inactive",
-            ApiError::IdentityNotFound => "identity_not_found",
-            ApiError::WebhookUnauthorized => "webhook_unauthorized",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::KratosUnavailable(_) => "kratos_unavailable",
-            ApiError::KratosFailed(_) => "kratos_error",
-            ApiError::KratosMintFailed(_) => "kratos_mint_failed",
-            ApiError::DatabaseUnavailable(_) => "database_unavailable",
-            ApiError::Internal(_) => "internal_error",
+            ApiError::CredentialAlreadyRegistered => ErrorId::CredentialAlreadyRegistered,
+            ApiError::PasskeyNameTaken => ErrorId::PasskeyNameTaken,
+            ApiError::PasskeyNotFound => ErrorId::PasskeyNotFound,
+            ApiError::CredentialUnknown => ErrorId::CredentialUnknown,
+            ApiError::CredentialCloned => ErrorId::CredentialCloned,
+            ApiError::IdentityInactive => ErrorId::IdentityInactive,
+            ApiError::IdentityNotFound => ErrorId::IdentityNotFound,
+            ApiError::WebhookUnauthorized => ErrorId::WebhookUnauthorized,
+            ApiError::RateLimited { .. } => ErrorId::RateLimited,
+            ApiError::NotFound => ErrorId::NotFound,
+            ApiError::MethodNotAllowed => ErrorId::MethodNotAllowed,
+            ApiError::KratosUnavailable(_) => ErrorId::KratosUnavailable,
+            ApiError::KratosFailed(_) => ErrorId::KratosError,
+            ApiError::KratosMintFailed(_) => ErrorId::KratosMintFailed,
+            ApiError::DatabaseUnavailable(_) => ErrorId::DatabaseUnavailable,
+            ApiError::Internal(_) => ErrorId::InternalError,
         }
     }
 
@@ -157,20 +208,24 @@ impl From<KratosError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every refusal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+    /// Where the browser must go (Kratos's re-authentication or second factor).
     #[serde(skip_serializing_if = "Option::is_none")]
-    redirect_browser_to: Option<&'a str>,
+    pub redirect_browser_to: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    id: &'a str,
-    code: u16,
-    status: &'a str,
-    reason: String,
-    message: &'a str,
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub id: ErrorId,
+    /// The HTTP status code.
+    pub code: u16,
+    /// The HTTP status text.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
 }
 
 impl ResponseError for ApiError {
@@ -209,20 +264,20 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(error.id = self.id(), error.cause_chain = ?CauseChain(self), "request failed");
+            tracing::error!(error.id = self.id().as_str(), error.cause_chain = ?CauseChain(self), "request failed");
         } else {
-            tracing::info!(error.id = self.id(), error.message = %self, "request refused");
+            tracing::info!(error.id = self.id().as_str(), error.message = %self, "request refused");
         }
         let message = self.public_message();
-        let body = ErrorBody {
+        let body = ErrorResponse {
             error: ErrorDetail {
                 id: self.id(),
                 code: status.as_u16(),
-                status: status.canonical_reason().unwrap_or("Error"),
+                status: status.canonical_reason().unwrap_or("Error").to_string(),
                 reason: message.clone(),
-                message: &message,
+                message,
             },
-            redirect_browser_to: self.redirect_browser_to(),
+            redirect_browser_to: self.redirect_browser_to().map(str::to_string),
         };
         let mut response = HttpResponse::build(status);
         match self {

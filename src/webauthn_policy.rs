@@ -19,6 +19,7 @@ use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyReq
 use std::sync::Arc;
 
 use crate::configuration::WebauthnSettings;
+use crate::error::ErrorId;
 use crate::domain::UserHandle;
 use crate::metrics::Metrics;
 
@@ -48,18 +49,18 @@ pub enum CeremonyFailure {
 }
 
 impl CeremonyFailure {
-    pub fn id(&self) -> &'static str {
+    pub fn id(&self) -> ErrorId {
         match self {
-            CeremonyFailure::OriginMismatch => "origin_mismatch",
-            CeremonyFailure::RpIdMismatch => "rp_id_mismatch",
-            CeremonyFailure::ChallengeMismatch => "challenge_mismatch",
-            CeremonyFailure::UserVerificationMissing => "user_verification_missing",
-            CeremonyFailure::UserPresenceMissing => "user_presence_missing",
-            CeremonyFailure::SignatureInvalid => "signature_invalid",
-            CeremonyFailure::AttestationInvalid => "attestation_invalid",
-            CeremonyFailure::CredentialInvalid => "credential_invalid",
-            CeremonyFailure::UserHandleMismatch => "user_handle_mismatch",
-            CeremonyFailure::CounterRegression => "credential_cloned",
+            CeremonyFailure::OriginMismatch => ErrorId::OriginMismatch,
+            CeremonyFailure::RpIdMismatch => ErrorId::RpIdMismatch,
+            CeremonyFailure::ChallengeMismatch => ErrorId::ChallengeMismatch,
+            CeremonyFailure::UserVerificationMissing => ErrorId::UserVerificationMissing,
+            CeremonyFailure::UserPresenceMissing => ErrorId::UserPresenceMissing,
+            CeremonyFailure::SignatureInvalid => ErrorId::SignatureInvalid,
+            CeremonyFailure::AttestationInvalid => ErrorId::AttestationInvalid,
+            CeremonyFailure::CredentialInvalid => ErrorId::CredentialInvalid,
+            CeremonyFailure::UserHandleMismatch => ErrorId::UserHandleMismatch,
+            CeremonyFailure::CounterRegression => ErrorId::CredentialCloned,
         }
     }
 
@@ -336,19 +337,19 @@ mod tests {
     #[test]
     fn webauthn_errors_have_stable_ids() {
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::InvalidRPOrigin).id(),
+            CeremonyFailure::from_webauthn(&WebauthnError::InvalidRPOrigin).id().as_str(),
             "origin_mismatch"
         );
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::AttestationStatementSigInvalid).id(),
+            CeremonyFailure::from_webauthn(&WebauthnError::AttestationStatementSigInvalid).id().as_str(),
             "attestation_invalid"
         );
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::CredentialPossibleCompromise).id(),
+            CeremonyFailure::from_webauthn(&WebauthnError::CredentialPossibleCompromise).id().as_str(),
             "credential_cloned"
         );
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::ParseNOMFailure).id(),
+            CeremonyFailure::from_webauthn(&WebauthnError::ParseNOMFailure).id().as_str(),
             "credential_invalid"
         );
     }

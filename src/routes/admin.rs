@@ -1,15 +1,28 @@
 //! Support endpoints (admin listener): list and revoke an identity's passkeys.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::{IdentityId, PasskeyId};
 use crate::error::ApiError;
 use crate::routes::passkeys::views;
+use crate::routes::PasskeyView;
 use crate::startup::AppState;
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: usize,
+}
+
 /// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let body = state
         .metrics
@@ -19,6 +32,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(body)
 }
 
+/// An identity's passkeys (support).
+#[utoipa::path(
+    get,
+    path = "/admin/identities/{identity_id}/passkeys",
+    tag = "support",
+    params(("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id")),
+    responses(
+        (status = 200, description = "The identity's passkeys", body = Vec<PasskeyView>),
+        (status = 404, description = "`not_found`: the id is not a UUID", body = crate::error::ErrorResponse),
+        (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
@@ -27,6 +52,21 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(views(rows)))
 }
 
+/// Revoke one of an identity's passkeys (support).
+#[utoipa::path(
+    delete,
+    path = "/admin/identities/{identity_id}/passkeys/{passkey_id}",
+    tag = "support",
+    params(
+        ("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id"),
+        ("passkey_id" = uuid::Uuid, Path, description = "The passkey's id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "`passkey_not_found`, `not_found`", body = crate::error::ErrorResponse),
+        (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn remove(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
@@ -44,6 +84,18 @@ pub async fn remove(
     }
 }
 
+/// Revoke all of an identity's passkeys (support).
+#[utoipa::path(
+    delete,
+    path = "/admin/identities/{identity_id}/passkeys",
+    tag = "support",
+    params(("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id")),
+    responses(
+        (status = 200, description = "How many were revoked", body = Deleted),
+        (status = 404, description = "`not_found`: the id is not a UUID", body = crate::error::ErrorResponse),
+        (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn remove_all(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
@@ -51,5 +103,5 @@ pub async fn remove_all(
     let identity = IdentityId::new(*path);
     let deleted = state.store.delete_all_passkeys(identity).await?;
     tracing::info!(%identity, deleted, "all passkeys revoked by an administrator");
-    Ok(HttpResponse::Ok().json(json!({ "deleted": deleted })))
+    Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use serde::Serialize;
+use utoipa::ToSchema;
 use serde_json::Value;
 
 use crate::domain::{CeremonyId, IdentityId, PasskeyName};
@@ -11,10 +12,16 @@ use crate::startup::AppState;
 use crate::store::{CeremonyKind, CeremonyRow, NewCeremony};
 use crate::webauthn_policy::Started;
 
-#[derive(Debug, Serialize)]
+/// A started ceremony: its id and the options for the browser.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CeremonyStarted {
+    #[schema(value_type = uuid::Uuid)]
     pub ceremony_id: CeremonyId,
+    /// Standard WebAuthn options JSON (base64url fields), for
+    /// `PublicKeyCredential.parseCreationOptionsFromJSON` or
+    /// `parseRequestOptionsFromJSON`.
     #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
     pub public_key: Value,
 }
 

@@ -3,18 +3,34 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::session::CallerSession;
 use crate::startup::AppState;
 use crate::store::IdentityRow;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentStatus {
+    /// Whether to offer setting up a passkey now.
     pub offer: bool,
     pub passkeys: i64,
 }
 
+/// Should the frontend offer a passkey now?
+#[utoipa::path(
+    get,
+    path = "/passkeys/enrollment",
+    tag = "enrollment",
+    security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The offer", body = EnrollmentStatus),
+        (status = 403, description = "`session_aal2_required`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn status(
     state: web::Data<AppState>,
     session: CallerSession,
@@ -47,6 +63,20 @@ fn should_offer(row: Option<&IdentityRow>, passkeys: i64, offer_existing: bool) 
     }
 }
 
+/// "Skip for now": stop offering a passkey.
+#[utoipa::path(
+    post,
+    path = "/passkeys/enrollment/dismiss",
+    tag = "enrollment",
+    security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 403, description = "`session_aal2_required`, `origin_not_allowed`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn dismiss(
     state: web::Data<AppState>,
     session: CallerSession,

@@ -1,8 +1,11 @@
 //! `/health/alive` (the process answers) and `/health/ready` (Postgres and
 //! Kratos answer too), on both listeners.
 
+use std::collections::BTreeMap;
+
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::CauseChain;
 use crate::startup::AppState;
@@ -12,26 +15,60 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health/ready", web::get().to(ready));
 }
 
-async fn alive() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthStatus {
+    /// `ok` or `unavailable`.
+    status: &'static str,
+    /// What is down: `database`, `kratos`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    errors: BTreeMap<&'static str, &'static str>,
 }
 
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/health/alive",
+    tag = "health",
+    responses((status = 200, description = "Alive", body = HealthStatus))
+)]
+pub async fn alive() -> HttpResponse {
+    HttpResponse::Ok().json(HealthStatus {
+        status: "ok",
+        errors: BTreeMap::new(),
+    })
+}
+
+/// Postgres and Kratos answer.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = HealthStatus),
+        (status = 503, description = "Not ready; `errors` names what is down", body = HealthStatus),
+    )
+)]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (database, kratos) =
         futures_util::future::join(state.store.ping(), state.kratos.ready()).await;
-    let mut errors = serde_json::Map::new();
+    let mut errors = BTreeMap::new();
     if let Err(error) = database {
         tracing::warn!(cause = ?CauseChain(&error), "readiness: database");
-        errors.insert("database".into(), json!("unavailable"));
+        errors.insert("database", "unavailable");
     }
     if let Err(error) = kratos {
         tracing::warn!(cause = ?CauseChain(&error), "readiness: kratos");
-        errors.insert("kratos".into(), json!("unavailable"));
+        errors.insert("kratos", "unavailable");
     }
     if errors.is_empty() {
-        HttpResponse::Ok().json(json!({ "status": "ok" }))
+        HttpResponse::Ok().json(HealthStatus {
+            status: "ok",
+            errors,
+        })
     } else {
-        HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "unavailable", "errors": errors }))
+        HttpResponse::ServiceUnavailable().json(HealthStatus {
+            status: "unavailable",
+            errors,
+        })
     }
 }

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
@@ -11,14 +12,32 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 
 /// The body `kratos/after-registration.jsonnet` renders.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AfterRegistration {
+    #[schema(value_type = uuid::Uuid)]
     identity_id: IdentityId,
     #[serde(default)]
     #[allow(dead_code)]
+    #[schema(value_type = Object)]
     traits: Value,
 }
 
+/// Kratos's after-registration `web_hook`: the identity was just created.
+#[utoipa::path(
+    post,
+    path = "/hooks/kratos/after-registration",
+    tag = "hooks",
+    request_body = AfterRegistration,
+    security(("webhook_key" = [])),
+    responses(
+        (status = 204, description = "Recorded (idempotent)"),
+        (status = 400, description = "`malformed_request`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`webhook_unauthorized`", body = crate::error::ErrorResponse),
+        (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn after_registration(
     state: web::Data<AppState>,
     req: HttpRequest,

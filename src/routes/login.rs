@@ -4,7 +4,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::ToSchema;
+use secrecy::ExposeSecret;
+use serde_json::Value;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
 use crate::domain::{CeremonyId, IdentityId, LoginIdentifier, PasskeyId, SessionDelivery};
@@ -20,13 +22,32 @@ use crate::webauthn_policy::CeremonyFailure;
 
 const KIND: &str = "login";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsRequest {
+    /// An email: `allowCredentials` then lists that identity's passkeys.
+    /// Without it the login is discoverable (usernameless, autofill-ready).
+    #[schema(min_length = 1, max_length = 320)]
     #[serde(default)]
     identifier: Option<String>,
 }
 
+/// Start a passkey login (no session needed).
+#[utoipa::path(
+    post,
+    path = "/passkeys/login/options",
+    tag = "login",
+    request_body = OptionsRequest,
+    responses(
+        (status = 200, description = "Request options and the ceremony id", body = CeremonyStarted),
+        (status = 400, description = "`malformed_request`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 429, description = "`rate_limited`: per client IP, or too many open ceremonies", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn options(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -86,21 +107,50 @@ async fn allowed_credentials(
         .collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    #[schema(value_type = uuid::Uuid)]
     ceremony_id: CeremonyId,
+    /// What `PublicKeyCredential.toJSON()` produces for the assertion.
+    #[schema(value_type = Object)]
     credential: PublicKeyCredential,
+    /// `cookie` (default): Kratos's session cookie is relayed; `token`: the
+    /// session token is in the body.
     #[serde(default)]
     session: SessionDelivery,
 }
 
-#[derive(Serialize)]
-struct TokenAnswer<'a> {
-    session_token: &'a str,
-    session: &'a Value,
+/// A minted Kratos session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginAnswer {
+    /// Only with `"session": "token"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token: Option<String>,
+    /// The session as Kratos's `whoami` returns it (no secrets inside).
+    #[schema(value_type = Object)]
+    session: Value,
 }
 
+/// Finish a passkey login and mint a genuine Kratos session.
+#[utoipa::path(
+    post,
+    path = "/passkeys/login/verify",
+    tag = "login",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The Kratos session (cookie mode: with Kratos's `Set-Cookie`)", body = LoginAnswer),
+        (status = 400, description = "`malformed_request`, `credential_unknown`, `user_handle_mismatch`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
+        (status = 403, description = "`credential_cloned`, `identity_inactive`", body = crate::error::ErrorResponse),
+        (status = 404, description = "`ceremony_not_found`, `identity_not_found`", body = crate::error::ErrorResponse),
+        (status = 410, description = "`ceremony_expired`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 429, description = "`rate_limited`: per client IP or failed logins per identity", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`, `kratos_mint_failed`", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn verify(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -124,23 +174,21 @@ pub async fn verify(
     state.metrics.session_minted(body.session.as_str());
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
-    Ok(match &minted.credential {
-        MintedCredential::Token(token) => {
-            use secrecy::ExposeSecret;
-            response.json(TokenAnswer {
-                session_token: token.expose_secret(),
-                session: &minted.session,
-            })
-        }
+    let session_token = match minted.credential {
+        MintedCredential::Token(token) => Some(token.expose_secret().to_string()),
         MintedCredential::Cookies(cookies) => {
             // Kratos's cookie is relayed unchanged: same name, value and
             // attributes as if Kratos had answered the browser itself.
-            for cookie in cookies {
+            for cookie in &cookies {
                 response.append_header((header::SET_COOKIE, cookie.as_str()));
             }
-            response.json(json!({ "session": minted.session }))
+            None
         }
-    })
+    };
+    Ok(response.json(LoginAnswer {
+        session_token,
+        session: minted.session,
+    }))
 }
 
 fn client_context(state: &AppState, req: &HttpRequest) -> ClientContext {

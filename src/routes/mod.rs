@@ -8,6 +8,7 @@ mod enrollment;
 mod health;
 mod hooks;
 mod login;
+pub mod openapi;
 mod passkeys;
 mod registration;
 
@@ -21,7 +22,8 @@ pub use passkeys::PasskeyView;
 /// Browsers and apps.
 pub fn public(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
-    cfg.service(resource("/").route(web::get().to(demo::index)))
+    cfg.service(resource("/openapi.json").route(web::get().to(openapi::public_document)))
+        .service(resource("/").route(web::get().to(demo::index)))
         .service(resource("/demo/").route(web::get().to(demo::index)))
         .service(resource("/demo/demo.js").route(web::get().to(demo::demo_js)))
         .service(resource("/demo/demo.css").route(web::get().to(demo::demo_css)))
@@ -60,7 +62,8 @@ pub fn admin(cfg: &mut web::ServiceConfig) {
         resource("/admin/identities/{identity_id}/passkeys/{passkey_id}")
             .route(web::delete().to(admin::remove)),
     )
-    .service(resource("/metrics").route(web::get().to(admin::metrics)));
+    .service(resource("/metrics").route(web::get().to(admin::metrics)))
+    .service(resource("/openapi.json").route(web::get().to(openapi::admin_document)));
 }
 
 /// Counts a ceremony step: `success` when it went through, else a failure
@@ -73,7 +76,7 @@ fn counted<T>(
 ) -> Result<T, ApiError> {
     match &result {
         Ok(_) => metrics.ceremony(kind, success),
-        Err(error) => metrics.ceremony(kind, Outcome::Failed(error.id())),
+        Err(error) => metrics.ceremony(kind, Outcome::Failed(error.id().as_str())),
     }
     result
 }

@@ -5,6 +5,7 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::aaguid::authenticator_name;
@@ -15,7 +16,7 @@ use crate::startup::AppState;
 use crate::store::PasskeyRow;
 
 /// A passkey as its owner (and support staff) see it: no key material.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PasskeyView {
     pub id: Uuid,
     pub name: String,
@@ -53,6 +54,20 @@ pub fn views(rows: Vec<PasskeyRow>) -> Vec<PasskeyView> {
     rows.into_iter().map(PasskeyView::from).collect()
 }
 
+/// The caller's passkeys, newest first.
+#[utoipa::path(
+    get,
+    path = "/passkeys",
+    tag = "passkeys",
+    security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's passkeys", body = Vec<PasskeyView>),
+        (status = 403, description = "`session_aal2_required`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     session: CallerSession,
@@ -61,12 +76,35 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(views(rows)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
+    /// 1 to 64 characters, no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
 }
 
+/// Rename one of the caller's passkeys.
+#[utoipa::path(
+    patch,
+    path = "/passkeys/{id}",
+    tag = "passkeys",
+    params(("id" = uuid::Uuid, Path, description = "The passkey's id")),
+    request_body = RenameRequest,
+    security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The renamed passkey", body = PasskeyView),
+        (status = 400, description = "`malformed_request`, `invalid_passkey_name`", body = crate::error::ErrorResponse),
+        (status = 403, description = "`session_aal2_required`, `origin_not_allowed`", body = crate::error::ErrorResponse),
+        (status = 404, description = "`passkey_not_found` (also for another identity's passkey), `not_found`", body = crate::error::ErrorResponse),
+        (status = 409, description = "`passkey_name_taken`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn rename(
     state: web::Data<AppState>,
     session: CallerSession,
@@ -82,6 +120,22 @@ pub async fn rename(
     Ok(HttpResponse::Ok().json(PasskeyView::from(row)))
 }
 
+/// Remove one of the caller's passkeys (fresh session required).
+#[utoipa::path(
+    delete,
+    path = "/passkeys/{id}",
+    tag = "passkeys",
+    params(("id" = uuid::Uuid, Path, description = "The passkey's id")),
+    security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
+        (status = 404, description = "`passkey_not_found` (also for another identity's passkey), `not_found`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn remove(
     state: web::Data<AppState>,
     session: CallerSession,

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use serde_json::Value;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
@@ -18,13 +19,34 @@ use crate::store::{CeremonyKind, NewPasskey, NewPasskeyName};
 
 const KIND: &str = "registration";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsRequest {
+    /// The passkey's name, kept until the ceremony finishes.
+    #[schema(min_length = 1, max_length = 64)]
     #[serde(default)]
     name: Option<String>,
 }
 
+/// Start adding a passkey (Kratos session required, and fresh).
+#[utoipa::path(
+    post,
+    path = "/passkeys/registration/options",
+    tag = "registration",
+    request_body = OptionsRequest,
+    security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Creation options and the ceremony id", body = CeremonyStarted),
+        (status = 400, description = "`malformed_request`, `invalid_passkey_name`", body = crate::error::ErrorResponse),
+        (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 429, description = "`rate_limited`: too many open ceremonies", body = crate::error::ErrorResponse),
+        (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn options(
     state: web::Data<AppState>,
     session: CallerSession,
@@ -82,15 +104,41 @@ fn trait_string(traits: &Value, path: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    #[schema(value_type = uuid::Uuid)]
     ceremony_id: CeremonyId,
+    /// What `PublicKeyCredential.toJSON()` produces for the new credential.
+    #[schema(value_type = Object)]
     credential: RegisterPublicKeyCredential,
+    /// Overrides the name given with the options.
+    #[schema(min_length = 1, max_length = 64)]
     #[serde(default)]
     name: Option<String>,
 }
 
+/// Finish adding a passkey: verify the attestation and store it.
+#[utoipa::path(
+    post,
+    path = "/passkeys/registration/verify",
+    tag = "registration",
+    request_body = VerifyRequest,
+    security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 201, description = "The stored passkey", body = PasskeyView),
+        (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `attestation_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
+        (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
+        (status = 404, description = "`ceremony_not_found`: unknown, used, or another identity's", body = crate::error::ErrorResponse),
+        (status = 409, description = "`credential_already_registered`, `passkey_name_taken`", body = crate::error::ErrorResponse),
+        (status = 410, description = "`ceremony_expired`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
 pub async fn verify(
     state: web::Data<AppState>,
     session: CallerSession,

@@ -11,3 +11,4 @@ mod login;
 mod passkeys;
 mod registration;
 mod store;
+mod openapi;
