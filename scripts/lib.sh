@@ -134,7 +134,7 @@ start_kratos() {
   fi
   local bin
   bin=$(kratos_bin)
-  "$bin" version | grep -q 'v1.3.1' || die "$bin is not Kratos v1.3.1"
+  grep -q 'v1.3.1' <<<"$("$bin" version 2>/dev/null)" || die "$bin is not Kratos v1.3.1"
   ensure_database "$db"
   local env=(
     "DSN=$(pg_url "$db")?sslmode=disable"

@@ -19,8 +19,8 @@ use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyReq
 use std::sync::Arc;
 
 use crate::configuration::WebauthnSettings;
-use crate::error::ErrorId;
 use crate::domain::UserHandle;
+use crate::error::ErrorId;
 use crate::metrics::Metrics;
 
 /// Why a ceremony's credential was refused. Each has a stable error id.
@@ -337,19 +337,27 @@ mod tests {
     #[test]
     fn webauthn_errors_have_stable_ids() {
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::InvalidRPOrigin).id().as_str(),
+            CeremonyFailure::from_webauthn(&WebauthnError::InvalidRPOrigin)
+                .id()
+                .as_str(),
             "origin_mismatch"
         );
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::AttestationStatementSigInvalid).id().as_str(),
+            CeremonyFailure::from_webauthn(&WebauthnError::AttestationStatementSigInvalid)
+                .id()
+                .as_str(),
             "attestation_invalid"
         );
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::CredentialPossibleCompromise).id().as_str(),
+            CeremonyFailure::from_webauthn(&WebauthnError::CredentialPossibleCompromise)
+                .id()
+                .as_str(),
             "credential_cloned"
         );
         assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::ParseNOMFailure).id().as_str(),
+            CeremonyFailure::from_webauthn(&WebauthnError::ParseNOMFailure)
+                .id()
+                .as_str(),
             "credential_invalid"
         );
     }

@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use serde::Serialize;
-use utoipa::ToSchema;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::{CeremonyId, IdentityId, PasskeyName};
 use crate::error::ApiError;

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use utoipa::ToSchema;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::domain::IdentityId;
 use crate::error::ApiError;

@@ -3,10 +3,10 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
 use crate::domain::{CeremonyId, IdentityId, LoginIdentifier, PasskeyId, SessionDelivery};

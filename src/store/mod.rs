@@ -1,12 +1,13 @@
 //! The store boundary: Postgres through diesel + r2d2. diesel is synchronous,
 //! so every query runs on tokio's blocking pool, never on the async executor.
 
+mod pool;
 pub mod schema;
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::Pool;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::ExposeSecret;
@@ -24,7 +25,7 @@ use schema::{ceremonies, identities, minted_sessions, passkeys};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPool = Pool<pool::PgManager>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -175,7 +176,7 @@ impl Store {
     /// Builds the pool without connecting, so the service starts (and its
     /// readiness reports the fact) while Postgres is down.
     pub fn connect_lazy(settings: &DatabaseSettings, metrics: Arc<Metrics>) -> Self {
-        let manager = ConnectionManager::<PgConnection>::new(settings.url.expose_secret());
+        let manager = pool::PgManager::new(settings.url.expose_secret());
         let pool = Pool::builder()
             .max_size(settings.pool_size)
             .min_idle(Some(0))
@@ -207,10 +208,15 @@ impl Store {
         let _timer = self.metrics.store_timer(operation);
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn: PooledConnection<_> = pool
+            let mut tracked = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-            f(&mut conn)
+            let result = f(&mut tracked.conn);
+            if matches!(result, Err(StoreError::Unavailable(_))) {
+                // The connection itself failed: the pool must not hand it out again.
+                tracked.broken = true;
+            }
+            result
         })
         .await
         .map_err(StoreError::Task)?

@@ -14,7 +14,12 @@ async fn document(url: String) -> Value {
 }
 
 fn paths(document: &Value) -> Vec<String> {
-    let mut paths: Vec<String> = document["paths"].as_object().expect("paths").keys().cloned().collect();
+    let mut paths: Vec<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .cloned()
+        .collect();
     paths.sort();
     paths
 }
@@ -23,7 +28,10 @@ fn paths(document: &Value) -> Vec<String> {
 async fn each_listener_documents_its_own_endpoints() {
     let app = spawn_app().await;
     let public = document(app.url("/openapi.json")).await;
-    assert!(public["openapi"].as_str().expect("version").starts_with("3."));
+    assert!(public["openapi"]
+        .as_str()
+        .expect("version")
+        .starts_with("3."));
     assert_eq!(
         paths(&public),
         [
@@ -62,8 +70,13 @@ async fn each_listener_documents_its_own_endpoints() {
         assert!(ids.contains(&id.as_str()), "{}", id.as_str());
     }
     let verify = &public["paths"]["/passkeys/login/verify"]["post"]["responses"];
-    for status in ["200", "400", "403", "404", "410", "413", "415", "429", "502", "503"] {
-        assert!(verify.get(status).is_some(), "login/verify documents {status}");
+    for status in [
+        "200", "400", "403", "404", "410", "413", "415", "429", "502", "503",
+    ] {
+        assert!(
+            verify.get(status).is_some(),
+            "login/verify documents {status}"
+        );
     }
 }
 
@@ -71,6 +84,10 @@ async fn each_listener_documents_its_own_endpoints() {
 fn every_error_id_is_in_the_readme() {
     let readme = include_str!("../../README.md");
     for id in ErrorId::iter() {
-        assert!(readme.contains(&format!("`{}`", id.as_str())), "README misses {}", id.as_str());
+        assert!(
+            readme.contains(&format!("`{}`", id.as_str())),
+            "README misses {}",
+            id.as_str()
+        );
     }
 }

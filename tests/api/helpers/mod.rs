@@ -62,15 +62,20 @@ fn init_tracing() {
     });
 }
 
-/// A fresh, migrated database; its name is returned with its URL.
+/// A fresh database; its name is returned with its URL.
 pub fn create_database() -> (String, String) {
+    create_database_on(&postgres_base_url())
+}
+
+/// A fresh database on the Postgres at `base` (`postgres://user:pw@host:port`).
+pub fn create_database_on(base: &str) -> (String, String) {
     let name = format!("kp_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::establish(&format!("{}/postgres", postgres_base_url()))
-        .expect("Postgres must be running for the integration tests (scripts/test starts it)");
+    let mut admin = PgConnection::establish(&format!("{base}/postgres"))
+        .unwrap_or_else(|e| panic!("Postgres must be running at {base} for the integration tests (scripts/test starts it): {e}"));
     diesel::sql_query(format!(r#"CREATE DATABASE "{name}""#))
         .execute(&mut admin)
         .expect("create test database");
-    (name.clone(), format!("{}/{name}", postgres_base_url()))
+    (name.clone(), format!("{base}/{name}"))
 }
 
 pub fn test_settings(database_url: &str) -> Settings {
@@ -138,6 +143,9 @@ pub async fn spawn_with_settings(settings: Settings) -> TestApp {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A fresh connection per request: a kept-alive one can be closed by
+        // the server just as a test reuses it after a pause.
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client")
 }

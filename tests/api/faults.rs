@@ -1,0 +1,432 @@
+//! Faults against the real components: Postgres restarted and Kratos
+//! stopped while requests flow, two replicas sharing one database, and the
+//! service killed mid-load. The first two use instances of their own
+//! (scripts/fault), so stopping them never disturbs the other tests.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use url::Url;
+
+use crate::helpers::{
+    create_database, create_database_on, kratos_admin_url, kratos_public_url, spawn_app,
+    spawn_app_with, spawn_with_settings, status_and_json, test_settings, Auth, Authenticator,
+    Kratos, TestApp,
+};
+
+fn fault(component: &str, action: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fault");
+    let status = Command::new("bash")
+        .args([script, component, action])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run scripts/fault");
+    assert!(
+        status.success(),
+        "scripts/fault {component} {action} failed"
+    );
+}
+
+/// Runs `scripts/fault` off the async task, so the load beside it keeps going.
+async fn fault_async(component: &'static str, action: &'static str) {
+    tokio::task::spawn_blocking(move || fault(component, action))
+        .await
+        .expect("scripts/fault");
+}
+
+fn fault_postgres() -> String {
+    std::env::var("KRATOS_PASSKEYS_TEST_FAULT_POSTGRES")
+        .unwrap_or_else(|_| "postgres://kratos_passkeys:kratos_passkeys@127.0.0.1:5433".into())
+}
+
+fn fault_kratos() -> (Url, Url) {
+    (
+        Url::parse("http://127.0.0.1:4733/").expect("url"),
+        Url::parse("http://127.0.0.1:4734/").expect("url"),
+    )
+}
+
+/// What one request of a load loop saw.
+#[derive(Debug, Clone)]
+struct Outcome {
+    at: Instant,
+    status: u16,
+    error_id: Option<String>,
+    took: Duration,
+}
+
+#[derive(Default)]
+struct Tally {
+    outcomes: Vec<Outcome>,
+    created: Vec<String>,
+}
+
+/// POSTs JSON; a transport failure (the service is gone) is status 0.
+async fn post(app: &TestApp, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
+    match app
+        .request(reqwest::Method::POST, path, auth)
+        .json(body)
+        .send()
+        .await
+    {
+        Ok(response) => status_and_json(response).await,
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// One registration (options + verify) after another, until `stop`; each
+/// HTTP request is recorded on its own.
+async fn registration_load(
+    app: Arc<TestApp>,
+    auth: Auth,
+    tally: Arc<Mutex<Tally>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut authenticator = Authenticator::new();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let (status, options) =
+            post(&app, "/passkeys/registration/options", &auth, &json!({})).await;
+        record(&tally, started, status, &options);
+        if status == 200 {
+            let credential = authenticator.register(&options);
+            let verify = json!({"ceremony_id": options["ceremony_id"], "credential": credential});
+            let started = Instant::now();
+            let (status, body) = post(&app, "/passkeys/registration/verify", &auth, &verify).await;
+            record(&tally, started, status, &body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn record(tally: &Mutex<Tally>, started: Instant, status: u16, body: &Value) {
+    let mut tally = tally.lock().expect("tally");
+    if status == 201 {
+        tally
+            .created
+            .push(body["id"].as_str().expect("id").to_string());
+    }
+    tally.outcomes.push(Outcome {
+        at: started,
+        status,
+        error_id: body["error"]["id"].as_str().map(str::to_string),
+        took: started.elapsed(),
+    });
+}
+
+fn summary(outcomes: &[&Outcome]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for o in outcomes {
+        let key = format!("{} {}", o.status, o.error_id.as_deref().unwrap_or(""));
+        *counts.entry(key.trim().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_while_requests_flow() {
+    let (_, database_url) = create_database_on(&fault_postgres());
+    let mut settings = test_settings(&database_url);
+    settings.database.acquire_timeout = Duration::from_millis(500);
+    let app = Arc::new(spawn_with_settings(settings).await);
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut users = Vec::new();
+    for _ in 0..3 {
+        users.push(app.signed_in_user().await.1);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    // The load and the outage run side by side in this task.
+    let load = futures_util::future::join_all(
+        users
+            .into_iter()
+            .map(|auth| registration_load(app.clone(), auth, tally.clone(), stop.clone())),
+    );
+    let outage = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let outage_start = Instant::now();
+        fault_async("postgres", "stop").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ready = app
+            .http
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .expect("ready");
+        let ready = status_and_json(ready).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        fault_async("postgres", "start").await;
+        let outage_end = Instant::now();
+        // Keep the load on a while after the restart.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        (outage_start, outage_end, ready)
+    };
+    let (_, (outage_start, outage_end, (ready_status, ready_body))) = tokio::join!(load, outage);
+
+    assert_eq!(ready_status, 503, "{ready_body}");
+    assert_eq!(ready_body["errors"]["database"], "unavailable");
+    let tally = tally.lock().expect("tally");
+    let during: Vec<&Outcome> = tally
+        .outcomes
+        .iter()
+        .filter(|o| o.at >= outage_start && o.at < outage_end)
+        .collect();
+    let after: Vec<&Outcome> = tally
+        .outcomes
+        .iter()
+        .filter(|o| o.at >= outage_end + Duration::from_secs(1))
+        .collect();
+    eprintln!(
+        "postgres outage: {} requests during ({:?}), {} after ({:?}), {} before",
+        during.len(),
+        summary(&during),
+        after.len(),
+        summary(&after),
+        tally
+            .outcomes
+            .iter()
+            .filter(|o| o.at < outage_start)
+            .count(),
+    );
+    assert!(!during.is_empty());
+    for o in &during {
+        assert!(
+            matches!(o.status, 200 | 201 | 503),
+            "during the outage: {o:?}"
+        );
+        if o.status == 503 {
+            assert_eq!(o.error_id.as_deref(), Some("database_unavailable"), "{o:?}");
+            // No hang: the pool waits at most its acquire timeout (500 ms).
+            assert!(o.took < Duration::from_millis(2500), "no hang: {o:?}");
+        }
+    }
+    assert!(
+        during.iter().any(|o| o.status == 503),
+        "the outage was seen"
+    );
+    assert!(
+        !after.is_empty() && after.iter().all(|o| matches!(o.status, 200 | 201)),
+        "recovered by itself: {:?}",
+        summary(&after)
+    );
+    // Every passkey that answered 201 is there, and nothing else.
+    assert_eq!(app.passkeys_stored() as usize, tally.created.len());
+    for id in &tally.created {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS count FROM passkeys WHERE id = '{id}'"
+            )),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn kratos_stopped_and_started() {
+    let (public, admin) = fault_kratos();
+    let app = spawn_app_with(|s| {
+        s.kratos.public_url = public.clone();
+        s.kratos.admin_url = admin.clone();
+        s.kratos.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let kratos = Kratos::new(public, admin);
+    kratos.ensure_reachable().await;
+    let user = kratos.create_user().await;
+    let auth = Auth::Token(kratos.login_token(&user).await);
+    assert_eq!(app.get_json("/passkeys", &auth).await.0, 200);
+
+    fault("kratos", "stop");
+    let mut during = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let (status, body) = app.get_json("/passkeys", &auth).await;
+        during.push((status, body["error"]["id"].clone(), started.elapsed()));
+    }
+    let ready = app
+        .http
+        .get(app.admin_url("/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    let (ready_status, ready_body) = status_and_json(ready).await;
+    fault("kratos", "start");
+    let (after, _) = app.get_json("/passkeys", &auth).await;
+    let ready_after = app
+        .http
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("ready")
+        .status();
+
+    eprintln!("kratos outage: {during:?}");
+    for (status, id, took) in &during {
+        assert_eq!((*status, id.as_str()), (503, Some("kratos_unavailable")));
+        assert!(*took < Duration::from_secs(3), "{took:?}");
+    }
+    assert_eq!(ready_status, 503);
+    assert_eq!(ready_body["errors"]["kratos"], "unavailable");
+    assert_eq!(after, 200, "the same session works again");
+    assert_eq!(ready_after, 200);
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_database() {
+    let a = spawn_app().await;
+    let b = spawn_app_with(|s| s.database.url = a.settings.database.url.clone()).await;
+    let (_, auth) = a.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+
+    // A registration started on A finishes on B.
+    let options = a.registration_options(&auth).await;
+    let credential = authenticator.register(&options);
+    let (status, body) = b.verify_registration(&auth, &options, &credential).await;
+    assert_eq!(status, 201, "{body}");
+
+    // A login started on B, finished on both at once: exactly one wins.
+    let (_, options) = b
+        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
+        .await;
+    let assertion = authenticator.login(&options);
+    let body =
+        json!({"ceremony_id": options["ceremony_id"], "credential": assertion, "session": "token"});
+    let (on_a, on_b) = tokio::join!(
+        a.post_json("/passkeys/login/verify", &Auth::None, &body),
+        b.post_json("/passkeys/login/verify", &Auth::None, &body),
+    );
+    let mut statuses = [on_a.0, on_b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 404], "{on_a:?} {on_b:?}");
+    assert_eq!(a.count("SELECT count(*) AS count FROM minted_sessions"), 1);
+}
+
+/// The real binary, as a separate process that can be killed.
+fn start_binary(database_url: &str, public: u16, admin: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kratos-passkeys"))
+        .arg("serve")
+        .env(
+            "KRATOS_PASSKEYS_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("KRATOS_PASSKEYS__DATABASE__URL", database_url)
+        .env("KRATOS_PASSKEYS__PUBLIC__PORT", public.to_string())
+        .env("KRATOS_PASSKEYS__ADMIN__PORT", admin.to_string())
+        .env(
+            "KRATOS_PASSKEYS__KRATOS__PUBLIC_URL",
+            kratos_public_url().as_str(),
+        )
+        .env(
+            "KRATOS_PASSKEYS__KRATOS__ADMIN_URL",
+            kratos_admin_url().as_str(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the service")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn wait_ready(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not become ready");
+}
+
+#[tokio::test]
+async fn killed_mid_load_loses_no_acknowledged_passkey() {
+    let (_, database_url) = create_database();
+    let (public, admin) = (free_port(), free_port());
+    let mut child = start_binary(&database_url, public, admin);
+    let base = format!("http://127.0.0.1:{public}");
+    let http = crate::helpers::client();
+    wait_ready(&http, &format!("{base}/health/ready")).await;
+    // A TestApp view of the child, for the helpers.
+    let mut settings = test_settings(&database_url);
+    settings.public.port = public;
+    let app = Arc::new(TestApp {
+        public: base.clone(),
+        admin: format!("http://127.0.0.1:{admin}"),
+        database_url: database_url.clone(),
+        settings,
+        http,
+        kratos: Kratos::new(kratos_public_url(), kratos_admin_url()),
+    });
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        users.push(app.signed_in_user().await.1);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = futures_util::future::join_all(
+        users
+            .into_iter()
+            .map(|auth| registration_load(app.clone(), auth, tally.clone(), stop.clone())),
+    );
+    // Kill it once some registrations went through, with others in flight.
+    let kill = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tally.lock().expect("tally").created.len() < 5 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        let killed_at = Instant::now();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        killed_at
+    };
+    let (_, killed_at) = tokio::join!(load, kill);
+    let created = tally.lock().expect("tally").created.clone();
+    let refused = tally
+        .lock()
+        .expect("tally")
+        .outcomes
+        .iter()
+        .filter(|o| o.at >= killed_at)
+        .count();
+
+    let mut restarted = start_binary(&database_url, public, admin);
+    wait_ready(&app.http, &format!("{base}/health/ready")).await;
+    eprintln!(
+        "SIGKILL: {} passkeys acknowledged with 201 before the kill, {refused} requests after it",
+        created.len()
+    );
+    assert!(created.len() >= 5);
+    for id in &created {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS count FROM passkeys WHERE id = '{id}'"
+            )),
+            1,
+            "acknowledged passkey {id} survived"
+        );
+    }
+    // Nothing half-written: every stored passkey has its identity row.
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM passkeys p LEFT JOIN identities i USING (identity_id) WHERE i.identity_id IS NULL"),
+        0
+    );
+    // And the restarted service serves them.
+    let (_, auth) = app.signed_in_user().await;
+    assert_eq!(app.get_json("/passkeys", &auth).await.0, 200);
+    restarted.kill().expect("stop");
+    let _ = restarted.wait();
+}
