@@ -4,7 +4,7 @@
 //! (scripts/fault), so stopping them never disturbs the other tests.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,9 +13,8 @@ use serde_json::{json, Value};
 use url::Url;
 
 use crate::helpers::{
-    create_database, create_database_on, kratos_admin_url, kratos_public_url, spawn_app,
-    spawn_app_with, spawn_with_settings, status_and_json, test_settings, Auth, Authenticator,
-    Kratos, TestApp,
+    binary, create_database, create_database_on, spawn_app, spawn_app_with, spawn_with_settings,
+    status_and_json, test_settings, Auth, Authenticator, Kratos, TestApp,
 };
 
 fn fault(component: &str, action: &str) {
@@ -305,70 +304,19 @@ async fn two_replicas_share_one_database() {
     assert_eq!(a.count("SELECT count(*) AS count FROM minted_sessions"), 1);
 }
 
-/// The real binary, as a separate process that can be killed.
-fn start_binary(database_url: &str, public: u16, admin: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kratos-passkeys"))
-        .arg("serve")
-        .env(
-            "KRATOS_PASSKEYS_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("KRATOS_PASSKEYS__DATABASE__URL", database_url)
-        .env("KRATOS_PASSKEYS__PUBLIC__PORT", public.to_string())
-        .env("KRATOS_PASSKEYS__ADMIN__PORT", admin.to_string())
-        .env(
-            "KRATOS_PASSKEYS__KRATOS__PUBLIC_URL",
-            kratos_public_url().as_str(),
-        )
-        .env(
-            "KRATOS_PASSKEYS__KRATOS__ADMIN_URL",
-            kratos_admin_url().as_str(),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the service")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} did not become ready");
-}
-
 #[tokio::test]
 async fn killed_mid_load_loses_no_acknowledged_passkey() {
     let (_, database_url) = create_database();
-    let (public, admin) = (free_port(), free_port());
-    let mut child = start_binary(&database_url, public, admin);
-    let base = format!("http://127.0.0.1:{public}");
-    let http = crate::helpers::client();
-    wait_ready(&http, &format!("{base}/health/ready")).await;
-    // A TestApp view of the child, for the helpers.
-    let mut settings = test_settings(&database_url);
-    settings.public.port = public;
-    let app = Arc::new(TestApp {
-        public: base.clone(),
-        admin: format!("http://127.0.0.1:{admin}"),
-        database_url: database_url.clone(),
-        settings,
-        http,
-        kratos: Kratos::new(kratos_public_url(), kratos_admin_url()),
-    });
+    let (public, admin) = (binary::free_port(), binary::free_port());
+    let start = || {
+        binary::serve(&database_url, public, admin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the service")
+    };
+    let mut child = start();
+    let app = Arc::new(binary::ready(&database_url, public, admin).await);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut users = Vec::new();
     for _ in 0..4 {
@@ -403,8 +351,8 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
         .filter(|o| o.at >= killed_at)
         .count();
 
-    let mut restarted = start_binary(&database_url, public, admin);
-    wait_ready(&app.http, &format!("{base}/health/ready")).await;
+    let mut restarted = start();
+    binary::ready(&database_url, public, admin).await;
     eprintln!(
         "SIGKILL: {} passkeys acknowledged with 201 before the kill, {refused} requests after it",
         created.len()

@@ -268,21 +268,8 @@ async fn the_gc_command_purges_what_kratos_no_longer_has() {
     app.count("WITH moved AS (UPDATE ceremonies SET expires_at = now() - interval '1 second' RETURNING 1) SELECT count(*) AS count FROM moved");
     app.kratos.delete_identity(gone.id).await;
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kratos-passkeys"))
+    let output = crate::helpers::binary::command(&app.database_url)
         .arg("gc")
-        .env(
-            "KRATOS_PASSKEYS_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("KRATOS_PASSKEYS__DATABASE__URL", &app.database_url)
-        .env(
-            "KRATOS_PASSKEYS__KRATOS__ADMIN_URL",
-            crate::helpers::kratos_admin_url().as_str(),
-        )
-        .env(
-            "KRATOS_PASSKEYS__KRATOS__PUBLIC_URL",
-            crate::helpers::kratos_public_url().as_str(),
-        )
         .output()
         .expect("run gc");
     let log = String::from_utf8_lossy(&output.stdout).to_string()

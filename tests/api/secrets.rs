@@ -2,17 +2,14 @@
 //! deliveries) and a webhook call, against the real binary with debug
 //! logging, then the captured logs are searched for every secret involved.
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
 use crate::helpers::kratos::session_cookie;
 use crate::helpers::{
-    create_database, kratos_admin_url, kratos_public_url, status_and_json, Auth, Authenticator,
-    Kratos, TestApp,
+    binary, create_database, kratos_admin_url, status_and_json, Auth, Authenticator,
 };
 
 /// Forwards to Kratos's admin API and remembers every answer, so the test
@@ -64,28 +61,10 @@ async fn secrets_never_reach_the_logs() {
         uuid::Uuid::new_v4()
     ));
     let log_file = std::fs::File::create(&log_path).expect("log file");
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port")
-    };
-    let (public, admin) = (port(), port());
+    let (public, admin) = (binary::free_port(), binary::free_port());
     let webhook_key = "test-webhook-key-that-must-not-leak-7d1e";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kratos-passkeys"))
-        .arg("serve")
+    let mut child = binary::serve(&database_url, public, admin)
         .env("RUST_LOG", "debug")
-        .env(
-            "KRATOS_PASSKEYS_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("KRATOS_PASSKEYS__DATABASE__URL", &database_url)
-        .env("KRATOS_PASSKEYS__PUBLIC__PORT", public.to_string())
-        .env("KRATOS_PASSKEYS__ADMIN__PORT", admin.to_string())
-        .env(
-            "KRATOS_PASSKEYS__KRATOS__PUBLIC_URL",
-            kratos_public_url().as_str(),
-        )
         .env(
             "KRATOS_PASSKEYS__KRATOS__ADMIN_URL",
             format!("http://127.0.0.1:{proxy}/"),
@@ -95,27 +74,9 @@ async fn secrets_never_reach_the_logs() {
         .stderr(log_file)
         .spawn()
         .expect("start the service");
-
-    let http = crate::helpers::client();
-    let base = format!("http://127.0.0.1:{public}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(http.get(format!("{base}/health/ready")).send().await, Ok(r) if r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "the service did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let kratos = Kratos::new(kratos_public_url(), kratos_admin_url());
-    let mut settings = crate::helpers::test_settings(&database_url);
-    settings.webhook.api_key = webhook_key.to_string().into();
-    let app = TestApp {
-        public: base,
-        admin: format!("http://127.0.0.1:{admin}"),
-        database_url,
-        settings,
-        http,
-        kratos: kratos.clone(),
-    };
-
+    let mut app = binary::ready(&database_url, public, admin).await;
+    app.settings.webhook.api_key = webhook_key.to_string().into();
+    let kratos = app.kratos.clone();
     // The webhook, with its key.
     let hook = app
         .http

@@ -1,6 +1,7 @@
 //! Shared by every integration test: spawns the service on port 0 against a
 //! fresh Postgres database and the shared real Kratos.
 
+pub mod binary;
 pub mod kratos;
 
 pub use kratos_passkeys_testkit as authenticator;
