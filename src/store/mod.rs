@@ -21,7 +21,7 @@ use crate::domain::{
     CeremonyId, IdentityId, KratosSessionId, PasskeyId, PasskeyName, SessionDelivery, UserHandle,
 };
 use crate::metrics::Metrics;
-use schema::{ceremonies, identities, minted_sessions, passkeys};
+use schema::{ceremonies, identities, passkeys};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -539,36 +539,28 @@ impl Store {
     }
 
     /// Saves what a successful login changed and which session it minted,
-    /// in one transaction.
+    /// in one statement (atomic, and one round trip instead of four).
     pub async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError> {
+        use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Uuid as SqlUuid};
         self.run("record_login", move |conn| {
-            conn.transaction(|conn| {
-                let target = passkeys::table.find(update.passkey_id.as_uuid());
-                let now = Utc::now();
-                match &update.credential {
-                    Some(credential) => diesel::update(target)
-                        .set((
-                            passkeys::credential.eq(credential),
-                            passkeys::sign_count.eq(update.sign_count),
-                            passkeys::backup_eligible.eq(update.backup_eligible),
-                            passkeys::backup_state.eq(update.backup_state),
-                            passkeys::last_used_at.eq(now),
-                        ))
-                        .execute(conn)?,
-                    None => diesel::update(target)
-                        .set(passkeys::last_used_at.eq(now))
-                        .execute(conn)?,
-                };
-                diesel::insert_into(minted_sessions::table)
-                    .values((
-                        minted_sessions::kratos_session_id.eq(update.session_id.as_uuid()),
-                        minted_sessions::identity_id.eq(update.identity_id.as_uuid()),
-                        minted_sessions::passkey_id.eq(Some(update.passkey_id.as_uuid())),
-                        minted_sessions::delivery.eq(update.delivery.as_str()),
-                    ))
-                    .execute(conn)?;
-                Ok(())
-            })
+            diesel::sql_query(
+                "WITH used AS ( \
+                   UPDATE passkeys SET credential = COALESCE($2, credential), sign_count = $3, \
+                     backup_eligible = $4, backup_state = $5, last_used_at = now() \
+                   WHERE id = $1 RETURNING id) \
+                 INSERT INTO minted_sessions (kratos_session_id, identity_id, passkey_id, delivery) \
+                 SELECT $6, $7, id, $8 FROM used",
+            )
+            .bind::<SqlUuid, _>(update.passkey_id.as_uuid())
+            .bind::<Nullable<Jsonb>, _>(update.credential.as_ref())
+            .bind::<BigInt, _>(update.sign_count)
+            .bind::<Bool, _>(update.backup_eligible)
+            .bind::<Bool, _>(update.backup_state)
+            .bind::<SqlUuid, _>(update.session_id.as_uuid())
+            .bind::<SqlUuid, _>(update.identity_id.as_uuid())
+            .bind::<Text, _>(update.delivery.as_str())
+            .execute(conn)?;
+            Ok(())
         })
         .await
     }
