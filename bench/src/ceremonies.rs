@@ -63,7 +63,6 @@ impl Needs {
 /// discoverable login picks the authenticator's newest credential for it.
 pub struct VirtualUser {
     pub index: usize,
-    pub email: String,
     /// No cookie store and no redirects: each ceremony carries exactly the
     /// cookies it was given, like a browser with a fresh jar.
     http: reqwest::Client,
@@ -255,8 +254,9 @@ async fn register_through_kratos(
         .context("settings flow: request")?;
     let flow = expect_json(response, 200, "settings flow").await?;
     let csrf = node_value(&flow, "csrf_token").context("settings flow without csrf_token")?;
-    let create_data = node_value(&flow, "passkey_create_data")
-        .context("settings flow without passkey_create_data: is Kratos's passkey method enabled?")?;
+    let create_data = node_value(&flow, "passkey_create_data").context(
+        "settings flow without passkey_create_data: is Kratos's passkey method enabled?",
+    )?;
     let options: Value =
         serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
     serde_json::from_value::<CreationChallengeResponse>(options.clone())
@@ -305,7 +305,9 @@ impl VirtualUser {
             let mut authenticator = Authenticator::new();
             register_through_service(&http, t, &token, &mut authenticator)
                 .await
-                .with_context(|| format!("virtual user {index}: passkey through kratos-passkeys"))?;
+                .with_context(|| {
+                    format!("virtual user {index}: passkey through kratos-passkeys")
+                })?;
             Some(authenticator)
         } else {
             None
@@ -321,7 +323,6 @@ impl VirtualUser {
         };
         Ok(Self {
             index,
-            email,
             http,
             service_passkey,
             kratos_passkey,
@@ -426,9 +427,8 @@ impl VirtualUser {
         let cookies = cookies_of(&response);
         let flow = expect_json(response, 200, "browser login flow").await?;
         let csrf = node_value(&flow, "csrf_token").context("login flow without csrf_token")?;
-        let challenge = node_value(&flow, "passkey_challenge").context(
-            "login flow without passkey_challenge: is Kratos's passkey method enabled?",
-        )?;
+        let challenge = node_value(&flow, "passkey_challenge")
+            .context("login flow without passkey_challenge: is Kratos's passkey method enabled?")?;
         let options = kratos_request_options(challenge)?;
         let credential = authenticator.login_with(&options, &t.origin, |o| {
             o.user_verification = UserVerificationPolicy::Required;

@@ -372,13 +372,20 @@ async fn run(cli: Cli) -> Result<bool> {
         base.join(path)
             .with_context(|| format!("joining {path} to {base}"))
     };
-    ensure_ready(&http, join(&cli.kratos_admin, "admin/health/ready")?, "Kratos").await?;
+    ensure_ready(
+        &http,
+        join(&cli.kratos_admin, "admin/health/ready")?,
+        "Kratos",
+    )
+    .await?;
     let modes: Vec<Mode> = steps.iter().map(|s| s.mode).collect();
-    if modes
-        .iter()
-        .any(|m| !matches!(m, Mode::KratosNative))
-    {
-        ensure_ready(&http, join(&cli.service, "health/ready")?, "kratos-passkeys").await?;
+    if modes.iter().any(|m| !matches!(m, Mode::KratosNative)) {
+        ensure_ready(
+            &http,
+            join(&cli.service, "health/ready")?,
+            "kratos-passkeys",
+        )
+        .await?;
     }
 
     let mut sources = vec![("load_tool", CpuSource::Myself)];
@@ -398,7 +405,9 @@ async fn run(cli: Cli) -> Result<bool> {
         service_admin: cli.service_admin.clone(),
     };
     // Fail now, not after the set-up, when a pid is wrong.
-    probes.cpu().context("reading the CPU time of the given pids")?;
+    probes
+        .cpu()
+        .context("reading the CPU time of the given pids")?;
 
     let started_at = chrono::Utc::now();
     let machine = measure::Machine::read();
@@ -446,7 +455,11 @@ async fn run(cli: Cli) -> Result<bool> {
         warmup_s: cli.warmup,
         modes: cli.modes.clone(),
         interleave: cli.interleave.clone(),
-        rounds: if cli.interleave.is_empty() { 0 } else { cli.rounds },
+        rounds: if cli.interleave.is_empty() {
+            0
+        } else {
+            cli.rounds
+        },
         service: cli.service.to_string(),
         kratos_public: cli.kratos_public.to_string(),
         origin: cli.origin.clone(),
@@ -464,8 +477,7 @@ async fn run(cli: Cli) -> Result<bool> {
     println!("{}", report::table(&report));
     if let Some(path) = &cli.json {
         let json = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
         eprintln!("kratos-passkeys-bench: wrote {}", path.display());
     }
     if let Some(path) = &cli.markdown {
@@ -507,11 +519,19 @@ mod tests {
 
     #[test]
     fn only_loopback_targets_are_accepted() {
-        for ok in ["http://127.0.0.1:1/", "http://localhost:1/", "http://[::1]:1/", "http://127.9.9.9/"] {
+        for ok in [
+            "http://127.0.0.1:1/",
+            "http://localhost:1/",
+            "http://[::1]:1/",
+            "http://127.9.9.9/",
+        ] {
             loopback_only("x", &Url::parse(ok).unwrap()).unwrap();
         }
         for bad in ["http://10.0.0.1/", "http://example.com/", "http://0.0.0.0/"] {
-            assert!(loopback_only("x", &Url::parse(bad).unwrap()).is_err(), "{bad}");
+            assert!(
+                loopback_only("x", &Url::parse(bad).unwrap()).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -526,8 +546,11 @@ mod tests {
             "--rounds",
             "2",
         ]);
-        let steps: Vec<(Mode, Option<u32>)> =
-            plan(&cli).unwrap().iter().map(|s| (s.mode, s.round)).collect();
+        let steps: Vec<(Mode, Option<u32>)> = plan(&cli)
+            .unwrap()
+            .iter()
+            .map(|s| (s.mode, s.round))
+            .collect();
         assert_eq!(
             steps,
             vec![

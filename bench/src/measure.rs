@@ -120,7 +120,9 @@ impl CpuSource {
                 for entry in std::fs::read_dir("/proc").context("listing /proc")? {
                     let Ok(entry) = entry else { continue };
                     let name = entry.file_name();
-                    let Some(child) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                    let Some(child) = name
+                        .to_str()
+                        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
                     else {
                         continue;
                     };
@@ -356,7 +358,10 @@ other_seconds_count 2
         let rows = breakdown(&before, &after, 10);
         assert_eq!(rows.len(), 2, "{rows:?}");
         let whoami = &rows[0];
-        assert_eq!(whoami.metric, "kratos_passkeys_kratos_request_duration_seconds");
+        assert_eq!(
+            whoami.metric,
+            "kratos_passkeys_kratos_request_duration_seconds"
+        );
         assert_eq!(whoami.labels, r#"operation="whoami""#);
         assert!((whoami.mean_ms - 20.0).abs() < 1e-9);
         let take = &rows[1];
