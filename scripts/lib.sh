@@ -195,7 +195,8 @@ start_service() {
     "KRATOS_PASSKEYS_CONFIG_DIR=$REPO/config"
     "KRATOS_PASSKEYS__PUBLIC__PORT=$public"
     "KRATOS_PASSKEYS__ADMIN__PORT=$admin"
-    "KRATOS_PASSKEYS__DATABASE__URL=$(pg_url "$db")"
+    # Loopback to the local PostgreSQL, like Kratos's DSN: no TLS handshake.
+    "KRATOS_PASSKEYS__DATABASE__URL=$(pg_url "$db")?sslmode=disable"
     "KRATOS_PASSKEYS__KRATOS__PUBLIC_URL=http://127.0.0.1:$kpublic/"
     "KRATOS_PASSKEYS__KRATOS__BROWSER_URL=http://localhost:$kpublic/"
     "KRATOS_PASSKEYS__KRATOS__ADMIN_URL=http://127.0.0.1:$kadmin/"

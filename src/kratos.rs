@@ -36,6 +36,10 @@ pub enum KratosError {
     },
     #[error("Kratos does not recognise the session")]
     Unauthorized,
+    #[error("Kratos has no such identity")]
+    IdentityNotFound,
+    #[error("Kratos refused to issue a session: the identity is disabled")]
+    IdentityDisabled,
     #[error("Kratos requires a second factor for this session")]
     Aal2Required { redirect_browser_to: Option<String> },
     #[error("Kratos answered {status} to {operation}: {detail}")]
@@ -275,6 +279,8 @@ impl KratosClient {
     /// Mints a genuine Kratos session for `identity`: an admin-created
     /// recovery code, redeemed by this service against Kratos's public
     /// recovery endpoint (see DESIGN.md, "Minting a Kratos session").
+    /// Kratos itself refuses deleted (`IdentityNotFound`) and disabled
+    /// (`IdentityDisabled`) identities, so no separate check is needed.
     pub async fn mint_session(
         &self,
         identity: IdentityId,
@@ -348,6 +354,7 @@ impl KratosClient {
                     })?;
                 Ok((flow_id, body.recovery_code))
             }
+            StatusCode::NOT_FOUND => Err(KratosError::IdentityNotFound),
             status => Err(unexpected(OP, status, response).await),
         }
     }
@@ -386,6 +393,11 @@ impl KratosClient {
             .await
             .map_err(unavailable(OP))?;
         let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            // A code this service just created is valid: Kratos refuses to
+            // activate a session for a disabled identity with 401.
+            return Err(KratosError::IdentityDisabled);
+        }
         if status != StatusCode::OK {
             return Err(unexpected(OP, status, response).await);
         }

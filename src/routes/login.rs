@@ -270,12 +270,16 @@ async fn finish_login(
         }
         Err(failure) => return Err(failure.into()),
     };
-    ensure_active(state, identity).await?;
-    let minted = state
-        .kratos
-        .mint_session(identity, delivery, client)
-        .await
-        .map_err(mint_error)?;
+    let minted = match state.kratos.mint_session(identity, delivery, client).await {
+        Ok(minted) => minted,
+        Err(KratosError::IdentityNotFound) => {
+            let purged = state.store.purge_identity(identity).await?;
+            tracing::info!(identity = %identity, purged, "identity no longer exists in Kratos; passkeys purged");
+            return Err(ApiError::IdentityNotFound);
+        }
+        Err(KratosError::IdentityDisabled) => return Err(ApiError::IdentityInactive),
+        Err(error) => return Err(mint_error(error)),
+    };
     let changed = passkey.update_credential(&result) == Some(true);
     state
         .store
@@ -303,19 +307,6 @@ fn stored_passkey(row: &PasskeyRow) -> Result<Passkey, ApiError> {
             anyhow::Error::new(e).context(format!("stored passkey {} is unreadable", row.id)),
         )
     })
-}
-
-/// Only active identities may sign in; a deleted one loses its passkeys.
-async fn ensure_active(state: &AppState, identity: IdentityId) -> Result<(), ApiError> {
-    match state.kratos.identity(identity).await? {
-        Some(found) if found.is_active() => Ok(()),
-        Some(_) => Err(ApiError::IdentityInactive),
-        None => {
-            let purged = state.store.purge_identity(identity).await?;
-            tracing::info!(identity = %identity, purged, "identity no longer exists in Kratos; passkeys purged");
-            Err(ApiError::IdentityNotFound)
-        }
-    }
 }
 
 fn mint_error(error: KratosError) -> ApiError {
