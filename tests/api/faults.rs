@@ -102,6 +102,24 @@ async fn registration_load(
     }
 }
 
+/// `users` signed-in people registering passkeys side by side, until `stop`.
+async fn users_registering(
+    app: &Arc<TestApp>,
+    users: usize,
+    tally: &Arc<Mutex<Tally>>,
+    stop: &Arc<AtomicBool>,
+) -> impl std::future::Future<Output = Vec<()>> {
+    let mut sessions = Vec::new();
+    for _ in 0..users {
+        sessions.push(app.signed_in_user().await.1);
+    }
+    futures_util::future::join_all(
+        sessions
+            .into_iter()
+            .map(|auth| registration_load(app.clone(), auth, tally.clone(), stop.clone())),
+    )
+}
+
 fn record(tally: &Mutex<Tally>, started: Instant, status: u16, body: &Value) {
     let mut tally = tally.lock().expect("tally");
     if status == 201 {
@@ -132,18 +150,12 @@ async fn postgres_restarted_while_requests_flow() {
     let mut settings = test_settings(&database_url);
     settings.database.acquire_timeout = Duration::from_millis(500);
     let app = Arc::new(spawn_with_settings(settings).await);
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let mut users = Vec::new();
-    for _ in 0..3 {
-        users.push(app.signed_in_user().await.1);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    // The load and the outage run side by side in this task.
-    let load = futures_util::future::join_all(
-        users
-            .into_iter()
-            .map(|auth| registration_load(app.clone(), auth, tally.clone(), stop.clone())),
+    let (tally, stop) = (
+        Arc::new(Mutex::new(Tally::default())),
+        Arc::new(AtomicBool::new(false)),
     );
+    // The load and the outage run side by side in this task.
+    let load = users_registering(&app, 3, &tally, &stop).await;
     let outage = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let outage_start = Instant::now();
@@ -317,17 +329,11 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
     };
     let mut child = start();
     let app = Arc::new(binary::ready(&database_url, public, admin).await);
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let mut users = Vec::new();
-    for _ in 0..4 {
-        users.push(app.signed_in_user().await.1);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = futures_util::future::join_all(
-        users
-            .into_iter()
-            .map(|auth| registration_load(app.clone(), auth, tally.clone(), stop.clone())),
+    let (tally, stop) = (
+        Arc::new(Mutex::new(Tally::default())),
+        Arc::new(AtomicBool::new(false)),
     );
+    let load = users_registering(&app, 4, &tally, &stop).await;
     // Kill it once some registrations went through, with others in flight.
     let kill = async {
         let deadline = Instant::now() + Duration::from_secs(10);
