@@ -74,6 +74,8 @@ impl CeremonyFailure {
             E::UserNotPresent => Self::UserPresenceMissing,
             E::AuthenticationFailure | E::SignatureInvalid => Self::SignatureInvalid,
             E::CredentialPossibleCompromise => Self::CounterRegression,
+            // webauthn-rs names its forty-odd attestation failures
+            // `Attestation…`; listing them would break with each release.
             other if format!("{other:?}").starts_with("Attestation") => Self::AttestationInvalid,
             _ => Self::CredentialInvalid,
         }
