@@ -95,17 +95,7 @@ pub struct KratosSession {
 pub struct KratosIdentity {
     pub id: IdentityId,
     #[serde(default)]
-    pub state: Option<String>,
-    #[serde(default)]
     pub traits: Value,
-}
-
-impl KratosIdentity {
-    /// Kratos omits `state` for identities created before states existed;
-    /// those are active.
-    pub fn is_active(&self) -> bool {
-        self.state.as_deref().is_none_or(|s| s == "active")
-    }
 }
 
 /// The browser's details, forwarded so the minted session's device is right.
@@ -211,8 +201,9 @@ impl KratosClient {
         match response.status() {
             StatusCode::OK => {
                 let raw: Value = response.json().await.map_err(decode(OP))?;
-                let session: KratosSession =
-                    serde_json::from_value(raw.clone()).map_err(|e| KratosError::Protocol {
+                // Read the typed view straight from the tree: no copy of it.
+                let session =
+                    KratosSession::deserialize(&raw).map_err(|e| KratosError::Protocol {
                         operation: OP,
                         detail: e.to_string(),
                     })?;
@@ -463,7 +454,8 @@ impl KratosClient {
     }
 }
 
-fn join(base: &Url, path: &str) -> Url {
+/// `path` under `base`, keeping any path prefix `base` has (`https://example.org/.ory`).
+pub fn join(base: &Url, path: &str) -> Url {
     let mut url = base.clone();
     let prefix = url.path().trim_end_matches('/').to_string();
     url.set_path(&format!("{prefix}/{path}"));

@@ -55,9 +55,7 @@ impl CallerSession {
 
 /// Kratos's re-authentication: `/self-service/login/browser?refresh=true&return_to=...`.
 pub fn refresh_url(settings: &Settings) -> Url {
-    let mut url = settings.kratos.browser_url.clone();
-    let prefix = url.path().trim_end_matches('/').to_string();
-    url.set_path(&format!("{prefix}/self-service/login/browser"));
+    let mut url = crate::kratos::join(&settings.kratos.browser_url, "self-service/login/browser");
     url.query_pairs_mut()
         .append_pair("refresh", "true")
         .append_pair("return_to", settings.sessions.refresh_return_to.as_str());
