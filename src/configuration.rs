@@ -15,6 +15,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub kratos: KratosSettings,
     pub webauthn: WebauthnSettings,
+    pub ceremonies: CeremonySettings,
     pub sessions: SessionSettings,
     pub identity: IdentitySettings,
     pub webhook: WebhookSettings,
@@ -23,6 +24,9 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub limits: LimitSettings,
     pub gc: GcSettings,
+    /// Which environment file was layered in (not read from the files).
+    #[serde(skip)]
+    pub environment: Environment,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +71,14 @@ pub struct WebauthnSettings {
     pub origins: Vec<Url>,
     #[serde(with = "humantime_serde")]
     pub ceremony_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CeremonySettings {
+    /// Keys (32 bytes, base64) that seal ceremony state into ceremony ids:
+    /// the first seals, every one opens, so a key can be rotated in
+    /// without breaking the ceremonies in flight. Replicas share them.
+    pub keys: Vec<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,14 +132,12 @@ pub struct LimitSettings {
     pub login_per_ip: RateSettings,
     /// Failed passkey logins per identity.
     pub failed_logins_per_identity: RateSettings,
-    /// Unexpired ceremonies one client (IP for logins, identity for
-    /// registrations) may hold, so `login/options` cannot fill the database.
-    pub open_ceremonies_per_client: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct GcSettings {
-    /// How often expired ceremonies are purged in the background.
+    /// How often the single-use marks of expired ceremonies are purged in
+    /// the background.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
 }
@@ -138,8 +148,9 @@ pub struct CorsSettings {
 }
 
 /// Which `config/<environment>.yaml` layers over the base file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Environment {
+    #[default]
     Local,
     Production,
 }
@@ -181,10 +192,15 @@ pub fn load(dir: &Path, environment: Environment) -> Result<Settings, config::Co
                 .list_separator(",")
                 .with_list_parse_key("webauthn.origins")
                 .with_list_parse_key("cors.allowed_origins")
+                .with_list_parse_key("ceremonies.keys")
                 .try_parsing(true),
         )
         .build()?
         .try_deserialize()
+        .map(|settings| Settings {
+            environment,
+            ..settings
+        })
 }
 
 #[cfg(test)]
@@ -214,6 +230,7 @@ mod tests {
         let printed = format!("{settings:?}");
         assert!(!printed.contains(settings.webhook.api_key.expose_secret()));
         assert!(!printed.contains(settings.database.url.expose_secret()));
+        assert!(!printed.contains(settings.ceremonies.keys[0].expose_secret()));
     }
 
     #[test]

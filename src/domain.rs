@@ -39,8 +39,8 @@ uuid_newtype!(
     PasskeyId
 );
 uuid_newtype!(
-    /// A registration or login ceremony in progress.
-    CeremonyId
+    /// The record of one passkey login (see `store::LoginUpdate`).
+    LoginRecordId
 );
 uuid_newtype!(
     /// The random WebAuthn user handle of an identity: never the identity id
@@ -52,9 +52,49 @@ uuid_newtype!(
     KratosSessionId
 );
 
-impl CeremonyId {
+impl LoginRecordId {
     pub fn generate() -> Self {
         Self(Uuid::new_v4())
+    }
+}
+
+/// A ceremony id as the client holds it: the ceremony's sealed state,
+/// opaque to the client. Only its length is checked here; opening it is
+/// `sealed_ceremony`'s job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CeremonyId(String);
+
+impl CeremonyId {
+    /// Far more than any sealed ceremony needs, so opening one stays cheap.
+    pub const MAX_CHARS: usize = 8192;
+
+    pub fn new(sealed: String) -> Self {
+        Self(sealed)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CeremonyId {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        if raw.is_empty() || raw.len() > Self::MAX_CHARS {
+            return Err(format!(
+                "ceremony_id must be 1 to {} characters",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(Self(raw))
+    }
+}
+
+impl From<CeremonyId> for String {
+    fn from(id: CeremonyId) -> Self {
+        id.0
     }
 }
 

@@ -38,6 +38,7 @@ pub enum ErrorId {
     AttestationInvalid,
     CredentialInvalid,
     UserHandleMismatch,
+    UserHandleMissing,
     CredentialAlreadyRegistered,
     PasskeyNameTaken,
     PasskeyNotFound,
@@ -59,6 +60,24 @@ pub enum ErrorId {
 impl ErrorId {
     pub fn as_str(self) -> &'static str {
         self.into()
+    }
+}
+
+impl From<CeremonyFailure> for ErrorId {
+    fn from(failure: CeremonyFailure) -> Self {
+        match failure {
+            CeremonyFailure::OriginMismatch => ErrorId::OriginMismatch,
+            CeremonyFailure::RpIdMismatch => ErrorId::RpIdMismatch,
+            CeremonyFailure::ChallengeMismatch => ErrorId::ChallengeMismatch,
+            CeremonyFailure::UserVerificationMissing => ErrorId::UserVerificationMissing,
+            CeremonyFailure::UserPresenceMissing => ErrorId::UserPresenceMissing,
+            CeremonyFailure::SignatureInvalid => ErrorId::SignatureInvalid,
+            CeremonyFailure::AttestationInvalid => ErrorId::AttestationInvalid,
+            CeremonyFailure::CredentialInvalid => ErrorId::CredentialInvalid,
+            CeremonyFailure::UserHandleMismatch => ErrorId::UserHandleMismatch,
+            CeremonyFailure::UserHandleMissing => ErrorId::UserHandleMissing,
+            CeremonyFailure::CounterRegression => ErrorId::CredentialCloned,
+        }
     }
 }
 
@@ -136,7 +155,7 @@ impl ApiError {
             ApiError::InvalidPasskeyName(_) => ErrorId::InvalidPasskeyName,
             ApiError::CeremonyNotFound => ErrorId::CeremonyNotFound,
             ApiError::CeremonyExpired => ErrorId::CeremonyExpired,
-            ApiError::Ceremony(failure) => failure.id(),
+            ApiError::Ceremony(failure) => ErrorId::from(*failure),
             ApiError::CredentialAlreadyRegistered => ErrorId::CredentialAlreadyRegistered,
             ApiError::PasskeyNameTaken => ErrorId::PasskeyNameTaken,
             ApiError::PasskeyNotFound => ErrorId::PasskeyNotFound,
@@ -311,5 +330,22 @@ impl std::fmt::Debug for CauseChain<'_> {
             current = cause.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceremony_failures_have_stable_ids() {
+        for (failure, id) in [
+            (CeremonyFailure::OriginMismatch, "origin_mismatch"),
+            (CeremonyFailure::AttestationInvalid, "attestation_invalid"),
+            (CeremonyFailure::CounterRegression, "credential_cloned"),
+            (CeremonyFailure::UserHandleMissing, "user_handle_missing"),
+        ] {
+            assert_eq!(ErrorId::from(failure).as_str(), id);
+        }
     }
 }

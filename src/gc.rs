@@ -1,4 +1,5 @@
-//! Garbage collection: expired ceremonies (in the background and by
+//! Garbage collection: the single-use marks of expired ceremonies and login
+//! records that will never learn their session id (in the background and by
 //! `kratos-passkeys gc`), and, on demand, the passkeys of identities Kratos
 //! no longer has.
 
@@ -7,19 +8,25 @@ use std::time::Duration;
 use actix_web::web;
 
 use crate::error::CauseChain;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// What one `gc` run removed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Collected {
     pub expired_ceremonies: usize,
+    pub unresolved_logins: usize,
     pub identities_checked: usize,
     pub identities_purged: usize,
     pub passkeys_purged: usize,
 }
 
-/// Purges expired ceremonies every `gc.interval` and forgets idle rate-limit
-/// buckets, for as long as the application runs.
+/// A login record still pending after this long lost its worker (the
+/// process stopped, or its queue was full): its session id stays unknown.
+const PENDING_FOR_GOOD: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Purges the marks of expired ceremonies and settles abandoned login
+/// records every `gc.interval`, and forgets idle rate-limit buckets, for as
+/// long as the application runs.
 pub fn spawn_background(state: web::Data<AppState>) {
     let interval = state.settings.gc.interval.max(Duration::from_secs(1));
     tokio::spawn(async move {
@@ -27,11 +34,17 @@ pub fn spawn_background(state: web::Data<AppState>) {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match state.store.purge_expired_ceremonies().await {
-                Ok(0) => {}
-                Ok(purged) => tracing::debug!(purged, "expired ceremonies purged"),
+            match sweep(&state).await {
+                Ok((0, 0)) => {}
+                Ok((purged, unresolved)) => {
+                    tracing::debug!(
+                        purged,
+                        unresolved,
+                        "ceremony marks purged, login records settled"
+                    )
+                }
                 Err(error) => {
-                    tracing::warn!(cause = ?CauseChain(&error), "purging expired ceremonies failed")
+                    tracing::warn!(cause = ?CauseChain(&error), "garbage collection failed")
                 }
             }
             state.login_limiter.prune();
@@ -40,11 +53,30 @@ pub fn spawn_background(state: web::Data<AppState>) {
     });
 }
 
-/// One full collection: expired ceremonies, then every known identity is
-/// checked with Kratos and the deleted ones are purged.
+/// The marks of expired ceremonies, and login records pending for good.
+async fn sweep(state: &AppState) -> Result<(usize, usize), crate::store::StoreError> {
+    let now = state.clock.now();
+    let purged = state.store.purge_consumed_ceremonies(now).await?;
+    let unresolved = state
+        .store
+        .give_up_sessions(None, now - PENDING_FOR_GOOD)
+        .await?;
+    if unresolved > 0 {
+        tracing::warn!(
+            unresolved,
+            "login records whose session id will stay unknown"
+        );
+    }
+    Ok((purged, unresolved))
+}
+
+/// One full collection: the sweep, then every known identity is checked
+/// with Kratos and the deleted ones are purged.
 pub async fn collect(state: &AppState) -> anyhow::Result<Collected> {
+    let (expired_ceremonies, unresolved_logins) = sweep(state).await?;
     let mut collected = Collected {
-        expired_ceremonies: state.store.purge_expired_ceremonies().await?,
+        expired_ceremonies,
+        unresolved_logins,
         ..Collected::default()
     };
     for identity in state.store.identity_ids().await? {

@@ -54,6 +54,11 @@ pub enum KratosError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("Kratos issued session {session} for identity {owner}, not the one that logged in")]
+    SessionOfAnotherIdentity {
+        session: KratosSessionId,
+        owner: IdentityId,
+    },
     #[error("Kratos's answer to {operation} is not what minting needs: {detail}")]
     Protocol {
         operation: &'static str,
@@ -105,11 +110,11 @@ pub struct ClientContext {
     pub ip: Option<IpAddr>,
 }
 
-/// A freshly minted Kratos session.
+/// A freshly minted Kratos session: the credential that carries it, and the
+/// admin recovery flow that issued it. Its id takes a `whoami` to learn
+/// (`minted_session`), which the login does not wait for.
 pub struct MintedSession {
-    pub session_id: KratosSessionId,
-    /// The session as Kratos's `whoami` returns it (no secrets inside).
-    pub session: Value,
+    pub recovery_flow_id: Uuid,
     pub credential: MintedCredential,
 }
 
@@ -278,34 +283,57 @@ impl KratosClient {
         delivery: SessionDelivery,
         client: &ClientContext,
     ) -> Result<MintedSession, KratosError> {
-        let (flow_id, code) = self.create_recovery_code(identity, delivery).await?;
-        let credential = self.redeem_recovery_code(flow_id, &code, client).await?;
-        let session_credential = match &credential {
-            MintedCredential::Token(token) => SessionCredential::Token(token.clone()),
-            MintedCredential::Cookies(cookies) => {
-                SessionCredential::Cookie(self.session_cookie_value(cookies).ok_or_else(|| {
-                    KratosError::Protocol {
-                        operation: "redeem_recovery_code",
-                        detail: "no session cookie".into(),
-                    }
-                })?)
-            }
-        };
-        let (session, raw) = self.whoami(&session_credential).await?;
-        if session.identity.id != identity {
-            return Err(KratosError::Protocol {
-                operation: "whoami",
-                detail: format!(
-                    "session belongs to {} instead of {identity}",
-                    session.identity.id
-                ),
-            });
-        }
+        let (recovery_flow_id, code) = self.create_recovery_code(identity, delivery).await?;
+        let credential = self
+            .redeem_recovery_code(recovery_flow_id, &code, client)
+            .await?;
         Ok(MintedSession {
-            session_id: session.id,
-            session: raw,
+            recovery_flow_id,
             credential,
         })
+    }
+
+    /// The credential a minted session is presented with to `whoami`.
+    pub fn presented(&self, credential: &MintedCredential) -> Option<SessionCredential> {
+        match credential {
+            MintedCredential::Token(token) => Some(SessionCredential::Token(token.clone())),
+            MintedCredential::Cookies(cookies) => self
+                .session_cookie_value(cookies)
+                .map(SessionCredential::Cookie),
+        }
+    }
+
+    /// The minted session as `whoami` answers it, checked to belong to
+    /// `identity`.
+    pub async fn minted_session(
+        &self,
+        credential: &SessionCredential,
+        identity: IdentityId,
+    ) -> Result<(KratosSession, Value), KratosError> {
+        let (session, raw) = self.whoami(credential).await?;
+        if session.identity.id != identity {
+            return Err(KratosError::SessionOfAnotherIdentity {
+                session: session.id,
+                owner: session.identity.id,
+            });
+        }
+        Ok((session, raw))
+    }
+
+    /// `DELETE /admin/sessions/{id}`: revokes a session.
+    pub async fn revoke_session(&self, id: KratosSessionId) -> Result<(), KratosError> {
+        const OP: &str = "revoke_session";
+        let _timer = self.metrics.kratos_timer(OP);
+        let response = self
+            .http
+            .delete(self.admin(&format!("admin/sessions/{id}")))
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            status => Err(unexpected(OP, status, response).await),
+        }
     }
 
     async fn create_recovery_code(

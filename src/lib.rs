@@ -5,6 +5,7 @@
 //! and after a passkey login hands out a genuine Kratos session.
 
 pub mod aaguid;
+pub mod clock;
 pub mod configuration;
 pub mod cors;
 pub mod domain;
@@ -12,10 +13,13 @@ pub mod error;
 pub mod gc;
 pub mod kratos;
 pub mod limits;
+pub mod login_records;
 pub mod metrics;
 pub mod routes;
+pub mod sealed_ceremony;
 pub mod session;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod webauthn_policy;

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kratos_passkeys::configuration::{self, Environment};
 use kratos_passkeys::metrics::Metrics;
-use kratos_passkeys::startup::{AppState, Application};
+use kratos_passkeys::startup::Application;
+use kratos_passkeys::state::AppState;
 use kratos_passkeys::store::Store;
 use kratos_passkeys::telemetry::{self, LogFormat};
 
@@ -35,8 +36,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Purge expired ceremonies and the passkeys of identities Kratos no
-    /// longer has, then exit.
+    /// Purge the marks of expired ceremonies and the passkeys of identities
+    /// Kratos no longer has, then exit.
     Gc,
 }
 
@@ -67,7 +68,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
         }
         Command::Gc => {
-            let state = AppState::new(settings)?;
+            // No login is served here, so the login record worker is not run.
+            let (state, _) = AppState::new(settings)?;
             let collected = kratos_passkeys::gc::collect(&state).await?;
             tracing::info!(?collected, "garbage collected");
         }

@@ -21,6 +21,7 @@ pub struct Metrics {
     webauthn_duration: HistogramVec,
     sessions_minted: IntCounterVec,
     rate_limited: IntCounterVec,
+    login_records: IntCounterVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
 }
@@ -71,6 +72,13 @@ impl Metrics {
             Opts::new("rate_limited_total", "Requests refused with 429, by limit"),
             &["limit"],
         )?;
+        let login_records = IntCounterVec::new(
+            Opts::new(
+                "login_records_total",
+                "Login records completed after the answer: resolved (session id known), unresolved (it never will be), dropped (queue full)",
+            ),
+            &["outcome"],
+        )?;
         let pool_connections = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Postgres pool connections by state"),
             &["state"],
@@ -82,6 +90,7 @@ impl Metrics {
         registry.register(Box::new(webauthn_duration.clone()))?;
         registry.register(Box::new(sessions_minted.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(login_records.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
         Ok(Self {
@@ -92,6 +101,7 @@ impl Metrics {
             webauthn_duration,
             sessions_minted,
             rate_limited,
+            login_records,
             pool_connections,
             pool_max,
         })
@@ -128,6 +138,10 @@ impl Metrics {
 
     pub fn session_minted(&self, delivery: &str) {
         self.sessions_minted.with_label_values(&[delivery]).inc();
+    }
+
+    pub fn login_record(&self, outcome: &str) {
+        self.login_records.with_label_values(&[outcome]).inc();
     }
 
     pub fn rate_limited(&self, limit: &str) {

@@ -14,7 +14,7 @@ use crate::configuration::Settings;
 use crate::domain::{IdentityId, KratosSessionId};
 use crate::error::ApiError;
 use crate::kratos::{KratosIdentity, SessionCredential};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How the caller presented its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

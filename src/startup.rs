@@ -13,71 +13,8 @@ use tracing_actix_web::TracingLogger;
 
 use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::kratos::KratosClient;
-use crate::limits::RateLimiter;
-use crate::metrics::Metrics;
 use crate::routes;
-use crate::store::Store;
-use crate::webauthn_policy::Policy;
-
-/// Everything a request handler needs, shared by both listeners.
-pub struct AppState {
-    pub settings: Settings,
-    pub metrics: Arc<Metrics>,
-    pub store: Store,
-    pub kratos: KratosClient,
-    pub policy: Policy,
-    pub login_limiter: RateLimiter,
-    pub failure_limiter: RateLimiter,
-    allowed_origins: Vec<String>,
-    cors_origins: Vec<String>,
-}
-
-impl AppState {
-    pub fn new(settings: Settings) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::new().context("registering metrics")?);
-        let store = Store::connect_lazy(&settings.database, metrics.clone());
-        let kratos = KratosClient::new(&settings.kratos, metrics.clone())
-            .context("building the Kratos client")?;
-        let policy = Policy::new(&settings.webauthn, metrics.clone())
-            .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings: {e}"))?;
-        let cors_origins: Vec<String> = settings
-            .cors
-            .allowed_origins
-            .iter()
-            .map(|o| o.trim_end_matches('/').to_string())
-            .collect();
-        let mut allowed_origins: Vec<String> = settings
-            .webauthn
-            .origins
-            .iter()
-            .map(|o| o.origin().ascii_serialization())
-            .collect();
-        allowed_origins.extend(cors_origins.iter().cloned());
-        Ok(Self {
-            login_limiter: RateLimiter::new(&settings.limits.login_per_ip),
-            failure_limiter: RateLimiter::new(&settings.limits.failed_logins_per_identity),
-            settings,
-            metrics,
-            store,
-            kratos,
-            policy,
-            allowed_origins,
-            cors_origins,
-        })
-    }
-
-    /// Origins allowed to make cookie-authenticated state changes: the
-    /// WebAuthn origins and the CORS origins.
-    pub fn is_allowed_origin(&self, origin: &str) -> bool {
-        self.allowed_origins.iter().any(|o| o == origin)
-    }
-
-    /// Frontend origins that may call the public listener cross-origin.
-    pub fn is_cors_origin(&self, origin: &str) -> bool {
-        self.cors_origins.iter().any(|o| o == origin)
-    }
-}
+use crate::state::AppState;
 
 pub struct Application {
     public_port: u16,
@@ -95,7 +32,8 @@ impl Application {
         })?;
         let admin = TcpListener::bind(settings.admin.address())
             .with_context(|| format!("binding the admin listener {}", settings.admin.address()))?;
-        let state = web::Data::new(AppState::new(settings)?);
+        let (state, login_records) = AppState::new(settings)?;
+        let state = web::Data::new(state);
         if state.settings.database.run_migrations_on_start {
             let applied = state
                 .store
@@ -107,6 +45,7 @@ impl Application {
             }
         }
         crate::gc::spawn_background(state.clone());
+        login_records.spawn();
         Self::with_listeners(state, public, admin)
     }
 

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use crate::configuration::WebauthnSettings;
 use crate::domain::UserHandle;
-use crate::error::ErrorId;
 use crate::metrics::Metrics;
 
 /// Why a ceremony's credential was refused. Each has a stable error id.
@@ -44,26 +43,13 @@ pub enum CeremonyFailure {
     CredentialInvalid,
     #[error("the user handle does not match the credential's owner")]
     UserHandleMismatch,
+    #[error("a discoverable login must carry the user handle")]
+    UserHandleMissing,
     #[error("the signature counter went backwards")]
     CounterRegression,
 }
 
 impl CeremonyFailure {
-    pub fn id(&self) -> ErrorId {
-        match self {
-            CeremonyFailure::OriginMismatch => ErrorId::OriginMismatch,
-            CeremonyFailure::RpIdMismatch => ErrorId::RpIdMismatch,
-            CeremonyFailure::ChallengeMismatch => ErrorId::ChallengeMismatch,
-            CeremonyFailure::UserVerificationMissing => ErrorId::UserVerificationMissing,
-            CeremonyFailure::UserPresenceMissing => ErrorId::UserPresenceMissing,
-            CeremonyFailure::SignatureInvalid => ErrorId::SignatureInvalid,
-            CeremonyFailure::AttestationInvalid => ErrorId::AttestationInvalid,
-            CeremonyFailure::CredentialInvalid => ErrorId::CredentialInvalid,
-            CeremonyFailure::UserHandleMismatch => ErrorId::UserHandleMismatch,
-            CeremonyFailure::CounterRegression => ErrorId::CredentialCloned,
-        }
-    }
-
     fn from_webauthn(error: &WebauthnError) -> Self {
         use WebauthnError as E;
         match error {
@@ -82,15 +68,12 @@ impl CeremonyFailure {
     }
 }
 
-/// The state of a ceremony could not be restored (a bug or a tampered row).
-#[derive(Debug, thiserror::Error)]
-#[error("stored ceremony state is unreadable")]
-pub struct CorruptState(#[source] serde_json::Error);
-
-/// Options for the browser plus the state to keep server-side.
-pub struct Started {
+/// Options for the browser, the challenge in them, and the state the
+/// ceremony's finish needs.
+pub struct Started<S> {
     pub public_key: Value,
-    pub state: Value,
+    pub challenge: Vec<u8>,
+    pub state: S,
 }
 
 /// A registration that verified, with what the store and the list view need.
@@ -137,7 +120,7 @@ impl Policy {
         user_name: &str,
         display_name: &str,
         exclude: Vec<Vec<u8>>,
-    ) -> Result<Started, WebauthnError> {
+    ) -> Result<Started<PasskeyRegistration>, WebauthnError> {
         let exclude: Vec<CredentialID> = exclude;
         let (mut options, state): (CreationChallengeResponse, PasskeyRegistration) =
             self.webauthn.start_passkey_registration(
@@ -154,32 +137,27 @@ impl Policy {
         }
         Ok(Started {
             public_key: to_value(&options.public_key),
-            state: to_value(&state),
+            challenge: options.public_key.challenge.to_vec(),
+            state,
         })
     }
 
     pub fn finish_registration(
         &self,
         credential: &RegisterPublicKeyCredential,
-        state: Value,
-    ) -> Result<Result<VerifiedRegistration, CeremonyFailure>, CorruptState> {
+        state: &PasskeyRegistration,
+    ) -> Result<VerifiedRegistration, CeremonyFailure> {
         let _timer = self.metrics.webauthn_timer("finish_registration");
-        let state: PasskeyRegistration = serde_json::from_value(state).map_err(CorruptState)?;
-        let passkey = match self
+        let passkey = self
             .webauthn
-            .finish_passkey_registration(credential, &state)
-        {
-            Ok(passkey) => passkey,
-            Err(error) => {
+            .finish_passkey_registration(credential, state)
+            .map_err(|error| {
                 tracing::info!(?error, "registration refused");
-                return Ok(Err(CeremonyFailure::from_webauthn(&error)));
-            }
-        };
-        let Some(auth_data) =
+                CeremonyFailure::from_webauthn(&error)
+            })?;
+        let auth_data =
             AuthenticatorData::from_attestation_object(&credential.response.attestation_object)
-        else {
-            return Ok(Err(CeremonyFailure::CredentialInvalid));
-        };
+                .ok_or(CeremonyFailure::CredentialInvalid)?;
         let transports = credential
             .response
             .transports
@@ -188,7 +166,7 @@ impl Policy {
             .iter()
             .filter_map(transport_name)
             .collect();
-        Ok(Ok(VerifiedRegistration {
+        Ok(VerifiedRegistration {
             credential: to_value(&passkey),
             credential_id: passkey.cred_id().to_vec(),
             aaguid: auth_data.aaguid,
@@ -196,7 +174,7 @@ impl Policy {
             backup_eligible: auth_data.backup_eligible,
             backup_state: auth_data.backup_state,
             sign_count: auth_data.sign_count,
-        }))
+        })
     }
 
     /// A login for any discoverable credential; `allow` narrows it to the
@@ -204,7 +182,7 @@ impl Policy {
     pub fn start_login(
         &self,
         allow: Vec<(Vec<u8>, Vec<String>)>,
-    ) -> Result<Started, WebauthnError> {
+    ) -> Result<Started<DiscoverableAuthentication>, WebauthnError> {
         let (mut options, state): (RequestChallengeResponse, DiscoverableAuthentication) =
             self.webauthn.start_discoverable_authentication()?;
         options.public_key.allow_credentials = allow
@@ -217,26 +195,24 @@ impl Policy {
             .collect();
         Ok(Started {
             public_key: to_value(&options.public_key),
-            state: to_value(&state),
+            challenge: options.public_key.challenge.to_vec(),
+            state,
         })
     }
 
     pub fn finish_login(
         &self,
         credential: &PublicKeyCredential,
-        state: Value,
+        state: DiscoverableAuthentication,
         passkey: &Passkey,
-    ) -> Result<Result<AuthenticationResult, CeremonyFailure>, CorruptState> {
+    ) -> Result<AuthenticationResult, CeremonyFailure> {
         let _timer = self.metrics.webauthn_timer("finish_login");
-        let state: DiscoverableAuthentication =
-            serde_json::from_value(state).map_err(CorruptState)?;
-        Ok(self
-            .webauthn
+        self.webauthn
             .finish_discoverable_authentication_v2(credential, state, passkey)
             .map_err(|error| {
                 tracing::info!(?error, "login refused");
                 CeremonyFailure::from_webauthn(&error)
-            }))
+            })
     }
 }
 
@@ -337,31 +313,22 @@ mod tests {
     }
 
     #[test]
-    fn webauthn_errors_have_stable_ids() {
-        assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::InvalidRPOrigin)
-                .id()
-                .as_str(),
-            "origin_mismatch"
-        );
-        assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::AttestationStatementSigInvalid)
-                .id()
-                .as_str(),
-            "attestation_invalid"
-        );
-        assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::CredentialPossibleCompromise)
-                .id()
-                .as_str(),
-            "credential_cloned"
-        );
-        assert_eq!(
-            CeremonyFailure::from_webauthn(&WebauthnError::ParseNOMFailure)
-                .id()
-                .as_str(),
-            "credential_invalid"
-        );
+    fn webauthn_errors_are_named() {
+        use CeremonyFailure as F;
+        for (error, failure) in [
+            (WebauthnError::InvalidRPOrigin, F::OriginMismatch),
+            (
+                WebauthnError::AttestationStatementSigInvalid,
+                F::AttestationInvalid,
+            ),
+            (
+                WebauthnError::CredentialPossibleCompromise,
+                F::CounterRegression,
+            ),
+            (WebauthnError::ParseNOMFailure, F::CredentialInvalid),
+        ] {
+            assert_eq!(CeremonyFailure::from_webauthn(&error), failure, "{error:?}");
+        }
     }
 
     #[test]

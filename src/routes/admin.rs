@@ -9,7 +9,7 @@ use crate::domain::{IdentityId, PasskeyId};
 use crate::error::ApiError;
 use crate::routes::passkeys::views;
 use crate::routes::PasskeyView;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Deleted {

@@ -1,21 +1,21 @@
-//! What registration and login share: ceremonies opened with their state in
-//! Postgres, bounded per client, and taken back exactly once.
+//! What registration and login share: a ceremony is sealed into its id when
+//! it starts (nothing stored), opened and checked when it finishes, and its
+//! single use is recorded then.
 
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::domain::{CeremonyId, IdentityId, PasskeyName};
+use crate::domain::{CeremonyId, IdentityId};
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::store::{CeremonyKind, CeremonyRow, NewCeremony};
-use crate::webauthn_policy::Started;
+use crate::sealed_ceremony::{Ceremony, CeremonyBody};
+use crate::state::AppState;
 
 /// A started ceremony: its id and the options for the browser.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CeremonyStarted {
-    #[schema(value_type = uuid::Uuid)]
+    /// The ceremony's sealed state: opaque, pass it back unchanged.
+    #[schema(value_type = String)]
     pub ceremony_id: CeremonyId,
     /// Standard WebAuthn options JSON (base64url fields), for
     /// `PublicKeyCredential.parseCreationOptionsFromJSON` or
@@ -25,57 +25,72 @@ pub struct CeremonyStarted {
     pub public_key: Value,
 }
 
-/// Stores a started ceremony for `client_key` and answers its options.
-pub async fn open_ceremony(
+/// Which ceremony a verify endpoint expects.
+#[derive(Debug, Clone, Copy)]
+pub enum Expected {
+    Login,
+    /// A registration, started by this identity.
+    Registration(IdentityId),
+}
+
+/// Seals the ceremony into its id; it expires after `webauthn.ceremony_ttl`.
+pub fn start_ceremony(
     state: &AppState,
-    kind: CeremonyKind,
-    identity: Option<IdentityId>,
-    passkey_name: Option<PasskeyName>,
-    client_key: String,
-    started: Started,
+    challenge: Vec<u8>,
+    body: CeremonyBody,
+    public_key: Value,
 ) -> Result<CeremonyStarted, ApiError> {
-    let ceremony_id = CeremonyId::generate();
-    let ttl = state.settings.webauthn.ceremony_ttl;
-    let stored = state
-        .store
-        .insert_ceremony(
-            NewCeremony {
-                id: ceremony_id,
-                kind,
-                identity_id: identity,
-                state: started.state,
-                passkey_name,
-                expires_at: Utc::now()
-                    + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5)),
-                client_key,
-            },
-            state.settings.limits.open_ceremonies_per_client,
-        )
-        .await?;
-    if !stored {
-        state.metrics.rate_limited("open_ceremonies");
-        return Err(ApiError::RateLimited { retry_after: ttl });
-    }
+    let ttl = chrono::Duration::from_std(state.settings.webauthn.ceremony_ttl)
+        .unwrap_or(chrono::Duration::minutes(5));
+    let ceremony = Ceremony::new(challenge, state.clock.now() + ttl, body);
+    let ceremony_id = state
+        .sealer
+        .seal(&ceremony)
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(CeremonyStarted {
         ceremony_id,
-        public_key: started.public_key,
+        public_key,
     })
 }
 
-/// Takes the ceremony (single use) and refuses an expired one.
-pub async fn take_ceremony(
+/// Opens the ceremony and checks it is the expected kind, for the expected
+/// identity, and not expired. Anything that does not open, or is someone
+/// else's, is unknown. Its use is not recorded yet: see `consume`.
+pub fn open_ceremony(
     state: &AppState,
-    id: CeremonyId,
-    kind: CeremonyKind,
-    identity: Option<IdentityId>,
-) -> Result<CeremonyRow, ApiError> {
+    id: &CeremonyId,
+    expected: Expected,
+) -> Result<Ceremony, ApiError> {
     let ceremony = state
-        .store
-        .take_ceremony(id, kind, identity)
-        .await?
-        .ok_or(ApiError::CeremonyNotFound)?;
-    if ceremony.expires_at < Utc::now() {
+        .sealer
+        .open(id)
+        .map_err(|_| ApiError::CeremonyNotFound)?;
+    let matches = match (&ceremony.body, expected) {
+        (CeremonyBody::Login { .. }, Expected::Login) => true,
+        (CeremonyBody::Registration { identity, .. }, Expected::Registration(caller)) => {
+            *identity == caller
+        }
+        _ => false,
+    };
+    if !matches {
+        return Err(ApiError::CeremonyNotFound);
+    }
+    if ceremony.expires_at() < state.clock.now() {
         return Err(ApiError::CeremonyExpired);
     }
     Ok(ceremony)
+}
+
+/// Records the ceremony's single use (across every replica); a ceremony
+/// used before is unknown.
+pub async fn consume(state: &AppState, ceremony: &Ceremony) -> Result<(), ApiError> {
+    let fresh = state
+        .store
+        .consume_ceremony(ceremony.challenge.clone(), ceremony.expires_at())
+        .await?;
+    if fresh {
+        Ok(())
+    } else {
+        Err(ApiError::CeremonyNotFound)
+    }
 }

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const CLIENT_JS: &str = include_str!("../../static/client.js");
 const DEMO_HTML: &str = include_str!("../../static/demo/index.html");

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::session::CallerSession;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::IdentityRow;
 
 #[derive(Debug, Serialize, ToSchema)]

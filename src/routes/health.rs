@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::CauseChain;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/alive", web::get().to(alive))
@@ -22,7 +22,13 @@ pub struct HealthStatus {
     /// What is down: `database`, `kratos`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     errors: BTreeMap<&'static str, &'static str>,
+    /// What works but is likely misconfigured, e.g. `client_ip_header`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    warnings: BTreeMap<&'static str, &'static str>,
 }
+
+/// Said by `/health/ready` once requests came through an unconfigured proxy.
+const PROXY_WARNING: &str = "requests arrive with X-Forwarded-For or Forwarded but http.client_ip_header is not set: every client looks like one address to the rate limits";
 
 /// The process answers.
 #[utoipa::path(
@@ -35,6 +41,7 @@ pub async fn alive() -> HttpResponse {
     HttpResponse::Ok().json(HealthStatus {
         status: "ok",
         errors: BTreeMap::new(),
+        warnings: BTreeMap::new(),
     })
 }
 
@@ -60,15 +67,21 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         tracing::warn!(cause = ?CauseChain(&error), "readiness: kratos");
         errors.insert("kratos", "unavailable");
     }
+    let mut warnings = BTreeMap::new();
+    if state.clients.proxy_unconfigured() {
+        warnings.insert("client_ip_header", PROXY_WARNING);
+    }
     if errors.is_empty() {
         HttpResponse::Ok().json(HealthStatus {
             status: "ok",
             errors,
+            warnings,
         })
     } else {
         HttpResponse::ServiceUnavailable().json(HealthStatus {
             status: "unavailable",
             errors,
+            warnings,
         })
     }
 }

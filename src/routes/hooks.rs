@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::domain::IdentityId;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The body `kratos/after-registration.jsonnet` renders.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,5 +1,10 @@
 //! Passkey login that ends in a genuine Kratos session:
 //! `POST /passkeys/login/options`, then `POST /passkeys/login/verify`.
+//!
+//! Starting a login stores nothing (the ceremony is sealed into its id).
+//! Finishing one costs, besides the WebAuthn check, one statement to mark
+//! the ceremony used (run beside the credential lookup), Kratos's mint
+//! (create and redeem a recovery code) and one statement to record it.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,15 +14,20 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
-use crate::domain::{CeremonyId, IdentityId, LoginIdentifier, PasskeyId, SessionDelivery};
+use crate::domain::{
+    CeremonyId, IdentityId, LoginIdentifier, LoginRecordId, PasskeyId, SessionDelivery,
+};
 use crate::error::ApiError;
-use crate::kratos::{ClientContext, KratosError, MintedCredential, MintedSession};
-use crate::limits::client_ip;
+use crate::kratos::{ClientContext, KratosError, MintedCredential, SessionCredential};
+use crate::login_records::PendingSession;
 use crate::metrics::Outcome;
-use crate::routes::ceremonies::{open_ceremony, take_ceremony, CeremonyStarted};
+use crate::routes::ceremonies::{
+    consume, open_ceremony, start_ceremony, CeremonyStarted, Expected,
+};
 use crate::routes::counted;
-use crate::startup::AppState;
-use crate::store::{CeremonyKind, LoginUpdate, PasskeyRow};
+use crate::sealed_ceremony::CeremonyBody;
+use crate::state::AppState;
+use crate::store::{LoginUpdate, PasskeyRow};
 use crate::webauthn_policy::CeremonyFailure;
 
 const KIND: &str = "login";
@@ -32,18 +42,18 @@ pub struct OptionsRequest {
     identifier: Option<String>,
 }
 
-/// Start a passkey login (no session needed).
+/// Start a passkey login (no session needed; nothing is stored).
 #[utoipa::path(
     post,
     path = "/passkeys/login/options",
     tag = "login",
     request_body = OptionsRequest,
     responses(
-        (status = 200, description = "Request options and the ceremony id", body = CeremonyStarted),
+        (status = 200, description = "Request options and the sealed ceremony id", body = CeremonyStarted),
         (status = 400, description = "`malformed_request`", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
-        (status = 429, description = "`rate_limited`: per client IP, or too many open ceremonies", body = crate::error::ErrorResponse),
+        (status = 429, description = "`rate_limited`: per client IP (`Retry-After` says when the next request passes)", body = crate::error::ErrorResponse),
         (status = 502, description = "`kratos_error`", body = crate::error::ErrorResponse),
         (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
     )
@@ -62,7 +72,7 @@ pub async fn options(
             })?),
             None => None,
         };
-        start_login(&state, identifier, client_key(&client)).await
+        start_login(&state, identifier).await
     }
     .await;
     let started = counted(&state.metrics, KIND, Outcome::Started, started)?;
@@ -75,8 +85,8 @@ pub async fn options(
 async fn start_login(
     state: &AppState,
     identifier: Option<LoginIdentifier>,
-    client_key: String,
 ) -> Result<CeremonyStarted, ApiError> {
+    let identified = identifier.is_some();
     let allow = match identifier {
         Some(identifier) => allowed_credentials(state, &identifier).await?,
         None => Vec::new(),
@@ -85,7 +95,15 @@ async fn start_login(
         .policy
         .start_login(allow)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting login: {e}")))?;
-    open_ceremony(state, CeremonyKind::Login, None, None, client_key, started).await
+    start_ceremony(
+        state,
+        started.challenge,
+        CeremonyBody::Login {
+            state: started.state,
+            identified,
+        },
+        started.public_key,
+    )
 }
 
 async fn allowed_credentials(
@@ -110,7 +128,8 @@ async fn allowed_credentials(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    #[schema(value_type = uuid::Uuid)]
+    /// The `ceremony_id` that `login/options` answered, unchanged.
+    #[schema(value_type = String, min_length = 1, max_length = 8192)]
     ceremony_id: CeremonyId,
     /// What `PublicKeyCredential.toJSON()` produces for the assertion.
     #[schema(value_type = Object)]
@@ -119,17 +138,27 @@ pub struct VerifyRequest {
     /// session token is in the body.
     #[serde(default)]
     session: SessionDelivery,
+    /// Also answer the Kratos session object (as `whoami` returns it). It
+    /// costs one more call to Kratos before the answer; without it the
+    /// client asks Kratos's `whoami` itself when it needs the session.
+    #[serde(default)]
+    include_session: bool,
 }
 
 /// A minted Kratos session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginAnswer {
+    /// The Kratos identity that signed in.
+    #[schema(value_type = uuid::Uuid)]
+    identity_id: IdentityId,
     /// Only with `"session": "token"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     session_token: Option<String>,
-    /// The session as Kratos's `whoami` returns it (no secrets inside).
-    #[schema(value_type = Object)]
-    session: Value,
+    /// Only with `"include_session": true`: the session as Kratos's
+    /// `whoami` returns it (no secrets inside).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    session: Option<Value>,
 }
 
 /// Finish a passkey login and mint a genuine Kratos session.
@@ -139,10 +168,10 @@ pub struct LoginAnswer {
     tag = "login",
     request_body = VerifyRequest,
     responses(
-        (status = 200, description = "The Kratos session (cookie mode: with Kratos's `Set-Cookie`)", body = LoginAnswer),
-        (status = 400, description = "`malformed_request`, `credential_unknown`, `user_handle_mismatch`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
+        (status = 200, description = "The Kratos session was minted (cookie mode: with Kratos's `Set-Cookie`)", body = LoginAnswer),
+        (status = 400, description = "`malformed_request`, `credential_unknown`, `user_handle_mismatch`, `user_handle_missing`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
         (status = 403, description = "`credential_cloned`, `identity_inactive`", body = crate::error::ErrorResponse),
-        (status = 404, description = "`ceremony_not_found`, `identity_not_found`", body = crate::error::ErrorResponse),
+        (status = 404, description = "`ceremony_not_found`: unknown, altered, or already used; `identity_not_found`", body = crate::error::ErrorResponse),
         (status = 410, description = "`ceremony_expired`", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
@@ -158,23 +187,17 @@ pub async fn verify(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let client = client_context(&state, &req);
-    let minted = async {
+    let delivery = body.session;
+    let logged_in = async {
         limit_client(&state, &client)?;
-        finish_login(
-            &state,
-            body.ceremony_id,
-            &body.credential,
-            body.session,
-            &client,
-        )
-        .await
+        finish_login(&state, &body, &client).await
     }
     .await;
-    let minted = counted(&state.metrics, KIND, Outcome::Finished, minted)?;
-    state.metrics.session_minted(body.session.as_str());
+    let logged_in = counted(&state.metrics, KIND, Outcome::Finished, logged_in)?;
+    state.metrics.session_minted(delivery.as_str());
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
-    let session_token = match minted.credential {
+    let session_token = match logged_in.credential {
         MintedCredential::Token(token) => Some(token.expose_secret().to_string()),
         MintedCredential::Cookies(cookies) => {
             // Kratos's cookie is relayed unchanged: same name, value and
@@ -186,8 +209,9 @@ pub async fn verify(
         }
     };
     Ok(response.json(LoginAnswer {
+        identity_id: logged_in.identity,
         session_token,
-        session: minted.session,
+        session: logged_in.session,
     }))
 }
 
@@ -198,46 +222,63 @@ fn client_context(state: &AppState, req: &HttpRequest) -> ClientContext {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        ip: client_ip(req, state.settings.http.client_ip_header()),
-    }
-}
-
-fn client_key(client: &ClientContext) -> String {
-    match client.ip {
-        Some(ip) => format!("ip:{ip}"),
-        None => "ip:unknown".to_string(),
+        ip: state.clients.client_ip(req),
     }
 }
 
 /// The unauthenticated endpoints are rate limited per client IP.
 fn limit_client(state: &AppState, client: &ClientContext) -> Result<(), ApiError> {
-    state
-        .login_limiter
-        .take(&client_key(client))
-        .map_err(|retry_after| {
-            state.metrics.rate_limited("login_per_ip");
-            ApiError::RateLimited { retry_after }
-        })
+    let key = match client.ip {
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_string(),
+    };
+    state.login_limiter.take(&key).map_err(|retry_after| {
+        state.metrics.rate_limited("login_per_ip");
+        ApiError::RateLimited { retry_after }
+    })
+}
+
+/// A login that went through.
+struct LoggedIn {
+    identity: IdentityId,
+    credential: MintedCredential,
+    session: Option<Value>,
 }
 
 async fn finish_login(
     state: &AppState,
-    ceremony_id: CeremonyId,
-    credential: &PublicKeyCredential,
-    delivery: SessionDelivery,
+    request: &VerifyRequest,
     client: &ClientContext,
-) -> Result<MintedSession, ApiError> {
-    let ceremony = take_ceremony(state, ceremony_id, CeremonyKind::Login, None).await?;
-    let (row, user_handle) = state
-        .store
-        .passkey_by_credential_id(credential.get_credential_id().to_vec())
-        .await?
-        .ok_or(ApiError::CredentialUnknown)?;
-    // The user handle is not signed; it must still name the credential's owner.
-    if let Some(handle) = credential.get_user_unique_id() {
-        if handle != user_handle.as_bytes() {
-            return Err(CeremonyFailure::UserHandleMismatch.into());
+) -> Result<LoggedIn, ApiError> {
+    let credential = &request.credential;
+    let ceremony = open_ceremony(state, &request.ceremony_id, Expected::Login)?;
+    // Marking the ceremony used and finding the credential are independent:
+    // one round trip's wait instead of two.
+    let (consumed, found) = futures_util::future::join(
+        consume(state, &ceremony),
+        state
+            .store
+            .passkey_by_credential_id(credential.get_credential_id().to_vec()),
+    )
+    .await;
+    consumed?;
+    let CeremonyBody::Login {
+        state: authentication,
+        identified,
+    } = ceremony.body
+    else {
+        return Err(ApiError::CeremonyNotFound);
+    };
+    let (row, user_handle) = found?.ok_or(ApiError::CredentialUnknown)?;
+    // The user handle is not signed; it must still name the credential's
+    // owner. A discoverable login has nothing else to name the account by,
+    // so WebAuthn requires it there.
+    match credential.get_user_unique_id() {
+        Some(handle) if handle != user_handle.as_bytes() => {
+            return Err(CeremonyFailure::UserHandleMismatch.into())
         }
+        None if !identified => return Err(CeremonyFailure::UserHandleMissing.into()),
+        _ => {}
     }
     let passkey_id = PasskeyId::new(row.id);
     let identity = IdentityId::new(row.identity_id);
@@ -255,8 +296,7 @@ async fn finish_login(
     let mut passkey = stored_passkey(&row)?;
     let verified = state
         .policy
-        .finish_login(credential, ceremony.state, &passkey)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .finish_login(credential, authentication, &passkey);
     if verified.is_err() {
         // Counts against the identity, whoever tried: a failed signature.
         let _ = state.failure_limiter.take(&failures_key);
@@ -270,7 +310,11 @@ async fn finish_login(
         }
         Err(failure) => return Err(failure.into()),
     };
-    let minted = match state.kratos.mint_session(identity, delivery, client).await {
+    let minted = match state
+        .kratos
+        .mint_session(identity, request.session, client)
+        .await
+    {
         Ok(minted) => minted,
         Err(KratosError::IdentityNotFound) => {
             let purged = state.store.purge_identity(identity).await?;
@@ -280,10 +324,23 @@ async fn finish_login(
         Err(KratosError::IdentityDisabled) => return Err(ApiError::IdentityInactive),
         Err(error) => return Err(mint_error(error)),
     };
+    let presented = state.kratos.presented(&minted.credential).ok_or_else(|| {
+        mint_error(KratosError::Protocol {
+            operation: "redeem_recovery_code",
+            detail: "no session cookie".into(),
+        })
+    })?;
+    let session = if request.include_session {
+        Some(described(state, &presented, identity).await?)
+    } else {
+        None
+    };
     let changed = passkey.update_credential(&result) == Some(true);
+    let record_id = LoginRecordId::generate();
     state
         .store
         .record_login(LoginUpdate {
+            record_id,
             passkey_id,
             credential: changed
                 .then(|| serde_json::to_value(&passkey))
@@ -293,12 +350,44 @@ async fn finish_login(
             backup_eligible: result.backup_eligible(),
             backup_state: result.backup_state(),
             identity_id: identity,
-            session_id: minted.session_id,
-            delivery,
+            recovery_flow_id: minted.recovery_flow_id,
+            session_id: session.as_ref().map(|(id, _)| *id),
+            delivery: request.session,
         })
         .await?;
-    tracing::info!(identity = %identity, passkey = %passkey_id, session = %minted.session_id, delivery = delivery.as_str(), "passkey login minted a Kratos session");
-    Ok(minted)
+    if session.is_none() {
+        state.login_records.complete_later(PendingSession {
+            record: record_id,
+            identity,
+            credential: presented,
+        });
+    }
+    tracing::info!(identity = %identity, passkey = %passkey_id, record = %record_id, recovery_flow = %minted.recovery_flow_id, delivery = request.session.as_str(), "passkey login minted a Kratos session");
+    Ok(LoggedIn {
+        identity,
+        credential: minted.credential,
+        session: session.map(|(_, raw)| raw),
+    })
+}
+
+/// The minted session as `whoami` answers it, for a login that asked.
+async fn described(
+    state: &AppState,
+    presented: &SessionCredential,
+    identity: IdentityId,
+) -> Result<(crate::domain::KratosSessionId, Value), ApiError> {
+    match state.kratos.minted_session(presented, identity).await {
+        Ok((session, raw)) => Ok((session.id, raw)),
+        Err(KratosError::SessionOfAnotherIdentity { session, owner }) => {
+            // Never expected of Kratos; such a session must not stay usable.
+            let _ = state.kratos.revoke_session(session).await;
+            Err(mint_error(KratosError::SessionOfAnotherIdentity {
+                session,
+                owner,
+            }))
+        }
+        Err(error) => Err(mint_error(error)),
+    }
 }
 
 fn stored_passkey(row: &PasskeyRow) -> Result<Passkey, ApiError> {

@@ -12,7 +12,7 @@ use crate::aaguid::authenticator_name;
 use crate::domain::{PasskeyId, PasskeyName};
 use crate::error::ApiError;
 use crate::session::CallerSession;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::PasskeyRow;
 
 /// A passkey as its owner (and support staff) see it: no key material.

@@ -11,11 +11,14 @@ use crate::aaguid::authenticator_name;
 use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
 use crate::metrics::Outcome;
-use crate::routes::ceremonies::{open_ceremony, take_ceremony, CeremonyStarted};
+use crate::routes::ceremonies::{
+    consume, open_ceremony, start_ceremony, CeremonyStarted, Expected,
+};
 use crate::routes::{counted, PasskeyView};
+use crate::sealed_ceremony::CeremonyBody;
 use crate::session::CallerSession;
-use crate::startup::AppState;
-use crate::store::{CeremonyKind, NewPasskey, NewPasskeyName};
+use crate::state::AppState;
+use crate::store::{NewPasskey, NewPasskeyName};
 
 const KIND: &str = "registration";
 
@@ -41,7 +44,6 @@ pub struct OptionsRequest {
         (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
-        (status = 429, description = "`rate_limited`: too many open ceremonies", body = crate::error::ErrorResponse),
         (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
         (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
         (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
@@ -84,15 +86,16 @@ async fn start_registration(
             exclude,
         )
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting registration: {e}")))?;
-    open_ceremony(
+    start_ceremony(
         state,
-        CeremonyKind::Registration,
-        Some(identity),
-        name,
-        format!("identity:{identity}"),
-        started,
+        started.challenge,
+        CeremonyBody::Registration {
+            identity,
+            passkey_name: name.map(|n| n.as_str().to_string()),
+            state: started.state,
+        },
+        started.public_key,
     )
-    .await
 }
 
 /// Reads a string trait by dot path (`email`, `name.first`).
@@ -107,7 +110,8 @@ fn trait_string(traits: &Value, path: &str) -> Option<String> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    #[schema(value_type = uuid::Uuid)]
+    /// The `ceremony_id` that `registration/options` answered, unchanged.
+    #[schema(value_type = String, min_length = 1, max_length = 8192)]
     ceremony_id: CeremonyId,
     /// What `PublicKeyCredential.toJSON()` produces for the new credential.
     #[schema(value_type = Object)]
@@ -129,7 +133,7 @@ pub struct VerifyRequest {
         (status = 201, description = "The stored passkey", body = PasskeyView),
         (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `attestation_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
         (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
-        (status = 404, description = "`ceremony_not_found`: unknown, used, or another identity's", body = crate::error::ErrorResponse),
+        (status = 404, description = "`ceremony_not_found`: unknown, altered, used, or another identity's", body = crate::error::ErrorResponse),
         (status = 409, description = "`credential_already_registered`, `passkey_name_taken`", body = crate::error::ErrorResponse),
         (status = 410, description = "`ceremony_expired`", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
@@ -147,7 +151,7 @@ pub async fn verify(
     let body = body.into_inner();
     let view = async {
         let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
-        finish_registration(&state, &session, body.ceremony_id, &body.credential, name).await
+        finish_registration(&state, &session, &body.ceremony_id, &body.credential, name).await
     }
     .await;
     let view = counted(&state.metrics, KIND, Outcome::Finished, view)?;
@@ -157,28 +161,29 @@ pub async fn verify(
 async fn finish_registration(
     state: &AppState,
     session: &CallerSession,
-    ceremony_id: CeremonyId,
+    ceremony_id: &CeremonyId,
     credential: &RegisterPublicKeyCredential,
     name: Option<PasskeyName>,
 ) -> Result<PasskeyView, ApiError> {
     let identity = session.identity_id();
-    let ceremony = take_ceremony(
-        state,
-        ceremony_id,
-        CeremonyKind::Registration,
-        Some(identity),
-    )
-    .await?;
+    let ceremony = open_ceremony(state, ceremony_id, Expected::Registration(identity))?;
+    consume(state, &ceremony).await?;
+    let CeremonyBody::Registration {
+        passkey_name,
+        state: registration,
+        ..
+    } = ceremony.body
+    else {
+        return Err(ApiError::CeremonyNotFound);
+    };
     let chosen = name.or_else(|| {
-        ceremony
-            .passkey_name
+        passkey_name
             .as_deref()
             .and_then(|n| PasskeyName::parse(n).ok())
     });
     let verified = state
         .policy
-        .finish_registration(credential, ceremony.state)
-        .map_err(|e| ApiError::Internal(e.into()))??;
+        .finish_registration(credential, &registration)?;
     let name = match chosen {
         Some(name) => NewPasskeyName::Chosen(name),
         None => NewPasskeyName::Default(default_name(verified.aaguid)),

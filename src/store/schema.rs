@@ -30,27 +30,29 @@ diesel::table! {
 }
 
 diesel::table! {
-    ceremonies (id) {
-        id -> Uuid,
-        kind -> Text,
-        identity_id -> Nullable<Uuid>,
-        state -> Jsonb,
-        passkey_name -> Nullable<Text>,
-        created_at -> Timestamptz,
+    consumed_ceremonies (challenge) {
+        challenge -> Bytea,
         expires_at -> Timestamptz,
-        client_key -> Nullable<Text>,
     }
 }
 
 diesel::table! {
-    minted_sessions (kratos_session_id) {
-        kratos_session_id -> Uuid,
+    minted_sessions (id) {
+        kratos_session_id -> Nullable<Uuid>,
         identity_id -> Uuid,
         passkey_id -> Nullable<Uuid>,
         delivery -> Text,
         created_at -> Timestamptz,
+        id -> Uuid,
+        recovery_flow_id -> Nullable<Uuid>,
+        state -> Text,
     }
 }
 
 diesel::joinable!(passkeys -> identities (identity_id));
-diesel::allow_tables_to_appear_in_same_query!(identities, passkeys, ceremonies, minted_sessions);
+diesel::allow_tables_to_appear_in_same_query!(
+    identities,
+    passkeys,
+    consumed_ceremonies,
+    minted_sessions
+);

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use url::Url;
 
 use crate::helpers::{
-    binary, create_database, create_database_on, spawn_app, spawn_app_with, spawn_with_settings,
-    status_and_json, test_settings, Auth, Authenticator, Kratos, TestApp,
+    assert_error, binary, create_database, create_database_on, spawn_app, spawn_app_with,
+    spawn_with_settings, status_and_json, test_settings, Auth, Authenticator, Kratos, TestApp,
 };
 
 fn fault(component: &str, action: &str) {
@@ -290,7 +290,7 @@ async fn kratos_stopped_and_started() {
 async fn two_replicas_share_one_database() {
     let a = spawn_app().await;
     let b = spawn_app_with(|s| s.database.url = a.settings.database.url.clone()).await;
-    let (_, auth) = a.signed_in_user().await;
+    let (user, auth) = a.signed_in_user().await;
     let mut authenticator = Authenticator::new();
 
     // A registration started on A finishes on B.
@@ -299,21 +299,52 @@ async fn two_replicas_share_one_database() {
     let (status, body) = b.verify_registration(&auth, &options, &credential).await;
     assert_eq!(status, 201, "{body}");
 
-    // A login started on B, finished on both at once: exactly one wins.
+    // A login started on B, finished on both at once by several racers
+    // each: exactly one wins, every other is told the ceremony is used, and
+    // Kratos issued exactly one session.
     let (_, options) = b
         .post_json("/passkeys/login/options", &Auth::None, &json!({}))
         .await;
     let assertion = authenticator.login(&options);
     let body =
         json!({"ceremony_id": options["ceremony_id"], "credential": assertion, "session": "token"});
-    let (on_a, on_b) = tokio::join!(
-        a.post_json("/passkeys/login/verify", &Auth::None, &body),
-        b.post_json("/passkeys/login/verify", &Auth::None, &body),
-    );
-    let mut statuses = [on_a.0, on_b.0];
-    statuses.sort();
-    assert_eq!(statuses, [200, 404], "{on_a:?} {on_b:?}");
+    let identity = user.id;
+    let sessions_before = a.kratos.sessions(identity).await.len();
+    let racers = (0..6).map(|i| {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        replica.post_json("/passkeys/login/verify", &Auth::None, &body)
+    });
+    let answers = futures_util::future::join_all(racers).await;
+    let won = answers.iter().filter(|(s, _)| *s == 200).count();
+    let used = answers
+        .iter()
+        .filter(|(s, b)| *s == 404 && b["error"]["id"] == "ceremony_not_found")
+        .count();
+    assert_eq!((won, used), (1, 5), "{answers:?}");
+    assert_eq!(a.kratos.sessions(identity).await.len(), sessions_before + 1);
     assert_eq!(a.count("SELECT count(*) AS count FROM minted_sessions"), 1);
+
+    // A replica with other keys cannot open the ceremonies of these two.
+    let stranger = spawn_app_with(|s| {
+        s.database.url = a.settings.database.url.clone();
+        s.ceremonies.keys = vec![secrecy::SecretString::from(
+            "c3RyYW5nZXIga2V5OiAzMiBieXRlcyBleGFjdGx5ISE=".to_string(),
+        )];
+    })
+    .await;
+    let (_, options) = a
+        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
+        .await;
+    let assertion = authenticator.login(&options);
+    let (status, body) = stranger
+        .post_json(
+            "/passkeys/login/verify",
+            &Auth::None,
+            &json!({"ceremony_id": options["ceremony_id"], "credential": assertion, "session": "token"}),
+        )
+        .await;
+    assert_error(status, &body, 404, "ceremony_not_found");
+    assert_eq!(a.kratos.sessions(identity).await.len(), sessions_before + 1);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -19,6 +20,15 @@ async fn login_options(app: &TestApp, forwarded_for: Option<&str>) -> reqwest::R
     request.send().await.expect("request")
 }
 
+/// The `Retry-After` of a refusal, in seconds.
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}
+
 #[tokio::test]
 async fn login_endpoints_are_rate_limited_per_client_ip() {
     let app = spawn_app_with(|s| {
@@ -30,12 +40,10 @@ async fn login_endpoints_are_rate_limited_per_client_ip() {
         assert_eq!(login_options(&app, None).await.status(), 200);
     }
     let refused = login_options(&app, None).await;
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
-    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    // One token every 10 s: the real wait, rounded up (a slow machine may
+    // have refilled a little of it already).
+    let wait = retry_after(&refused);
+    assert!((9..=10).contains(&wait), "{wait}");
     let (status, body) = status_and_json(refused).await;
     assert_error(status, &body, 429, "rate_limited");
     // verify shares the budget.
@@ -43,13 +51,16 @@ async fn login_endpoints_are_rate_limited_per_client_ip() {
         .post_json(
             "/passkeys/login/verify",
             &Auth::None,
-            &json!({"ceremony_id": uuid::Uuid::new_v4(), "credential": {
+            &json!({"ceremony_id": "AAAA", "credential": {
             "id": "AA", "rawId": "AA", "type": "public-key",
             "response": {"authenticatorData": "AA", "clientDataJSON": "AA", "signature": "AA"}}}),
         )
         .await;
     assert_error(status, &body, 429, "rate_limited");
-    assert_eq!(app.count("SELECT count(*) AS count FROM ceremonies"), 3);
+    // Once the announced wait is over, the next request passes.
+    app.advance_clock(Duration::from_secs(wait));
+    assert_eq!(login_options(&app, None).await.status(), 200);
+    assert_eq!(login_options(&app, None).await.status(), 429);
 }
 
 #[tokio::test]
@@ -69,16 +80,25 @@ async fn a_trusted_proxy_header_names_the_client() {
         login_options(&app, Some("198.51.100.1")).await.status(),
         429
     );
-    // Another client behind the same proxy has its own budget.
+    // Another client behind the same proxy has its own budget: the last
+    // address, the one our proxy appended, names it.
+    for _ in 0..2 {
+        assert_eq!(
+            login_options(&app, Some("203.0.113.9, 198.51.100.2"))
+                .await
+                .status(),
+            200
+        );
+    }
     assert_eq!(
-        login_options(&app, Some("203.0.113.9, 198.51.100.2"))
+        login_options(&app, Some("198.51.100.1, 198.51.100.2"))
             .await
             .status(),
-        200
+        429
     );
-    assert_eq!(
-        app.count("SELECT count(*) AS count FROM ceremonies WHERE client_key = 'ip:198.51.100.2'"),
-        1
+    assert!(
+        ready_warnings(&app).await.is_null(),
+        "a configured header is no warning"
     );
 
     // Without the setting, the header is ignored: it could be forged.
@@ -93,38 +113,146 @@ async fn a_trusted_proxy_header_names_the_client() {
     );
 }
 
+async fn ready_warnings(app: &TestApp) -> Value {
+    let (status, body) = app.get_json("/health/ready", &Auth::None).await;
+    assert_eq!(status, 200, "{body}");
+    body["warnings"].clone()
+}
+
 #[tokio::test]
-async fn open_ceremonies_per_client_are_bounded() {
-    let app = spawn_app_with(|s| s.limits.open_ceremonies_per_client = 4).await;
-    for _ in 0..4 {
+async fn an_unconfigured_proxy_is_reported_by_readiness() {
+    let app = spawn_app().await;
+    assert_eq!(login_options(&app, None).await.status(), 200);
+    assert!(ready_warnings(&app).await.is_null());
+    let forwarded = app
+        .http
+        .post(app.url("/passkeys/login/options"))
+        .header("Forwarded", "for=203.0.113.7")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forwarded.status(), 200);
+    let warnings = ready_warnings(&app).await;
+    assert!(
+        warnings["client_ip_header"]
+            .as_str()
+            .is_some_and(|w| w.contains("one address")),
+        "{warnings}"
+    );
+    // On the admin listener too: operators look there.
+    let (_, admin) = status_and_json(
+        app.http
+            .get(app.admin_url("/health/ready"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(admin["warnings"], warnings);
+}
+
+/// A passkey login from start to finish; its verify answer.
+async fn full_login(app: &TestApp, authenticator: &mut Authenticator) -> (u16, Value) {
+    let (status, options) = app
+        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
+        .await;
+    if status != 200 {
+        return (status, options);
+    }
+    let credential = authenticator.login(&options);
+    app.post_json(
+        "/passkeys/login/verify",
+        &Auth::None,
+        &json!({"ceremony_id": options["ceremony_id"], "credential": credential, "session": "token"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn unfinished_logins_do_not_lock_out_an_address() {
+    // Default limits: sign-in pages that start passkey autofill and are
+    // then left (or answered with a password).
+    let app = spawn_app().await;
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    app.register_passkey(&auth, &mut authenticator).await;
+    for _ in 0..25 {
         assert_eq!(login_options(&app, None).await.status(), 200);
     }
-    let (status, body) = status_and_json(login_options(&app, None).await).await;
-    assert_error(status, &body, 429, "rate_limited");
-    assert_eq!(
-        app.count("SELECT count(*) AS count FROM ceremonies"),
-        4,
-        "the table did not grow"
-    );
+    let (status, body) = full_login(&app, &mut authenticator).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["session_token"].is_string(), "{body}");
+}
 
-    // Expired ones do not count.
-    app.count("WITH moved AS (UPDATE ceremonies SET expires_at = now() - interval '1 second' RETURNING 1) SELECT count(*) AS count FROM moved");
-    assert_eq!(login_options(&app, None).await.status(), 200);
-
-    // Registrations are bounded per identity the same way.
-    let (_, auth) = app.signed_in_user().await;
-    for _ in 0..4 {
-        assert_eq!(
-            app.post_json("/passkeys/registration/options", &auth, &json!({}))
-                .await
-                .0,
-            200
-        );
-    }
-    let (status, body) = app
-        .post_json("/passkeys/registration/options", &auth, &json!({}))
+#[tokio::test]
+async fn two_hundred_people_behind_one_address_all_sign_in() {
+    const PEOPLE: usize = 200;
+    let app = spawn_app().await;
+    // Untimed set-up: each person with a passkey (registration is not
+    // limited per address).
+    let people: Vec<Authenticator> = futures_util::stream::iter(0..PEOPLE)
+        .map(|_| async {
+            let (_, auth) = app.signed_in_user().await;
+            let mut authenticator = Authenticator::new();
+            app.register_passkey(&auth, &mut authenticator).await;
+            authenticator
+        })
+        .buffer_unordered(8)
+        .collect()
         .await;
+    // Within ten minutes of the service's clock, one after the other, each
+    // loads the sign-in page (autofill starts a login), then signs in with
+    // the passkey (a second login/options for the modal button, and verify).
+    let pace = Duration::from_secs(600) / PEOPLE as u32;
+    let mut refused = Vec::new();
+    for (index, mut authenticator) in people.into_iter().enumerate() {
+        assert_eq!(
+            login_options(&app, None).await.status(),
+            200,
+            "person {index}"
+        );
+        let (status, body) = full_login(&app, &mut authenticator).await;
+        if status != 200 {
+            refused.push((index, status, body));
+        }
+        app.advance_clock(pace);
+    }
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    app.eventually_count(
+        "SELECT count(*) AS count FROM minted_sessions WHERE state = 'resolved'",
+        PEOPLE as i64,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_is_cut_off() {
+    let app = spawn_app().await;
+    let burst = u64::from(app.settings.limits.login_per_ip.burst);
+    let (mut passed, mut refused) = (0u64, 0u64);
+    let mut last_refusal = None;
+    for _ in 0..burst * 3 {
+        let response = login_options(&app, None).await;
+        match response.status().as_u16() {
+            200 => passed += 1,
+            429 => {
+                refused += 1;
+                last_refusal = Some(response);
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let refusal = last_refusal.expect("the flood was cut off");
+    // The bucket, plus what refilled while the flood ran (2 a second).
+    assert!(passed >= burst, "{passed} passed");
+    assert!(refused >= burst / 2, "only {refused} refused");
+    let wait = retry_after(&refusal);
+    assert_eq!(wait, 1, "one token every half second");
+    let (status, body) = status_and_json(refusal).await;
     assert_error(status, &body, 429, "rate_limited");
+    app.advance_clock(Duration::from_secs(wait));
+    assert_eq!(login_options(&app, None).await.status(), 200);
 }
 
 #[tokio::test]
@@ -237,22 +365,16 @@ async fn cors_answers_configured_origins_only() {
 }
 
 #[tokio::test]
-async fn expired_ceremonies_are_purged_in_the_background() {
+async fn used_ceremony_marks_are_purged_after_expiry() {
     let app = spawn_app_with(|s| s.gc.interval = Duration::from_millis(200)).await;
-    assert_eq!(login_options(&app, None).await.status(), 200);
-    assert_eq!(login_options(&app, None).await.status(), 200);
-    app.count("WITH moved AS (UPDATE ceremonies SET expires_at = now() - interval '1 second' WHERE id = (SELECT id FROM ceremonies LIMIT 1) RETURNING 1) SELECT count(*) AS count FROM moved");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while app.count("SELECT count(*) AS count FROM ceremonies") != 1
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        app.count("SELECT count(*) AS count FROM ceremonies"),
-        1,
-        "only the live one is left"
-    );
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    app.register_passkey(&auth, &mut authenticator).await;
+    assert_eq!(full_login(&app, &mut authenticator).await.0, 200);
+    let marks = "SELECT count(*) AS count FROM consumed_ceremonies";
+    assert_eq!(app.count(marks), 2, "the registration's and the login's");
+    app.advance_clock(app.settings.webauthn.ceremony_ttl + Duration::from_secs(1));
+    app.eventually_count(marks, 0).await;
 }
 
 #[tokio::test]
@@ -262,10 +384,18 @@ async fn the_gc_command_purges_what_kratos_no_longer_has() {
     app.register_passkey(&gone_auth, &mut Authenticator::new())
         .await;
     let (_, kept_auth) = app.signed_in_user().await;
-    app.register_passkey(&kept_auth, &mut Authenticator::new())
-        .await;
-    assert_eq!(login_options(&app, None).await.status(), 200);
-    app.count("WITH moved AS (UPDATE ceremonies SET expires_at = now() - interval '1 second' RETURNING 1) SELECT count(*) AS count FROM moved");
+    let mut kept = Authenticator::new();
+    app.register_passkey(&kept_auth, &mut kept).await;
+    assert_eq!(full_login(&app, &mut kept).await.0, 200);
+    app.eventually_count(
+        "SELECT count(*) AS count FROM minted_sessions WHERE state = 'resolved'",
+        1,
+    )
+    .await;
+    // A used ceremony that has expired, and a login record whose process
+    // stopped before it learnt the session id.
+    app.count("WITH moved AS (UPDATE consumed_ceremonies SET expires_at = now() - interval '1 second' WHERE challenge = (SELECT challenge FROM consumed_ceremonies LIMIT 1) RETURNING 1) SELECT count(*) AS count FROM moved");
+    app.count("WITH moved AS (UPDATE minted_sessions SET state = 'pending', kratos_session_id = NULL, created_at = now() - interval '6 minutes' RETURNING 1) SELECT count(*) AS count FROM moved");
     app.kratos.delete_identity(gone.id).await;
 
     let output = crate::helpers::binary::command(&app.database_url)
@@ -275,16 +405,28 @@ async fn the_gc_command_purges_what_kratos_no_longer_has() {
     let log = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
-    assert!(
-        log.contains("identities_purged: 1") && log.contains("expired_ceremonies: 1"),
-        "{log}"
-    );
+    for expected in [
+        "identities_purged: 1",
+        "expired_ceremonies: 1",
+        "unresolved_logins: 1",
+    ] {
+        assert!(log.contains(expected), "{expected}: {log}");
+    }
     assert_eq!(
         app.passkeys_stored(),
         1,
         "only the living identity's passkey is left"
     );
-    assert_eq!(app.count("SELECT count(*) AS count FROM ceremonies"), 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM consumed_ceremonies"),
+        2,
+        "the live marks stay"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM minted_sessions WHERE state = 'unresolved' AND kratos_session_id IS NULL"),
+        1,
+        "the record says its session id is unknown"
+    );
     assert_eq!(
         app.get_json("/passkeys", &kept_auth)
             .await
@@ -321,6 +463,11 @@ async fn metrics_count_ceremonies_kratos_calls_and_the_pool() {
         )
         .await;
     assert_eq!(status, 404);
+    app.eventually_count(
+        "SELECT count(*) AS count FROM minted_sessions WHERE state = 'resolved'",
+        1,
+    )
+    .await;
 
     let response = app
         .http
@@ -343,7 +490,9 @@ async fn metrics_count_ceremonies_kratos_calls_and_the_pool() {
         r#"kratos_passkeys_kratos_request_duration_seconds_count{operation="create_recovery_code"} 1"#,
         r#"kratos_passkeys_kratos_request_duration_seconds_count{operation="redeem_recovery_code"} 1"#,
         r#"kratos_passkeys_webauthn_duration_seconds_count{operation="finish_login"} 1"#,
+        r#"kratos_passkeys_login_records_total{outcome="resolved"} 1"#,
         r#"kratos_passkeys_store_duration_seconds_count{operation="record_login"} 1"#,
+        r#"kratos_passkeys_store_duration_seconds_count{operation="consume_ceremony"} 3"#,
         "kratos_passkeys_db_pool_max_connections 8",
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");

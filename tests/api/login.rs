@@ -1,5 +1,7 @@
 //! Passkey login that ends in a genuine Kratos session.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -54,7 +56,8 @@ async fn refused(
     status: u16,
     id: &str,
 ) {
-    let before = session_count(app, user.id).await;
+    let records = "SELECT count(*) AS count FROM minted_sessions";
+    let (before, records_before) = (session_count(app, user.id).await, app.count(records));
     let (got, body) = status_and_json(verify(app, options, credential, "token").await).await;
     assert_error(got, &body, status, id);
     assert_eq!(
@@ -62,10 +65,7 @@ async fn refused(
         before,
         "no session was minted"
     );
-    assert_eq!(
-        app.count("SELECT count(*) AS count FROM minted_sessions"),
-        0
-    );
+    assert_eq!(app.count(records), records_before, "no login was recorded");
 }
 
 #[tokio::test]
@@ -86,10 +86,16 @@ async fn discoverable_login_mints_a_token_kratos_accepts() {
     );
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["identity_id"], user.id.to_string());
+    assert!(
+        body.get("session").is_none(),
+        "the session object is only answered when asked for: {body}"
+    );
     let token = body["session_token"].as_str().expect("session token");
-    assert_eq!(app.kratos.whoami_token(token).await, (200, Some(user.id)));
 
-    let session = &body["session"];
+    // Kratos accepts the token, and the session is the one a passkey login
+    // makes: aal1, through the admin recovery code, from this client.
+    let session = app.kratos.session_of_token(token).await;
     assert_eq!(session["identity"]["id"], user.id.to_string());
     assert_eq!(session["authenticator_assurance_level"], "aal1");
     assert_eq!(
@@ -101,28 +107,62 @@ async fn discoverable_login_mints_a_token_kratos_accepts() {
         "kratos-passkeys-tests/1.0"
     );
     assert_eq!(session["devices"][0]["ip_address"], "127.0.0.1");
-    assert!(
-        !session.to_string().contains(token),
-        "the session object carries no token"
-    );
 
-    // The passkey was used, and the session is recorded against it.
+    // The passkey was used, and the session is recorded against it once
+    // the service has learnt its id (after the answer).
     let (_, list) = app
         .get_json("/passkeys", &Auth::Token(token.to_string()))
         .await;
     assert!(list[0]["last_used_at"].is_string(), "{list}");
-    assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) AS count FROM minted_sessions WHERE kratos_session_id = '{}' AND passkey_id = '{}' AND delivery = 'token'",
+    app.eventually_count(
+        &format!(
+            "SELECT count(*) AS count FROM minted_sessions WHERE kratos_session_id = '{}' AND passkey_id = '{}' AND delivery = 'token' AND state = 'resolved' AND recovery_flow_id IS NOT NULL",
             session["id"].as_str().expect("session id"),
             list[0]["id"].as_str().expect("passkey id"),
-        )),
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     assert_eq!(
         app.count("SELECT sign_count AS count FROM passkeys"),
         1,
         "counter advanced"
+    );
+}
+
+#[tokio::test]
+async fn a_login_that_asks_gets_the_session_object() {
+    let app = spawn_app().await;
+    let (user, mut authenticator) = user_with_passkey(&app).await;
+    let options = login_options(&app, json!({})).await;
+    let credential = authenticator.login(&options);
+    let (status, body) = app
+        .post_json(
+            "/passkeys/login/verify",
+            &Auth::None,
+            &json!({"ceremony_id": options["ceremony_id"], "credential": credential, "session": "token", "include_session": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["session_token"].as_str().expect("token");
+    let session = &body["session"];
+    assert_eq!(session["identity"]["id"], user.id.to_string());
+    assert_eq!(session["active"], true);
+    assert!(
+        !session.to_string().contains(token),
+        "the session object carries no token"
+    );
+    assert_eq!(
+        app.kratos.session_of_token(token).await["id"],
+        session["id"]
+    );
+    // Known before the answer, so recorded with it.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS count FROM minted_sessions WHERE kratos_session_id = '{}' AND state = 'resolved'",
+            session["id"].as_str().expect("id")
+        )),
+        1
     );
 }
 
@@ -158,7 +198,7 @@ async fn cookie_login_relays_kratos_cookie() {
     let cookie = session_cookie(&response).expect("session cookie");
     let body: Value = response.json().await.expect("json");
     assert!(body.get("session_token").is_none());
-    assert_eq!(body["session"]["identity"]["id"], user.id.to_string());
+    assert_eq!(body["identity_id"], user.id.to_string());
     assert_eq!(
         app.kratos.whoami_cookie(&cookie).await,
         (200, Some(user.id))
@@ -235,7 +275,7 @@ async fn expired_ceremony() {
     let (user, mut authenticator) = user_with_passkey(&app).await;
     let options = login_options(&app, json!({})).await;
     let credential = authenticator.login(&options);
-    app.count("WITH moved AS (UPDATE ceremonies SET expires_at = now() - interval '1 second' RETURNING 1) SELECT count(*) AS count FROM moved");
+    app.advance_clock(app.settings.webauthn.ceremony_ttl + Duration::from_secs(1));
     refused(&app, &user, &options, &credential, 410, "ceremony_expired").await;
 }
 
@@ -491,5 +531,240 @@ async fn bad_login_bodies_are_refused() {
         )
         .await;
     assert_error(got, &answer, 400, "malformed_request");
-    assert_eq!(app.count("SELECT count(*) AS count FROM ceremonies"), 0);
+    for ceremony_id in [json!(""), json!("A".repeat(8193)), json!(5)] {
+        let (got, answer) = app
+            .post_json(
+                "/passkeys/login/verify",
+                &Auth::None,
+                &json!({"ceremony_id": ceremony_id, "credential": {}}),
+            )
+            .await;
+        assert_error(got, &answer, 400, "malformed_request");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM consumed_ceremonies"),
+        0
+    );
+}
+
+/// The ceremony id, altered by `alter`.
+fn with_ceremony_id(options: &Value, alter: impl FnOnce(&str) -> String) -> Value {
+    let id = options["ceremony_id"].as_str().expect("ceremony id");
+    json!({"ceremony_id": alter(id), "publicKey": options["publicKey"]})
+}
+
+#[tokio::test]
+async fn forged_truncated_and_altered_ceremony_ids_are_unknown() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    let app = spawn_app().await;
+    let (user, mut authenticator) = user_with_passkey(&app).await;
+    let options = login_options(&app, json!({})).await;
+    let credential = authenticator.login(&options);
+    let raw = URL_SAFE_NO_PAD
+        .decode(options["ceremony_id"].as_str().expect("id"))
+        .expect("base64url");
+    let flip = |position: usize| {
+        let mut bytes = raw.clone();
+        bytes[position] ^= 0x20;
+        URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let forged = URL_SAFE_NO_PAD.encode(vec![1u8; raw.len()]);
+    let cases: Vec<(&str, Value)> = vec![
+        ("forged", with_ceremony_id(&options, |_| forged.clone())),
+        (
+            "truncated",
+            with_ceremony_id(&options, |id| id[..id.len() / 2].to_string()),
+        ),
+        (
+            "one byte short",
+            with_ceremony_id(&options, |id| id[..id.len() - 2].to_string()),
+        ),
+        (
+            "bit flipped in the nonce",
+            with_ceremony_id(&options, |_| flip(5)),
+        ),
+        (
+            "bit flipped in the sealed state",
+            with_ceremony_id(&options, |_| flip(raw.len() / 2)),
+        ),
+        (
+            "bit flipped in the tag",
+            with_ceremony_id(&options, |_| flip(raw.len() - 1)),
+        ),
+        ("another version", with_ceremony_id(&options, |_| flip(0))),
+        (
+            "not base64",
+            with_ceremony_id(&options, |id| format!("{id}!")),
+        ),
+        (
+            "a uuid",
+            with_ceremony_id(&options, |_| Uuid::new_v4().to_string()),
+        ),
+    ];
+    for (what, altered) in cases {
+        let before = session_count(&app, user.id).await;
+        let (status, body) =
+            status_and_json(verify(&app, &altered, &credential, "token").await).await;
+        assert_eq!(status, 404, "{what}: {body}");
+        assert_error(status, &body, 404, "ceremony_not_found");
+        assert_eq!(session_count(&app, user.id).await, before, "{what}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM consumed_ceremonies"),
+        1,
+        "only the registration's ceremony was used"
+    );
+    // The genuine id still works: nothing above touched it.
+    let (status, body) = status_and_json(verify(&app, &options, &credential, "token").await).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_ceremony_sealed_with_another_key_is_unknown() {
+    let app = spawn_app().await;
+    let (user, mut authenticator) = user_with_passkey(&app).await;
+    let elsewhere = spawn_app_with(|s| {
+        s.database.url = app.settings.database.url.clone();
+        s.ceremonies.keys = vec![secrecy::SecretString::from(
+            "YW5vdGhlciBkZXBsb3ltZW50J3Mgc2VhbGluZyBrZXk=".to_string(),
+        )];
+    })
+    .await;
+    let options = login_options(&elsewhere, json!({})).await;
+    let credential = authenticator.login(&options);
+    refused(
+        &app,
+        &user,
+        &options,
+        &credential,
+        404,
+        "ceremony_not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_retired_key_still_opens_ceremonies_until_it_is_dropped() {
+    let app = spawn_app().await;
+    let (user, mut authenticator) = user_with_passkey(&app).await;
+    let old_key = app.settings.ceremonies.keys[0].clone();
+    let new_key =
+        secrecy::SecretString::from("bmV3IGNlcmVtb255IGtleSBmb3Igcm90YXRpb24hISE=".to_string());
+    // Rotated: a new first key seals, the old one still opens.
+    let rotated = spawn_app_with(|s| {
+        s.database.url = app.settings.database.url.clone();
+        s.ceremonies.keys = vec![new_key.clone(), old_key];
+    })
+    .await;
+    let started_before = login_options(&app, json!({})).await;
+    let credential = authenticator.login(&started_before);
+    let (status, body) =
+        status_and_json(verify(&rotated, &started_before, &credential, "token").await).await;
+    assert_eq!(status, 200, "{body}");
+    // After the rotation is complete, the old key is gone.
+    let retired = spawn_app_with(|s| {
+        s.database.url = app.settings.database.url.clone();
+        s.ceremonies.keys = vec![new_key];
+    })
+    .await;
+    let options = login_options(&app, json!({})).await;
+    let credential = authenticator.login(&options);
+    refused(
+        &retired,
+        &user,
+        &options,
+        &credential,
+        404,
+        "ceremony_not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn login_options_write_nothing() {
+    let app = spawn_app().await;
+    let (user, mut authenticator) = user_with_passkey(&app).await;
+    // The same database through a session that refuses every write: if
+    // starting a login wrote anything, it would fail.
+    let read_only_url = format!(
+        "{}?options=-c%20default_transaction_read_only%3Don",
+        app.database_url
+    );
+    let read_only = spawn_app_with(|s| {
+        s.database.url = secrecy::SecretString::from(read_only_url);
+        s.database.run_migrations_on_start = false;
+    })
+    .await;
+    let tables = "SELECT (SELECT count(*) FROM consumed_ceremonies) + (SELECT count(*) FROM minted_sessions) \
+                  + (SELECT count(*) FROM passkeys) + (SELECT count(*) FROM identities) AS count";
+    let rows_before = app.count(tables);
+    let mut last = Value::Null;
+    for i in 0..25 {
+        let body = if i % 2 == 0 {
+            json!({})
+        } else {
+            json!({"identifier": user.email})
+        };
+        let (status, options) = read_only
+            .post_json("/passkeys/login/options", &Auth::None, &body)
+            .await;
+        assert_eq!(status, 200, "{options}");
+        last = options;
+    }
+    assert_eq!(app.count(tables), rows_before);
+    // The check can fail: finishing a login does write, and is refused there.
+    let credential = authenticator.login(&last);
+    let (status, body) =
+        status_and_json(verify(&read_only, &last, &credential, "token").await).await;
+    assert!(status >= 500, "{status} {body}");
+    assert_eq!(app.count(tables), rows_before);
+    // The ceremony started on the read-only replica finishes on the other.
+    let (status, body) = status_and_json(verify(&app, &last, &credential, "token").await).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_replayed_ceremony_is_refused_even_after_a_failed_attempt() {
+    let app = spawn_app().await;
+    let (user, mut authenticator) = user_with_passkey(&app).await;
+    let options = login_options(&app, json!({})).await;
+    let good = authenticator.login(&options);
+    let mut tampered = good.clone();
+    tampered["response"]["signature"] = Value::String(b64(&[0u8; 64]));
+    refused(&app, &user, &options, &tampered, 400, "signature_invalid").await;
+    // The ceremony was used by the failed attempt: a second try needs a new one.
+    refused(&app, &user, &options, &good, 404, "ceremony_not_found").await;
+}
+
+#[tokio::test]
+async fn a_discoverable_login_without_user_handle_is_refused() {
+    let app = spawn_app().await;
+    let (user, mut authenticator) = user_with_passkey(&app).await;
+    let options = login_options(&app, json!({})).await;
+    let mut credential = authenticator.login(&options);
+    credential["response"]
+        .as_object_mut()
+        .expect("response")
+        .remove("userHandle");
+    refused(
+        &app,
+        &user,
+        &options,
+        &credential,
+        400,
+        "user_handle_missing",
+    )
+    .await;
+
+    // Started for a named account, the credential list already names it.
+    let options = login_options(&app, json!({"identifier": user.email})).await;
+    let mut credential = authenticator.login(&options);
+    credential["response"]
+        .as_object_mut()
+        .expect("response")
+        .remove("userHandle");
+    let (status, body) = status_and_json(verify(&app, &options, &credential, "token").await).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -3,8 +3,8 @@
 
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
-use kratos_passkeys::store::schema::{ceremonies, identities, minted_sessions, passkeys};
-use kratos_passkeys::store::{CeremonyRow, IdentityRow, PasskeyRow, MIGRATIONS};
+use kratos_passkeys::store::schema::{consumed_ceremonies, identities, minted_sessions, passkeys};
+use kratos_passkeys::store::{IdentityRow, LoginRecord, PasskeyRow, MIGRATIONS};
 
 use crate::helpers::create_database;
 
@@ -34,7 +34,12 @@ fn migrations_are_reversible() {
     conn.run_pending_migrations(MIGRATIONS).expect("up");
     assert_eq!(
         tables(&mut conn),
-        ["ceremonies", "identities", "minted_sessions", "passkeys"]
+        [
+            "consumed_ceremonies",
+            "identities",
+            "minted_sessions",
+            "passkeys"
+        ]
     );
     conn.revert_all_migrations(MIGRATIONS).expect("down");
     assert!(
@@ -61,26 +66,55 @@ fn the_schema_matches_the_migrations() {
         .limit(0)
         .load(&mut conn)
         .expect("passkeys");
-    ceremonies::table
-        .select(CeremonyRow::as_select())
-        .limit(0)
-        .load(&mut conn)
-        .expect("ceremonies");
-    minted_sessions::table
+    consumed_ceremonies::table
         .select((
-            minted_sessions::kratos_session_id,
-            minted_sessions::identity_id,
-            minted_sessions::passkey_id,
-            minted_sessions::delivery,
-            minted_sessions::created_at,
+            consumed_ceremonies::challenge,
+            consumed_ceremonies::expires_at,
         ))
         .limit(0)
-        .load::<(
-            uuid::Uuid,
-            uuid::Uuid,
-            Option<uuid::Uuid>,
-            String,
-            chrono::DateTime<chrono::Utc>,
-        )>(&mut conn)
+        .load::<(Vec<u8>, chrono::DateTime<chrono::Utc>)>(&mut conn)
+        .expect("consumed_ceremonies");
+    minted_sessions::table
+        .select(LoginRecord::as_select())
+        .limit(0)
+        .load(&mut conn)
         .expect("minted_sessions");
+}
+
+#[test]
+fn recorded_logins_survive_the_session_record_migration_both_ways() {
+    let (_, url) = create_database();
+    let mut conn = PgConnection::establish(&url).expect("connect");
+    conn.run_pending_migrations(MIGRATIONS).expect("up");
+    conn.revert_last_migration(MIGRATIONS).expect("down one");
+    let identity = uuid::Uuid::new_v4();
+    diesel::sql_query(format!(
+        "INSERT INTO minted_sessions (kratos_session_id, identity_id, delivery) \
+         VALUES ('{}', '{identity}', 'token')",
+        uuid::Uuid::new_v4()
+    ))
+    .execute(&mut conn)
+    .expect("a login recorded before");
+    conn.run_pending_migrations(MIGRATIONS).expect("up again");
+    let records: Vec<LoginRecord> = minted_sessions::table
+        .select(LoginRecord::as_select())
+        .load(&mut conn)
+        .expect("records");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].state, "resolved");
+    assert!(records[0].kratos_session_id.is_some());
+    // A pending record cannot be kept by the older schema; a resolved one is.
+    diesel::sql_query(format!(
+        "INSERT INTO minted_sessions (identity_id, delivery, state) VALUES ('{identity}', 'cookie', 'pending')"
+    ))
+    .execute(&mut conn)
+    .expect("a pending record");
+    conn.revert_last_migration(MIGRATIONS).expect("down again");
+    assert_eq!(
+        minted_sessions::table
+            .count()
+            .get_result::<i64>(&mut conn)
+            .expect("count"),
+        1
+    );
 }

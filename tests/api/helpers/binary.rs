@@ -66,5 +66,6 @@ pub async fn ready(database_url: &str, public: u16, admin: u16) -> TestApp {
         settings,
         http,
         kratos: Kratos::new(kratos_public_url(), kratos_admin_url()),
+        state: None,
     }
 }

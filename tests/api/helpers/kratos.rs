@@ -175,6 +175,19 @@ impl Kratos {
         whoami_answer(response).await
     }
 
+    /// The session Kratos's own `whoami` answers for a token (which must be valid).
+    pub async fn session_of_token(&self, token: &str) -> Value {
+        let response = self
+            .http
+            .get(self.public.join("sessions/whoami").expect("url"))
+            .header("X-Session-Token", token)
+            .send()
+            .await
+            .expect("whoami");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("session json")
+    }
+
     /// Kratos's own `whoami` with the session cookie.
     pub async fn whoami_cookie(&self, cookie: &str) -> (u16, Option<Uuid>) {
         let response = self

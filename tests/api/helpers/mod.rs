@@ -6,12 +6,14 @@ pub mod kratos;
 
 pub use kratos_passkeys_testkit as authenticator;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 use kratos_passkeys::configuration::{self, Environment, Settings};
 use kratos_passkeys::startup::Application;
+use kratos_passkeys::state::AppState;
 use secrecy::SecretString;
 use serde_json::Value;
 use url::Url;
@@ -103,6 +105,9 @@ pub struct TestApp {
     /// A client that keeps no cookies and follows no redirects.
     pub http: reqwest::Client,
     pub kratos: Kratos,
+    /// The in-process service's state (its clock, to move time forward);
+    /// none for the real binary run as a process.
+    pub state: Option<Arc<AppState>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -127,6 +132,7 @@ pub async fn spawn_with_settings(settings: Settings) -> TestApp {
         use secrecy::ExposeSecret;
         settings.database.url.expose_secret().to_string()
     };
+    let state = app.state();
     tokio::spawn(app.run_until_stopped());
     // The real Kratos, even when the service under test is pointed elsewhere.
     let kratos = Kratos::new(kratos_public_url(), kratos_admin_url());
@@ -138,6 +144,7 @@ pub async fn spawn_with_settings(settings: Settings) -> TestApp {
         settings,
         http: client(),
         kratos,
+        state: Some(state),
     }
 }
 
@@ -208,6 +215,32 @@ impl TestApp {
         let user = self.kratos.create_user().await;
         let token = self.kratos.login_token(&user).await;
         (user, Auth::Token(token))
+    }
+
+    /// Moves the service's clock forward (ceremony expiry, rate limits).
+    pub fn advance_clock(&self, by: Duration) {
+        self.state
+            .as_ref()
+            .expect("an in-process app")
+            .clock
+            .advance(by);
+    }
+
+    /// Waits until `sql` (a count) answers `expected`: for what the service
+    /// finishes after answering. Generous, so a loaded machine cannot fail it.
+    pub async fn eventually_count(&self, sql: &str, expected: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.count(sql);
+            if got == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql} stayed {got}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn db(&self) -> PgConnection {

@@ -1,0 +1,10 @@
+DROP INDEX minted_sessions_pending;
+DELETE FROM minted_sessions WHERE kratos_session_id IS NULL;
+ALTER TABLE minted_sessions DROP CONSTRAINT minted_sessions_resolved_has_id;
+ALTER TABLE minted_sessions DROP COLUMN state;
+ALTER TABLE minted_sessions DROP COLUMN recovery_flow_id;
+ALTER TABLE minted_sessions DROP CONSTRAINT minted_sessions_kratos_session_id_key;
+ALTER TABLE minted_sessions ALTER COLUMN kratos_session_id SET NOT NULL;
+ALTER TABLE minted_sessions DROP CONSTRAINT minted_sessions_pkey;
+ALTER TABLE minted_sessions DROP COLUMN id;
+ALTER TABLE minted_sessions ADD PRIMARY KEY (kratos_session_id);

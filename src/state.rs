@@ -1,0 +1,96 @@
+//! Everything a request handler needs, shared by both listeners. Routes,
+//! extractors and background tasks read it; it knows none of them.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::clock::Clock;
+use crate::configuration::{Environment, Settings};
+use crate::kratos::KratosClient;
+use crate::limits::{ClientAddresses, RateLimiter};
+use crate::login_records::{LoginRecorder, RecorderWorker};
+use crate::metrics::Metrics;
+use crate::sealed_ceremony::CeremonySealer;
+use crate::store::Store;
+use crate::webauthn_policy::Policy;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<Clock>,
+    pub store: Store,
+    pub kratos: KratosClient,
+    pub policy: Policy,
+    pub sealer: CeremonySealer,
+    pub clients: ClientAddresses,
+    pub login_limiter: RateLimiter,
+    pub failure_limiter: RateLimiter,
+    pub login_records: LoginRecorder,
+    allowed_origins: Vec<String>,
+    cors_origins: Vec<String>,
+}
+
+impl AppState {
+    /// The state, and the worker that completes login records (to be
+    /// spawned by whoever serves requests with this state).
+    pub fn new(settings: Settings) -> anyhow::Result<(Self, RecorderWorker)> {
+        let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+        let clock = Arc::new(Clock::default());
+        let store = Store::connect_lazy(&settings.database, metrics.clone());
+        let kratos = KratosClient::new(&settings.kratos, metrics.clone())
+            .context("building the Kratos client")?;
+        let policy = Policy::new(&settings.webauthn, metrics.clone())
+            .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings: {e}"))?;
+        let sealer = CeremonySealer::new(
+            &settings.ceremonies.keys,
+            settings.environment == Environment::Production,
+        )?;
+        let clients = ClientAddresses::new(&settings.http).map_err(anyhow::Error::msg)?;
+        let (login_records, worker) =
+            LoginRecorder::new(store.clone(), kratos.clone(), metrics.clone());
+        let cors_origins: Vec<String> = settings
+            .cors
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_string())
+            .collect();
+        let mut allowed_origins: Vec<String> = settings
+            .webauthn
+            .origins
+            .iter()
+            .map(|o| o.origin().ascii_serialization())
+            .collect();
+        allowed_origins.extend(cors_origins.iter().cloned());
+        let state = Self {
+            login_limiter: RateLimiter::new(&settings.limits.login_per_ip, clock.clone()),
+            failure_limiter: RateLimiter::new(
+                &settings.limits.failed_logins_per_identity,
+                clock.clone(),
+            ),
+            settings,
+            metrics,
+            clock,
+            store,
+            kratos,
+            policy,
+            sealer,
+            clients,
+            login_records,
+            allowed_origins,
+            cors_origins,
+        };
+        Ok((state, worker))
+    }
+
+    /// Origins allowed to make cookie-authenticated state changes: the
+    /// WebAuthn origins and the CORS origins.
+    pub fn is_allowed_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == origin)
+    }
+
+    /// Frontend origins that may call the public listener cross-origin.
+    pub fn is_cors_origin(&self, origin: &str) -> bool {
+        self.cors_origins.iter().any(|o| o == origin)
+    }
+}

@@ -1,0 +1,131 @@
+//! Identities the service knows: their WebAuthn user handle and the
+//! enrollment offer's state.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{identities, passkeys};
+use super::{Store, StoreError};
+use crate::domain::{IdentityId, UserHandle};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = identities)]
+pub struct IdentityRow {
+    pub identity_id: Uuid,
+    pub user_handle: Uuid,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub enrollment_dismissed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// The identity's row, created with a fresh random user handle on first use.
+    pub async fn ensure_identity(&self, identity: IdentityId) -> Result<IdentityRow, StoreError> {
+        self.run("ensure_identity", move |conn| {
+            ensure_identity(conn, identity)
+        })
+        .await
+    }
+
+    pub async fn identity(&self, identity: IdentityId) -> Result<Option<IdentityRow>, StoreError> {
+        self.run("identity", move |conn| {
+            Ok(identities::table
+                .find(identity.as_uuid())
+                .select(IdentityRow::as_select())
+                .first(conn)
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Records Kratos's after-registration webhook; repeating it changes nothing.
+    pub async fn record_registration(&self, identity: IdentityId) -> Result<(), StoreError> {
+        self.run("record_registration", move |conn| {
+            conn.transaction(|conn| {
+                ensure_identity(conn, identity)?;
+                diesel::update(
+                    identities::table
+                        .find(identity.as_uuid())
+                        .filter(identities::registered_at.is_null()),
+                )
+                .set(identities::registered_at.eq(Utc::now()))
+                .execute(conn)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn dismiss_enrollment(&self, identity: IdentityId) -> Result<(), StoreError> {
+        self.run("dismiss_enrollment", move |conn| {
+            conn.transaction(|conn| {
+                ensure_identity(conn, identity)?;
+                diesel::update(
+                    identities::table
+                        .find(identity.as_uuid())
+                        .filter(identities::enrollment_dismissed_at.is_null()),
+                )
+                .set(identities::enrollment_dismissed_at.eq(Utc::now()))
+                .execute(conn)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Every identity the service knows, for garbage collection.
+    pub async fn identity_ids(&self) -> Result<Vec<IdentityId>, StoreError> {
+        self.run("identity_ids", |conn| {
+            Ok(identities::table
+                .select(identities::identity_id)
+                .load::<Uuid>(conn)?
+                .into_iter()
+                .map(IdentityId::new)
+                .collect())
+        })
+        .await
+    }
+
+    /// Forgets everything about an identity Kratos no longer has.
+    pub async fn purge_identity(&self, identity: IdentityId) -> Result<usize, StoreError> {
+        self.run("purge_identity", move |conn| {
+            conn.transaction(|conn| {
+                let removed = diesel::delete(
+                    passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
+                )
+                .execute(conn)?;
+                diesel::delete(identities::table.find(identity.as_uuid())).execute(conn)?;
+                Ok(removed)
+            })
+        })
+        .await
+    }
+}
+
+pub(super) fn ensure_identity(
+    conn: &mut PgConnection,
+    identity: IdentityId,
+) -> Result<IdentityRow, StoreError> {
+    let existing = identities::table
+        .find(identity.as_uuid())
+        .select(IdentityRow::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(row) = existing {
+        return Ok(row);
+    }
+    diesel::insert_into(identities::table)
+        .values((
+            identities::identity_id.eq(identity.as_uuid()),
+            identities::user_handle.eq(UserHandle::generate().as_uuid()),
+        ))
+        .on_conflict(identities::identity_id)
+        .do_nothing()
+        .execute(conn)?;
+    Ok(identities::table
+        .find(identity.as_uuid())
+        .select(IdentityRow::as_select())
+        .first(conn)?)
+}

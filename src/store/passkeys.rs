@@ -1,0 +1,218 @@
+//! Passkeys: stored credentials, their names, and what logins change on them.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::identities::ensure_identity;
+use super::schema::{identities, passkeys};
+use super::{Store, StoreError};
+use crate::domain::{IdentityId, PasskeyId, PasskeyName};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = passkeys)]
+pub struct PasskeyRow {
+    pub id: Uuid,
+    pub identity_id: Uuid,
+    pub credential_id: Vec<u8>,
+    pub credential: Value,
+    pub name: String,
+    pub aaguid: Uuid,
+    pub transports: Vec<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub sign_count: i64,
+    pub flagged_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A verified credential about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewPasskey {
+    pub identity_id: IdentityId,
+    pub credential_id: Vec<u8>,
+    pub credential: Value,
+    pub aaguid: Uuid,
+    pub transports: Vec<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub sign_count: i64,
+}
+
+/// The name a new passkey gets: the person's choice (refused when taken) or
+/// a default that is numbered until it is free.
+#[derive(Debug, Clone)]
+pub enum NewPasskeyName {
+    Chosen(PasskeyName),
+    Default(PasskeyName),
+}
+
+impl Store {
+    /// The identity's passkeys, newest first.
+    pub async fn passkeys(&self, identity: IdentityId) -> Result<Vec<PasskeyRow>, StoreError> {
+        self.run("passkeys", move |conn| {
+            Ok(passkeys::table
+                .filter(passkeys::identity_id.eq(identity.as_uuid()))
+                .order((passkeys::created_at.desc(), passkeys::id.desc()))
+                .select(PasskeyRow::as_select())
+                .load(conn)?)
+        })
+        .await
+    }
+
+    pub async fn passkey_count(&self, identity: IdentityId) -> Result<i64, StoreError> {
+        self.run("passkey_count", move |conn| {
+            Ok(passkeys::table
+                .filter(passkeys::identity_id.eq(identity.as_uuid()))
+                .count()
+                .get_result(conn)?)
+        })
+        .await
+    }
+
+    pub async fn credential_ids(&self, identity: IdentityId) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.run("credential_ids", move |conn| {
+            Ok(passkeys::table
+                .filter(passkeys::identity_id.eq(identity.as_uuid()))
+                .select(passkeys::credential_id)
+                .load(conn)?)
+        })
+        .await
+    }
+
+    /// Stores a verified passkey. A chosen name that is taken is refused; a
+    /// default name is numbered ("Passkey 2") until it is free.
+    pub async fn insert_passkey(
+        &self,
+        passkey: NewPasskey,
+        name: NewPasskeyName,
+    ) -> Result<PasskeyRow, StoreError> {
+        self.run("insert_passkey", move |conn| {
+            conn.transaction(|conn| {
+                ensure_identity(conn, passkey.identity_id)?;
+                let name = match name {
+                    NewPasskeyName::Chosen(name) => name,
+                    NewPasskeyName::Default(base) => {
+                        free_default_name(conn, passkey.identity_id, &base)?
+                    }
+                };
+                Ok(diesel::insert_into(passkeys::table)
+                    .values((
+                        passkeys::id.eq(PasskeyId::generate().as_uuid()),
+                        passkeys::identity_id.eq(passkey.identity_id.as_uuid()),
+                        passkeys::credential_id.eq(&passkey.credential_id),
+                        passkeys::credential.eq(&passkey.credential),
+                        passkeys::name.eq(name.as_str()),
+                        passkeys::aaguid.eq(passkey.aaguid),
+                        passkeys::transports.eq(&passkey.transports),
+                        passkeys::backup_eligible.eq(passkey.backup_eligible),
+                        passkeys::backup_state.eq(passkey.backup_state),
+                        passkeys::sign_count.eq(passkey.sign_count),
+                    ))
+                    .returning(PasskeyRow::as_returning())
+                    .get_result(conn)?)
+            })
+        })
+        .await
+    }
+
+    pub async fn rename_passkey(
+        &self,
+        identity: IdentityId,
+        id: PasskeyId,
+        name: PasskeyName,
+    ) -> Result<Option<PasskeyRow>, StoreError> {
+        self.run("rename_passkey", move |conn| {
+            Ok(diesel::update(
+                passkeys::table
+                    .find(id.as_uuid())
+                    .filter(passkeys::identity_id.eq(identity.as_uuid())),
+            )
+            .set(passkeys::name.eq(name.as_str()))
+            .returning(PasskeyRow::as_returning())
+            .get_result(conn)
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Removes one of the identity's passkeys; false when it has no such passkey.
+    pub async fn delete_passkey(
+        &self,
+        identity: IdentityId,
+        id: PasskeyId,
+    ) -> Result<bool, StoreError> {
+        self.run("delete_passkey", move |conn| {
+            let deleted = diesel::delete(
+                passkeys::table
+                    .find(id.as_uuid())
+                    .filter(passkeys::identity_id.eq(identity.as_uuid())),
+            )
+            .execute(conn)?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    pub async fn delete_all_passkeys(&self, identity: IdentityId) -> Result<usize, StoreError> {
+        self.run("delete_all_passkeys", move |conn| {
+            Ok(
+                diesel::delete(
+                    passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
+                )
+                .execute(conn)?,
+            )
+        })
+        .await
+    }
+
+    /// The passkey with this WebAuthn credential id and its owner's user handle.
+    pub async fn passkey_by_credential_id(
+        &self,
+        credential_id: Vec<u8>,
+    ) -> Result<Option<(PasskeyRow, Uuid)>, StoreError> {
+        self.run("passkey_by_credential_id", move |conn| {
+            let wanted: &[u8] = &credential_id;
+            Ok(passkeys::table
+                .inner_join(identities::table)
+                .filter(passkeys::credential_id.eq(wanted))
+                .select((PasskeyRow::as_select(), identities::user_handle))
+                .first(conn)
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn flag_passkey(&self, id: PasskeyId) -> Result<(), StoreError> {
+        self.run("flag_passkey", move |conn| {
+            diesel::update(passkeys::table.find(id.as_uuid()))
+                .set(passkeys::flagged_at.eq(Utc::now()))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn free_default_name(
+    conn: &mut PgConnection,
+    identity: IdentityId,
+    base: &PasskeyName,
+) -> Result<PasskeyName, StoreError> {
+    let taken: Vec<String> = passkeys::table
+        .filter(passkeys::identity_id.eq(identity.as_uuid()))
+        .select(passkeys::name)
+        .load(conn)?;
+    let is_free = |candidate: &PasskeyName| !taken.iter().any(|t| t == candidate.as_str());
+    if is_free(base) {
+        return Ok(base.clone());
+    }
+    // There are fewer passkeys than numbers, so this always finds one.
+    let n = (2..)
+        .find(|n| is_free(&base.numbered(*n)))
+        .unwrap_or(u32::MAX);
+    Ok(base.numbered(n))
+}
