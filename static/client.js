@@ -178,10 +178,19 @@ export function createClient({ baseUrl = "", onRefreshRequired = "redirect" } = 
    * Signs in with a passkey and ends with a genuine Kratos session.
    * `mediation: "conditional"` runs the autofill request (abort it with
    * `signal`, or by starting a modal login). Resolves to
-   * `{session, sessionToken}` (the token only with `session: "token"`), or
-   * null if the person cancelled.
+   * `{identityId, sessionToken, session}`, or null if the person cancelled.
+   * `sessionToken` is set only with `session: "token"`; `session` (Kratos's
+   * session object) only with `includeSession: true`, which costs the login
+   * one more Kratos call: otherwise ask Kratos's `/sessions/whoami` when
+   * the session object is needed.
    */
-  async function loginWithPasskey({ identifier, mediation, session = "cookie", signal } = {}) {
+  async function loginWithPasskey({
+    identifier,
+    mediation,
+    session = "cookie",
+    includeSession = false,
+    signal,
+  } = {}) {
     const conditional = mediation === "conditional";
     abortAutofill();
     const controller = new AbortController();
@@ -207,8 +216,13 @@ export function createClient({ baseUrl = "", onRefreshRequired = "redirect" } = 
         ceremony_id: options.ceremony_id,
         credential: credentialJSON(credential),
         session,
+        ...(includeSession ? { include_session: true } : {}),
       });
-      return { session: answer.session, sessionToken: answer.session_token ?? null };
+      return {
+        identityId: answer.identity_id,
+        sessionToken: answer.session_token ?? null,
+        session: answer.session ?? null,
+      };
     } catch (error) {
       // Tell the passkey provider this credential is gone, where supported,
       // so it stops offering it.

@@ -198,7 +198,10 @@ async function showSignin() {
   }
 }
 
-async function signedInWithPasskey({ session }) {
+async function signedInWithPasskey() {
+  // The relayed cookie is Kratos's own: Kratos answers the session.
+  const session = await whoami();
+  if (!session) return say("Signed in, but Kratos did not answer with the session.", "error");
   say(`Signed in with a passkey. Welcome back, ${session.identity.traits.email}.`, "ok");
   await renderHome(session);
 }
