@@ -181,18 +181,23 @@ service_bin() {
 }
 
 # start_service NAME PUBLIC_PORT ADMIN_PORT DATABASE KRATOS_PUBLIC_PORT KRATOS_ADMIN_PORT FRONTEND_ORIGIN [ENV=VALUE...]
+#
+# Runs this checkout's service unless START_SERVICE_BIN names another binary
+# (scripts/bench's baseline build); START_SERVICE_HOME is then the checkout
+# it runs from and takes its config/ from (default: this one).
 start_service() {
   local name=$1 public=$2 admin=$3 db=$4 kpublic=$5 kadmin=$6 frontend=$7
   shift 7
+  local home=${START_SERVICE_HOME:-$REPO}
   if wait_http "http://127.0.0.1:$public/health/alive" 1; then
     log "$name already answers on 127.0.0.1:$public; reusing it"
     return 0
   fi
   ensure_database "$db"
-  local bin
-  bin=$(service_bin)
+  local bin=${START_SERVICE_BIN:-}
+  [ -n "$bin" ] || bin=$(service_bin)
   local env=(
-    "KRATOS_PASSKEYS_CONFIG_DIR=$REPO/config"
+    "KRATOS_PASSKEYS_CONFIG_DIR=$home/config"
     "KRATOS_PASSKEYS__PUBLIC__PORT=$public"
     "KRATOS_PASSKEYS__ADMIN__PORT=$admin"
     # Loopback to the local PostgreSQL, like Kratos's DSN: no TLS handshake.
@@ -210,7 +215,7 @@ start_service() {
   env "${env[@]}" "$bin" migrate >>"$LOG_DIR/$name.log" 2>&1 ||
     die "migration failed; see $LOG_DIR/$name.log"
   log "starting $name on 127.0.0.1:$public (public) / 127.0.0.1:$admin (admin)"
-  (cd "$REPO" && exec env "${env[@]}" "$bin" serve) >>"$LOG_DIR/$name.log" 2>&1 &
+  (cd "$home" && exec env "${env[@]}" "$bin" serve) >>"$LOG_DIR/$name.log" 2>&1 &
   echo $! >"$PID_DIR/$name.pid"
   wait_http "http://127.0.0.1:$public/health/ready" 60 ||
     die "$name did not become ready; see $LOG_DIR/$name.log"

@@ -182,11 +182,13 @@ impl KratosClient {
         join(&self.admin_url, path)
     }
 
-    /// `GET /sessions/whoami` with only the caller's session credential.
+    /// `GET /sessions/whoami` with only the caller's session credential:
+    /// the fields the service reads, and the whole answer as Kratos sent it
+    /// (parsed only by the callers that relay it).
     pub async fn whoami(
         &self,
         credential: &SessionCredential,
-    ) -> Result<(KratosSession, Value), KratosError> {
+    ) -> Result<(KratosSession, Vec<u8>), KratosError> {
         const OP: &str = "whoami";
         let _timer = self.metrics.kratos_timer(OP);
         let mut request = self
@@ -205,10 +207,10 @@ impl KratosClient {
         let response = request.send().await.map_err(unavailable(OP))?;
         match response.status() {
             StatusCode::OK => {
-                let raw: Value = response.json().await.map_err(decode(OP))?;
-                // Read the typed view straight from the tree: no copy of it.
-                let session =
-                    KratosSession::deserialize(&raw).map_err(|e| KratosError::Protocol {
+                let raw = response.bytes().await.map_err(decode(OP))?.to_vec();
+                // Only the fields it names: the rest of the answer is skipped.
+                let session: KratosSession =
+                    serde_json::from_slice(&raw).map_err(|e| KratosError::Protocol {
                         operation: OP,
                         detail: e.to_string(),
                     })?;
@@ -309,7 +311,7 @@ impl KratosClient {
         &self,
         credential: &SessionCredential,
         identity: IdentityId,
-    ) -> Result<(KratosSession, Value), KratosError> {
+    ) -> Result<(KratosSession, Vec<u8>), KratosError> {
         let (session, raw) = self.whoami(credential).await?;
         if session.identity.id != identity {
             return Err(KratosError::SessionOfAnotherIdentity {

@@ -27,6 +27,9 @@ const SESSION_COOKIE: &str = "ory_kratos_session";
 #[derive(Debug, Clone)]
 pub struct Targets {
     pub service: Url,
+    /// A second instance of the service built from an older revision, with
+    /// its own database (login-token-baseline).
+    pub baseline_service: Url,
     pub kratos_public: Url,
     pub kratos_admin: Url,
     /// The page origin the software passkey writes into its client data; it
@@ -41,6 +44,8 @@ pub struct Needs {
     pub service_passkey: bool,
     /// A passkey registered through Kratos's own settings flow (kratos-native).
     pub kratos_passkey: bool,
+    /// A passkey registered through the baseline build (login-token-baseline).
+    pub baseline_passkey: bool,
 }
 
 impl Needs {
@@ -50,6 +55,7 @@ impl Needs {
             match mode {
                 Mode::LoginToken | Mode::LoginCookie => needs.service_passkey = true,
                 Mode::KratosNative => needs.kratos_passkey = true,
+                Mode::LoginTokenBaseline => needs.baseline_passkey = true,
                 Mode::Register => {}
             }
         }
@@ -57,16 +63,18 @@ impl Needs {
     }
 }
 
-/// One simulated person: an identity, a password, and up to two software
-/// passkeys (one held by kratos-passkeys, one by Kratos itself). The two are
-/// separate authenticators because both use the same relying party id and a
-/// discoverable login picks the authenticator's newest credential for it.
+/// One simulated person: an identity, a password, and up to three software
+/// passkeys (one held by kratos-passkeys, one by its baseline build, one by
+/// Kratos itself). They are separate authenticators because all use the
+/// same relying party id and a discoverable login picks the authenticator's
+/// newest credential for it.
 pub struct VirtualUser {
     pub index: usize,
     /// No cookie store and no redirects: each ceremony carries exactly the
     /// cookies it was given, like a browser with a fresh jar.
     http: reqwest::Client,
     service_passkey: Option<Authenticator>,
+    baseline_passkey: Option<Authenticator>,
     kratos_passkey: Option<Authenticator>,
     /// A counter for the register mode's fresh identities.
     registrations: u64,
@@ -191,15 +199,27 @@ async fn api_login(http: &reqwest::Client, t: &Targets, email: &str) -> Result<S
         .to_string())
 }
 
-/// Registers a passkey through kratos-passkeys with a session token.
+/// The ceremony id of an options answer, as the JSON value it is: the
+/// service only promises an opaque value to hand back (a UUID in older
+/// builds, a sealed string in newer ones), so it is passed through untouched.
+fn ceremony_id(options: &Value, step: &str) -> Result<Value> {
+    match options.get("ceremony_id") {
+        None | Some(Value::Null) => bail!("{step}: the answer has no ceremony_id"),
+        Some(id) => Ok(id.clone()),
+    }
+}
+
+/// Registers a passkey through kratos-passkeys (at `service`: the current
+/// build or the baseline) with a session token.
 async fn register_through_service(
     http: &reqwest::Client,
+    service: &Url,
     t: &Targets,
     token: &str,
     authenticator: &mut Authenticator,
 ) -> Result<()> {
     let response = http
-        .post(join(&t.service, "passkeys/registration/options")?)
+        .post(join(service, "passkeys/registration/options")?)
         .header("X-Session-Token", token)
         .json(&json!({}))
         .send()
@@ -208,16 +228,34 @@ async fn register_through_service(
     let options = expect_json(response, 200, "registration options").await?;
     serde_json::from_value::<CreationChallengeResponse>(options.clone())
         .context("registration options are not WebAuthn creation options")?;
+    let ceremony_id = ceremony_id(&options, "registration options")?;
     let credential = authenticator.register_with(&options, &t.origin, |_| {});
     let response = http
-        .post(join(&t.service, "passkeys/registration/verify")?)
+        .post(join(service, "passkeys/registration/verify")?)
         .header("X-Session-Token", token)
-        .json(&json!({"ceremony_id": options["ceremony_id"], "credential": credential}))
+        .json(&json!({"ceremony_id": ceremony_id, "credential": credential}))
         .send()
         .await
         .context("registration verify: request")?;
     expect_json(response, 201, "registration verify").await?;
     Ok(())
+}
+
+/// A new software authenticator holding one passkey registered through the
+/// service at `service` (`what` names it in errors).
+async fn new_passkey(
+    http: &reqwest::Client,
+    service: &Url,
+    t: &Targets,
+    token: &str,
+    index: usize,
+    what: &str,
+) -> Result<Authenticator> {
+    let mut authenticator = Authenticator::new();
+    register_through_service(http, service, t, token, &mut authenticator)
+        .await
+        .with_context(|| format!("virtual user {index}: passkey through {what}"))?;
+    Ok(authenticator)
 }
 
 /// Registers a passkey through Kratos's own settings flow (browser flow with
@@ -300,17 +338,32 @@ impl VirtualUser {
         create_identity(&http, t, &email)
             .await
             .with_context(|| format!("virtual user {index}"))?;
-        let service_passkey = if needs.service_passkey {
-            let token = api_login(&http, t, &email).await?;
-            let mut authenticator = Authenticator::new();
-            register_through_service(&http, t, &token, &mut authenticator)
-                .await
-                .with_context(|| {
-                    format!("virtual user {index}: passkey through kratos-passkeys")
-                })?;
-            Some(authenticator)
+        // One Kratos session serves both builds: they validate it with the
+        // same Kratos.
+        let token = if needs.service_passkey || needs.baseline_passkey {
+            Some(api_login(&http, t, &email).await?)
         } else {
             None
+        };
+        let service_passkey = match &token {
+            Some(token) if needs.service_passkey => {
+                Some(new_passkey(&http, &t.service, t, token, index, "kratos-passkeys").await?)
+            }
+            _ => None,
+        };
+        let baseline_passkey = match &token {
+            Some(token) if needs.baseline_passkey => Some(
+                new_passkey(
+                    &http,
+                    &t.baseline_service,
+                    t,
+                    token,
+                    index,
+                    "the baseline kratos-passkeys",
+                )
+                .await?,
+            ),
+            _ => None,
         };
         let kratos_passkey = if needs.kratos_passkey {
             let mut authenticator = Authenticator::new();
@@ -325,6 +378,7 @@ impl VirtualUser {
             index,
             http,
             service_passkey,
+            baseline_passkey,
             kratos_passkey,
             registrations: 0,
             run_id: run_id.to_string(),
@@ -335,8 +389,15 @@ impl VirtualUser {
     pub async fn ceremony(&mut self, t: &Targets, mode: Mode) -> Result<Duration> {
         match mode {
             Mode::Register => self.register(t).await,
-            Mode::LoginToken => self.service_login(t, "token").await,
-            Mode::LoginCookie => self.service_login(t, "cookie").await,
+            Mode::LoginToken => self.service_login(t, Build::Current, Delivery::Token).await,
+            Mode::LoginCookie => {
+                self.service_login(t, Build::Current, Delivery::Cookie)
+                    .await
+            }
+            Mode::LoginTokenBaseline => {
+                self.service_login(t, Build::Baseline, Delivery::Token)
+                    .await
+            }
             Mode::KratosNative => self.kratos_login(t).await,
         }
     }
@@ -355,21 +416,29 @@ impl VirtualUser {
         let token = api_login(&self.http, t, &email).await?;
         let mut authenticator = Authenticator::new();
         let started = Instant::now();
-        register_through_service(&self.http, t, &token, &mut authenticator).await?;
+        register_through_service(&self.http, &t.service, t, &token, &mut authenticator).await?;
         Ok(started.elapsed())
     }
 
-    /// A discoverable passkey login through kratos-passkeys, which mints the
-    /// Kratos session (token or relayed cookie).
-    async fn service_login(&mut self, t: &Targets, session: &str) -> Result<Duration> {
-        let authenticator = self
-            .service_passkey
-            .as_mut()
-            .context("this virtual user has no passkey in kratos-passkeys")?;
+    /// A discoverable passkey login through kratos-passkeys (the current
+    /// build or the baseline), which mints the Kratos session (token or
+    /// relayed cookie).
+    async fn service_login(
+        &mut self,
+        t: &Targets,
+        build: Build,
+        delivery: Delivery,
+    ) -> Result<Duration> {
+        let (service, authenticator) = match build {
+            Build::Current => (&t.service, self.service_passkey.as_mut()),
+            Build::Baseline => (&t.baseline_service, self.baseline_passkey.as_mut()),
+        };
+        let authenticator = authenticator
+            .with_context(|| format!("this virtual user has no passkey in {}", build.name()))?;
         let started = Instant::now();
         let response = self
             .http
-            .post(join(&t.service, "passkeys/login/options")?)
+            .post(join(service, "passkeys/login/options")?)
             .json(&json!({}))
             .send()
             .await
@@ -377,14 +446,17 @@ impl VirtualUser {
         let options = expect_json(response, 200, "login options").await?;
         serde_json::from_value::<RequestChallengeResponse>(options.clone())
             .context("login options are not WebAuthn request options")?;
+        let ceremony_id = ceremony_id(&options, "login options")?;
         let credential = authenticator.login_with(&options, &t.origin, |_| {});
+        // No `include_session`: the default answer is what is measured
+        // (older builds refuse unknown fields anyway).
         let response = self
             .http
-            .post(join(&t.service, "passkeys/login/verify")?)
+            .post(join(service, "passkeys/login/verify")?)
             .json(&json!({
-                "ceremony_id": options["ceremony_id"],
+                "ceremony_id": ceremony_id,
                 "credential": credential,
-                "session": session,
+                "session": delivery.name(),
             }))
             .send()
             .await
@@ -392,18 +464,7 @@ impl VirtualUser {
         let cookie = sets_session_cookie(&response);
         let body = expect_json(response, 200, "login verify").await?;
         let elapsed = started.elapsed();
-        if session == "token" {
-            ensure!(
-                body["session_token"].is_string(),
-                "login verify answered no session_token"
-            );
-        } else {
-            ensure!(cookie, "login verify set no {SESSION_COOKIE} cookie");
-        }
-        ensure!(
-            body["session"]["active"] == true,
-            "login verify answered no active session"
-        );
+        check_login_answer(&body, delivery, cookie)?;
         Ok(elapsed)
     }
 
@@ -459,6 +520,65 @@ impl VirtualUser {
     }
 }
 
+/// Which build of the service a login goes to.
+#[derive(Debug, Clone, Copy)]
+enum Build {
+    Current,
+    Baseline,
+}
+
+impl Build {
+    fn name(self) -> &'static str {
+        match self {
+            Build::Current => "kratos-passkeys",
+            Build::Baseline => "the baseline kratos-passkeys",
+        }
+    }
+}
+
+/// How the service hands the minted session over (`"session"` in verify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Token,
+    Cookie,
+}
+
+impl Delivery {
+    fn name(self) -> &'static str {
+        match self {
+            Delivery::Token => "token",
+            Delivery::Cookie => "cookie",
+        }
+    }
+}
+
+/// Whether a login verify answer hands over a session. Builds differ in
+/// the body: older ones always add Kratos's `session` object, newer ones
+/// answer `identity_id` and (token mode) `session_token`, with the `session`
+/// only on request. So: token mode needs a `session_token` string, cookie
+/// mode Kratos's session `Set-Cookie`, and a `session`, when there is one,
+/// must be active.
+fn check_login_answer(body: &Value, delivery: Delivery, sets_cookie: bool) -> Result<()> {
+    match delivery {
+        Delivery::Token => ensure!(
+            body["session_token"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "login verify answered no session_token"
+        ),
+        Delivery::Cookie => ensure!(sets_cookie, "login verify set no {SESSION_COOKIE} cookie"),
+    }
+    match body.get("session") {
+        None | Some(Value::Null) => {}
+        Some(session) => ensure!(
+            session["active"] == true,
+            "login verify answered a session that is not active: {}",
+            truncate(&session.to_string(), 300)
+        ),
+    }
+    Ok(())
+}
+
 /// Kratos's `passkey_challenge` value (go-webauthn's assertion options) in
 /// the shape webauthn-rs-proto reads: a discoverable login omits
 /// `allowCredentials`, which webauthn-rs-proto requires.
@@ -495,6 +615,60 @@ mod tests {
         let parsed: RequestChallengeResponse = serde_json::from_value(options).unwrap();
         assert_eq!(parsed.public_key.rp_id, "localhost");
         assert_eq!(parsed.public_key.challenge.len(), 32);
+    }
+
+    #[test]
+    fn login_answers_of_both_builds_are_accepted() {
+        // The baseline's answer: the session object always, the token in
+        // token mode.
+        let older = json!({"session_token": "ory_st_x", "session": {"id": "s", "active": true}});
+        check_login_answer(&older, Delivery::Token, false).unwrap();
+        let older_cookie = json!({"session": {"id": "s", "active": true}});
+        check_login_answer(&older_cookie, Delivery::Cookie, true).unwrap();
+        // The current answer: no session object unless asked for.
+        let newer = json!({"identity_id": "3f2a", "session_token": "ory_st_x"});
+        check_login_answer(&newer, Delivery::Token, false).unwrap();
+        check_login_answer(&json!({"identity_id": "3f2a"}), Delivery::Cookie, true).unwrap();
+        let with_session =
+            json!({"identity_id": "3f2a", "session_token": "t", "session": {"active": true}});
+        check_login_answer(&with_session, Delivery::Token, false).unwrap();
+    }
+
+    #[test]
+    fn login_answers_without_a_session_are_refused() {
+        let no_token = json!({"identity_id": "3f2a"});
+        assert!(check_login_answer(&no_token, Delivery::Token, true).is_err());
+        let empty_token = json!({"identity_id": "3f2a", "session_token": ""});
+        assert!(check_login_answer(&empty_token, Delivery::Token, false).is_err());
+        let not_a_string = json!({"session_token": 7});
+        assert!(check_login_answer(&not_a_string, Delivery::Token, false).is_err());
+        let no_cookie = json!({"identity_id": "3f2a"});
+        assert!(check_login_answer(&no_cookie, Delivery::Cookie, false).is_err());
+        let inactive = json!({"session_token": "t", "session": {"active": false}});
+        assert!(check_login_answer(&inactive, Delivery::Token, false).is_err());
+        let odd = json!({"session_token": "t", "session": "yes"});
+        assert!(check_login_answer(&odd, Delivery::Token, false).is_err());
+    }
+
+    #[test]
+    fn ceremony_ids_pass_through_whatever_their_shape() {
+        for id in [
+            json!("0f8c2f4e-3b1a-4c55-9a51-8f0e2a9d7c10"),
+            json!("v1.Zm9vYmFy-opaque_sealed.c2VhbGVk"),
+        ] {
+            let options = json!({"ceremony_id": id, "publicKey": {}});
+            assert_eq!(ceremony_id(&options, "x").unwrap(), id);
+        }
+        assert!(ceremony_id(&json!({"publicKey": {}}), "x").is_err());
+        assert!(ceremony_id(&json!({"ceremony_id": null}), "x").is_err());
+    }
+
+    #[test]
+    fn needs_follow_the_modes() {
+        let needs = Needs::of([Mode::LoginTokenBaseline, Mode::KratosNative]);
+        assert!(needs.baseline_passkey && needs.kratos_passkey && !needs.service_passkey);
+        let needs = Needs::of([Mode::LoginCookie, Mode::Register]);
+        assert!(needs.service_passkey && !needs.baseline_passkey && !needs.kratos_passkey);
     }
 
     #[test]

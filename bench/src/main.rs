@@ -11,14 +11,18 @@
 //! - `login-token`, `login-cookie`: a discoverable passkey login through
 //!   kratos-passkeys, which mints a Kratos session (token or relayed cookie);
 //! - `kratos-native`: Kratos v1.3.1's own `passkey` login method through its
-//!   browser flow (flow fetch, sign, submit), against the same Kratos.
+//!   browser flow (flow fetch, sign, submit), against the same Kratos;
+//! - `login-token-baseline`: `login-token` against a second instance of the
+//!   service built from an older revision (`--baseline-service`), to compare
+//!   two builds in one run.
 //!
-//! Modes run one after the other (`--modes`), then two of them alternate for
-//! `--rounds` rounds (`--interleave A,B`), so a comparison survives a noisy
-//! machine. It reports completed ceremonies, errors, throughput, latency
-//! percentiles, CPU seconds per ceremony of the processes whose pids it is
-//! given, and, when the service serves Prometheus metrics, where a
-//! ceremony's time goes. `scripts/bench` starts a dedicated stack and runs it.
+//! Modes run one after the other (`--modes`), then some of them take turns
+//! for `--rounds` rounds (`--interleave A,B[,C...]`), so a comparison
+//! survives a noisy machine. It reports completed ceremonies, errors,
+//! throughput, latency percentiles, CPU seconds per ceremony of the
+//! processes whose pids it is given, and, when the service (and the
+//! baseline) serve Prometheus metrics, where a ceremony's time goes.
+//! `scripts/bench` starts a dedicated stack and runs it.
 
 mod ceremonies;
 mod measure;
@@ -39,7 +43,7 @@ use url::Url;
 
 use crate::ceremonies::{Needs, Targets, VirtualUser};
 use crate::measure::{CpuSource, Latency, Scrape};
-use crate::report::{CpuUse, Phase, Report, RunConfig};
+use crate::report::{Baseline, CpuUse, Phase, Report, RunConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,6 +56,8 @@ pub enum Mode {
     LoginCookie,
     /// Kratos v1.3.1's own passkey login (browser flow, JSON).
     KratosNative,
+    /// `login-token` against the baseline build (`--baseline-service`).
+    LoginTokenBaseline,
 }
 
 impl Mode {
@@ -61,9 +67,29 @@ impl Mode {
             Mode::LoginToken => "login-token",
             Mode::LoginCookie => "login-cookie",
             Mode::KratosNative => "kratos-native",
+            Mode::LoginTokenBaseline => "login-token-baseline",
+        }
+    }
+
+    /// Whether the mode runs against the baseline build of the service.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, Mode::LoginTokenBaseline)
+    }
+
+    /// The key of the service process in a phase's CPU figures: the build
+    /// this mode exercises (kratos-native: the current one, idle).
+    pub fn service_cpu_key(self) -> &'static str {
+        if self.is_baseline() {
+            BASELINE_SERVICE_CPU
+        } else {
+            SERVICE_CPU
         }
     }
 }
+
+/// The names CPU figures are recorded under (JSON keys, so stable).
+pub const SERVICE_CPU: &str = "service";
+pub const BASELINE_SERVICE_CPU: &str = "baseline_service";
 
 #[derive(Debug, Parser)]
 #[command(name = "kratos-passkeys-bench", version, about, long_about = None)]
@@ -71,10 +97,12 @@ struct Cli {
     /// Modes run one after the other.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Mode::Register, Mode::LoginToken, Mode::LoginCookie, Mode::KratosNative])]
     modes: Vec<Mode>,
-    /// Two modes run alternately (A B A B ...) after the sequential ones.
+    /// Modes that take turns (A B C A B C ...) after the sequential ones;
+    /// two or more. Each one is compared with kratos-native when that is
+    /// among them (otherwise the first with the second).
     #[arg(long, value_enum, value_delimiter = ',')]
     interleave: Vec<Mode>,
-    /// Rounds of the interleaved pair.
+    /// Rounds of the interleaved modes.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// Concurrent virtual users.
@@ -95,6 +123,15 @@ struct Cli {
     /// kratos-passkeys admin listener (for /metrics).
     #[arg(long, default_value = "http://127.0.0.1:8181/")]
     service_admin: Url,
+    /// The baseline build's public listener (login-token-baseline).
+    #[arg(long, default_value = "http://127.0.0.1:8280/")]
+    baseline_service: Url,
+    /// The baseline build's admin listener (for its /metrics).
+    #[arg(long, default_value = "http://127.0.0.1:8281/")]
+    baseline_service_admin: Url,
+    /// What the baseline build is, for the reports (e.g. its git revision).
+    #[arg(long, default_value = "baseline")]
+    baseline_rev: String,
     /// Kratos public API.
     #[arg(long, default_value = "http://127.0.0.1:4633/")]
     kratos_public: Url,
@@ -108,6 +145,9 @@ struct Cli {
     /// The service's pid, for its CPU time.
     #[arg(long)]
     service_pid: Option<u32>,
+    /// The baseline service's pid, for its CPU time.
+    #[arg(long)]
+    baseline_pid: Option<u32>,
     /// Kratos's pid, for its CPU time.
     #[arg(long)]
     kratos_pid: Option<u32>,
@@ -157,7 +197,17 @@ fn plan(cli: &Cli) -> Result<Vec<Step>> {
         .collect();
     match cli.interleave.len() {
         0 => {}
-        2 => {
+        1 => bail!("--interleave takes two or more modes, got one"),
+        _ => {
+            // Rounds are matched by mode, so a mode twice in a round would
+            // make its figures ambiguous.
+            let mut seen = Vec::with_capacity(cli.interleave.len());
+            for &mode in &cli.interleave {
+                if seen.contains(&mode) {
+                    bail!("--interleave names {} twice", mode.name());
+                }
+                seen.push(mode);
+            }
             for round in 1..=cli.rounds {
                 for &mode in &cli.interleave {
                     steps.push(Step {
@@ -167,7 +217,6 @@ fn plan(cli: &Cli) -> Result<Vec<Step>> {
                 }
             }
         }
-        n => bail!("--interleave takes exactly two modes, got {n}"),
     }
     if steps.is_empty() {
         bail!("nothing to run: give --modes or --interleave");
@@ -256,9 +305,19 @@ struct Probes {
     sources: Vec<(&'static str, CpuSource)>,
     metrics_http: reqwest::Client,
     service_admin: Url,
+    baseline_service_admin: Url,
 }
 
 impl Probes {
+    /// The admin listener whose /metrics describe `mode`'s ceremonies.
+    fn admin_for(&self, mode: Mode) -> &Url {
+        if mode.is_baseline() {
+            &self.baseline_service_admin
+        } else {
+            &self.service_admin
+        }
+    }
+
     fn cpu(&self) -> Result<BTreeMap<&'static str, f64>> {
         self.sources
             .iter()
@@ -279,7 +338,8 @@ async fn run_step(
         let deadline = Instant::now() + Duration::from_secs_f64(cli.warmup);
         (users, _) = drive(targets, users, step.mode, Limit::Until(deadline)).await?;
     }
-    let metrics_before = measure::scrape(&probes.metrics_http, &probes.service_admin).await;
+    let admin = probes.admin_for(step.mode);
+    let metrics_before = measure::scrape(&probes.metrics_http, admin).await;
     let cpu_before = probes.cpu()?;
     let machine_before = measure::machine_cpu();
     let started = Instant::now();
@@ -291,7 +351,7 @@ async fn run_step(
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = probes.cpu()?;
     let machine_after = measure::machine_cpu();
-    let metrics_after = measure::scrape(&probes.metrics_http, &probes.service_admin).await;
+    let metrics_after = measure::scrape(&probes.metrics_http, admin).await;
 
     let completed = tally.samples.len() as u64;
     let cpu = cpu_after
@@ -351,6 +411,8 @@ async fn ensure_ready(http: &reqwest::Client, url: Url, what: &str) -> Result<()
 async fn run(cli: Cli) -> Result<bool> {
     loopback_only("service", &cli.service)?;
     loopback_only("service-admin", &cli.service_admin)?;
+    loopback_only("baseline-service", &cli.baseline_service)?;
+    loopback_only("baseline-service-admin", &cli.baseline_service_admin)?;
     loopback_only("kratos-public", &cli.kratos_public)?;
     loopback_only("kratos-admin", &cli.kratos_admin)?;
     if cli.users == 0 {
@@ -362,6 +424,7 @@ async fn run(cli: Cli) -> Result<bool> {
     let steps = plan(&cli)?;
     let targets = Arc::new(Targets {
         service: cli.service.clone(),
+        baseline_service: cli.baseline_service.clone(),
         kratos_public: cli.kratos_public.clone(),
         kratos_admin: cli.kratos_admin.clone(),
         origin: cli.origin.clone(),
@@ -379,7 +442,10 @@ async fn run(cli: Cli) -> Result<bool> {
     )
     .await?;
     let modes: Vec<Mode> = steps.iter().map(|s| s.mode).collect();
-    if modes.iter().any(|m| !matches!(m, Mode::KratosNative)) {
+    if modes
+        .iter()
+        .any(|m| !matches!(m, Mode::KratosNative) && !m.is_baseline())
+    {
         ensure_ready(
             &http,
             join(&cli.service, "health/ready")?,
@@ -387,10 +453,21 @@ async fn run(cli: Cli) -> Result<bool> {
         )
         .await?;
     }
+    if modes.iter().any(|m| m.is_baseline()) {
+        ensure_ready(
+            &http,
+            join(&cli.baseline_service, "health/ready")?,
+            "the baseline kratos-passkeys",
+        )
+        .await?;
+    }
 
     let mut sources = vec![("load_tool", CpuSource::Myself)];
     if let Some(pid) = cli.service_pid {
-        sources.push(("service", CpuSource::Process(pid)));
+        sources.push((SERVICE_CPU, CpuSource::Process(pid)));
+    }
+    if let Some(pid) = cli.baseline_pid {
+        sources.push((BASELINE_SERVICE_CPU, CpuSource::Process(pid)));
     }
     if let Some(pid) = cli.kratos_pid {
         sources.push(("kratos", CpuSource::Process(pid)));
@@ -403,6 +480,7 @@ async fn run(cli: Cli) -> Result<bool> {
         sources,
         metrics_http: http.clone(),
         service_admin: cli.service_admin.clone(),
+        baseline_service_admin: cli.baseline_service_admin.clone(),
     };
     // Fail now, not after the set-up, when a pid is wrong.
     probes
@@ -461,6 +539,10 @@ async fn run(cli: Cli) -> Result<bool> {
             cli.rounds
         },
         service: cli.service.to_string(),
+        baseline: modes.iter().any(|m| m.is_baseline()).then(|| Baseline {
+            rev: cli.baseline_rev.clone(),
+            service: cli.baseline_service.to_string(),
+        }),
         kratos_public: cli.kratos_public.to_string(),
         origin: cli.origin.clone(),
         cpu_measured: probes.sources.iter().map(|(n, _)| n.to_string()).collect(),
@@ -561,6 +643,51 @@ mod tests {
                 (Mode::KratosNative, Some(2)),
             ]
         );
+    }
+
+    #[test]
+    fn three_modes_take_turns_and_the_baseline_has_its_own_targets() {
+        let cli = Cli::parse_from([
+            "kratos-passkeys-bench",
+            "--modes",
+            "login-token",
+            "--interleave",
+            "login-token-baseline,login-token,kratos-native",
+            "--rounds",
+            "2",
+            "--baseline-service",
+            "http://127.0.0.1:9280/",
+            "--baseline-service-admin",
+            "http://127.0.0.1:9281/",
+            "--baseline-pid",
+            "42",
+            "--baseline-rev",
+            "71ae81a",
+        ]);
+        let modes: Vec<Mode> = plan(&cli).unwrap().iter().map(|s| s.mode).collect();
+        use Mode::{KratosNative as N, LoginToken as T, LoginTokenBaseline as B};
+        assert_eq!(modes, vec![T, B, T, N, B, T, N]);
+        assert_eq!(cli.baseline_service.port(), Some(9280));
+        assert_eq!(cli.baseline_pid, Some(42));
+        let probes = Probes {
+            ticks: 100.0,
+            sources: Vec::new(),
+            metrics_http: reqwest::Client::new(),
+            service_admin: cli.service_admin.clone(),
+            baseline_service_admin: cli.baseline_service_admin.clone(),
+        };
+        assert_eq!(probes.admin_for(B).port(), Some(9281));
+        assert_eq!(probes.admin_for(T).port(), Some(8181));
+        assert_eq!(B.service_cpu_key(), BASELINE_SERVICE_CPU);
+        assert_eq!(N.service_cpu_key(), SERVICE_CPU);
+    }
+
+    #[test]
+    fn interleaving_needs_two_distinct_modes() {
+        for interleave in ["login-token", "login-token,kratos-native,login-token"] {
+            let cli = Cli::parse_from(["kratos-passkeys-bench", "--interleave", interleave]);
+            assert!(plan(&cli).is_err(), "{interleave}");
+        }
     }
 
     #[test]

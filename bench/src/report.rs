@@ -1,5 +1,7 @@
 //! The results: per run, pooled over the interleaved rounds, the ratios of
-//! the interleaved pair, as JSON (serde), a terminal table and markdown.
+//! each interleaved build's login to Kratos's native one, the baseline
+//! build against the current one when both ran, as JSON (serde), a terminal
+//! table and markdown.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,12 +49,14 @@ pub struct Phase {
     /// One full ceremony: options + authenticator + verify (kratos-native:
     /// flow fetch + sign + submit).
     pub latency: Latency,
-    /// By process: service, kratos, postgres (with its backends), load_tool.
+    /// By process: service, baseline_service, kratos, postgres (with its
+    /// backends), load_tool.
     pub cpu: BTreeMap<String, CpuUse>,
     /// Fraction of all the machine's CPU time that was busy (anything).
     pub machine_busy: Option<f64>,
     pub load_average_after: Option<f64>,
-    /// The service's histograms that moved, per ceremony.
+    /// The histograms that moved, per ceremony, of the service build this
+    /// mode exercises (login-token-baseline: the baseline's /metrics).
     pub breakdown: Option<Vec<BreakdownRow>>,
     /// Why there is no breakdown.
     pub breakdown_note: Option<String>,
@@ -65,10 +69,16 @@ impl Phase {
         self.cpu.get(name).and_then(|c| c.ms_per_ceremony)
     }
 
+    /// CPU per ceremony of the service build this mode exercises.
+    fn service_cpu_ms(&self) -> Option<f64> {
+        self.cpu_ms(self.mode.service_cpu_key())
+    }
+
     /// CPU per ceremony of everything under test that was measured
-    /// (service + Kratos + Postgres), not the load tool.
+    /// (service + Kratos + Postgres), not the load tool. Only the build the
+    /// mode exercises counts: the other one sits idle.
     fn stack_cpu_ms(&self) -> Option<f64> {
-        let parts: Vec<f64> = ["service", "kratos", "postgres"]
+        let parts: Vec<f64> = [self.mode.service_cpu_key(), "kratos", "postgres"]
             .iter()
             .filter_map(|name| self.cpu_ms(name))
             .collect();
@@ -161,6 +171,31 @@ pub struct Ratios {
     pub throughput: f64,
     /// Service + Kratos (+ Postgres) CPU per login, ours / native.
     pub stack_cpu: Option<f64>,
+    /// Ours alone: the CPU per login of the service process (not a ratio:
+    /// the native login has no such process).
+    pub service_cpu_ms: Option<f64>,
+}
+
+/// `a / b` when both are finite and `b` is positive.
+fn divide(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if a.is_finite() && b.is_finite() && b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
 }
 
 impl Ratios {
@@ -171,34 +206,23 @@ impl Ratios {
             p50: ratio(ours.latency.p50_ms, native.latency.p50_ms),
             p99: ratio(ours.latency.p99_ms, native.latency.p99_ms),
             throughput: ratio(ours.throughput_per_s, native.throughput_per_s),
-            stack_cpu: match (ours.stack_cpu_ms(), native.stack_cpu_ms()) {
-                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-                _ => None,
-            },
+            stack_cpu: divide(ours.stack_cpu_ms(), native.stack_cpu_ms()),
+            service_cpu_ms: ours.service_cpu_ms(),
         }
     }
 
     fn median(label: &str, rows: &[Ratios]) -> Self {
-        let median = |mut v: Vec<f64>| {
-            v.retain(|x| x.is_finite());
-            if v.is_empty() {
-                return f64::NAN;
-            }
-            v.sort_by(f64::total_cmp);
-            let mid = v.len() / 2;
-            if v.len().is_multiple_of(2) {
-                (v[mid - 1] + v[mid]) / 2.0
-            } else {
-                v[mid]
-            }
+        // A figure some round lacks (a pid not given) has no median.
+        let all = |values: Vec<f64>| {
+            (values.len() == rows.len() && !values.is_empty()).then(|| median(values))
         };
-        let cpu: Vec<f64> = rows.iter().filter_map(|r| r.stack_cpu).collect();
         Self {
             label: label.to_string(),
             p50: median(rows.iter().map(|r| r.p50).collect()),
             p99: median(rows.iter().map(|r| r.p99).collect()),
             throughput: median(rows.iter().map(|r| r.throughput).collect()),
-            stack_cpu: (cpu.len() == rows.len() && !cpu.is_empty()).then(|| median(cpu)),
+            stack_cpu: all(rows.iter().filter_map(|r| r.stack_cpu).collect()),
+            service_cpu_ms: all(rows.iter().filter_map(|r| r.service_cpu_ms).collect()),
         }
     }
 }
@@ -207,6 +231,8 @@ impl Ratios {
 pub struct Comparison {
     pub ours: Mode,
     pub native: Mode,
+    /// "before (REV)" or "after (current)" when a baseline build ran too.
+    pub build: Option<String>,
     /// One row per interleaved round, then the median of the rounds, then
     /// all rounds pooled, then the sequential runs (if both ran).
     pub rows: Vec<Ratios>,
@@ -222,10 +248,116 @@ pub struct RunConfig {
     pub interleave: Vec<Mode>,
     pub rounds: u32,
     pub service: String,
+    /// The baseline build, when a mode used it.
+    pub baseline: Option<Baseline>,
     pub kratos_public: String,
     pub origin: String,
     pub cpu_measured: Vec<String>,
     pub note: Option<String>,
+}
+
+/// The older build of the service that login-token-baseline runs against.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    /// What it is (its git revision, as scripts/bench passes it).
+    pub rev: String,
+    pub service: String,
+}
+
+impl Baseline {
+    fn before(&self) -> String {
+        format!("before ({})", self.rev)
+    }
+}
+
+const AFTER: &str = "after (current)";
+
+/// One figure over the interleaved rounds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub rounds: usize,
+}
+
+impl Spread {
+    /// None when a round lacks the figure: a median of some rounds would
+    /// not be comparable with one of all.
+    fn of(values: &[Option<f64>]) -> Option<Self> {
+        let values: Vec<f64> = values
+            .iter()
+            .map(|v| v.filter(|x| x.is_finite()))
+            .collect::<Option<_>>()?;
+        if values.is_empty() {
+            return None;
+        }
+        Some(Self {
+            median: median(values.clone()),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            rounds: values.len(),
+        })
+    }
+}
+
+/// What a before/after figure is, for its formatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Ratio,
+    /// Milliseconds of latency.
+    Ms,
+    /// Milliseconds of CPU per login (finer: they are small).
+    CpuMs,
+    PerSecond,
+}
+
+/// One figure of both builds, from the same rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct BeforeAfterRow {
+    pub figure: String,
+    pub unit: Unit,
+    pub before: Option<Spread>,
+    pub after: Option<Spread>,
+    /// After ÷ before within each round (so Kratos's native login, which
+    /// both are divided by, cancels out), then the median and range.
+    pub after_over_before: Option<Spread>,
+}
+
+/// What one step costs a login, from a service's histograms.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StepCost {
+    pub calls_per_ceremony: f64,
+    pub mean_ms: f64,
+    pub ms_per_ceremony: f64,
+}
+
+/// One histogram series of both builds, all rounds pooled; a step one
+/// build does not have is None there.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakdownPair {
+    pub metric: String,
+    pub labels: String,
+    pub before: Option<StepCost>,
+    pub after: Option<StepCost>,
+}
+
+/// The baseline build against the current one, login for login, in the
+/// same interleaved rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct BeforeAfter {
+    /// "before (REV)".
+    pub before: String,
+    /// "after (current)".
+    pub after: String,
+    pub before_mode: Mode,
+    pub after_mode: Mode,
+    /// What the ratios divide by, when it was interleaved too.
+    pub native: Option<Mode>,
+    pub rows: Vec<BeforeAfterRow>,
+    /// From each build's own /metrics; None when either had none.
+    pub breakdown: Option<Vec<BreakdownPair>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,7 +376,11 @@ pub struct Report {
     pub interleaved: Vec<Phase>,
     /// Each interleaved mode pooled over its rounds.
     pub interleaved_pooled: Vec<Phase>,
+    /// The current build's login against the native one.
     pub comparison: Option<Comparison>,
+    /// The baseline build's login against the native one.
+    pub baseline_comparison: Option<Comparison>,
+    pub before_after: Option<BeforeAfter>,
     /// Runs with errors or without a single completed ceremony.
     pub failures: Vec<String>,
 }
@@ -281,7 +417,14 @@ impl Report {
                     .then(|| Phase::pooled(format!("{} (all rounds)", mode.name()), &runs))
             })
             .collect();
-        let comparison = comparison(&config, &sequential, &interleaved, &interleaved_pooled);
+        let runs = Runs {
+            config: &config,
+            sequential: &sequential,
+            interleaved: &interleaved,
+            pooled: &interleaved_pooled,
+        };
+        let (comparison, baseline_comparison) = runs.comparisons();
+        let before_after = runs.before_after();
         Self {
             tool: "kratos-passkeys-bench",
             version: env!("CARGO_PKG_VERSION"),
@@ -295,46 +438,273 @@ impl Report {
             interleaved,
             interleaved_pooled,
             comparison,
+            baseline_comparison,
+            before_after,
             failures,
         }
     }
 }
 
-fn comparison(
-    config: &RunConfig,
-    sequential: &[Phase],
-    interleaved: &[Phase],
-    pooled: &[Phase],
-) -> Option<Comparison> {
-    let (ours, native) = match config.interleave.as_slice() {
-        [a, b] => (*a, *b),
-        _ => (Mode::LoginToken, Mode::KratosNative),
-    };
-    let mut rows = Vec::new();
-    let mut rounds = Vec::new();
-    for round in 1..=config.rounds {
-        let find = |mode| {
-            interleaved
-                .iter()
-                .find(|p| p.mode == mode && p.round == Some(round))
-        };
-        if let (Some(a), Some(b)) = (find(ours), find(native)) {
-            rounds.push(Ratios::of(&format!("round {round}"), a, b));
+/// The measured runs, split up, for the comparisons.
+struct Runs<'a> {
+    config: &'a RunConfig,
+    sequential: &'a [Phase],
+    interleaved: &'a [Phase],
+    pooled: &'a [Phase],
+}
+
+/// A figure of one build's run, given the native run of the same round.
+type Figure = fn(&Phase, Option<&Phase>) -> Option<f64>;
+
+/// The figures of the before/after table (all of the `Figure` shape).
+mod figures {
+    use super::{divide, Phase};
+
+    pub fn p50(p: &Phase, _: Option<&Phase>) -> Option<f64> {
+        (p.completed > 0).then_some(p.latency.p50_ms)
+    }
+    pub fn p99(p: &Phase, _: Option<&Phase>) -> Option<f64> {
+        (p.completed > 0).then_some(p.latency.p99_ms)
+    }
+    pub fn per_s(p: &Phase, _: Option<&Phase>) -> Option<f64> {
+        Some(p.throughput_per_s)
+    }
+    pub fn stack(p: &Phase, _: Option<&Phase>) -> Option<f64> {
+        p.stack_cpu_ms()
+    }
+    pub fn service(p: &Phase, _: Option<&Phase>) -> Option<f64> {
+        p.service_cpu_ms()
+    }
+    pub fn p50_ratio(p: &Phase, n: Option<&Phase>) -> Option<f64> {
+        divide(p50(p, None), p50(n?, None))
+    }
+    pub fn p99_ratio(p: &Phase, n: Option<&Phase>) -> Option<f64> {
+        divide(p99(p, None), p99(n?, None))
+    }
+    pub fn per_s_ratio(p: &Phase, n: Option<&Phase>) -> Option<f64> {
+        divide(per_s(p, None), per_s(n?, None))
+    }
+    pub fn stack_ratio(p: &Phase, n: Option<&Phase>) -> Option<f64> {
+        divide(stack(p, None), stack(n?, None))
+    }
+}
+
+impl Runs<'_> {
+    /// What every other interleaved mode is divided by: Kratos's native
+    /// login when it took part, else (two modes) the second one.
+    fn reference(&self) -> Option<Mode> {
+        match self.config.interleave.as_slice() {
+            modes if modes.contains(&Mode::KratosNative) => Some(Mode::KratosNative),
+            [_, b] => Some(*b),
+            _ => None,
         }
     }
-    if !rounds.is_empty() {
-        let median = Ratios::median("median of rounds", &rounds);
-        rows.extend(rounds);
-        rows.push(median);
+
+    fn in_round(&self, mode: Mode, round: u32) -> Option<&Phase> {
+        self.interleaved
+            .iter()
+            .find(|p| p.mode == mode && p.round == Some(round))
     }
-    let find = |runs: &[Phase], mode| runs.iter().find(|p| p.mode == mode).cloned();
-    if let (Some(a), Some(b)) = (find(pooled, ours), find(pooled, native)) {
-        rows.push(Ratios::of("all rounds pooled", &a, &b));
+
+    /// (the current build's comparison, the baseline's).
+    fn comparisons(&self) -> (Option<Comparison>, Option<Comparison>) {
+        let interleave = &self.config.interleave;
+        let Some(native) = self.reference() else {
+            // Nothing interleaved: the sequential runs, as ever.
+            return (
+                self.comparison(Mode::LoginToken, Mode::KratosNative, None),
+                None,
+            );
+        };
+        let baseline = self.config.baseline.as_ref();
+        let current = interleave
+            .iter()
+            .copied()
+            .find(|&m| m != native && !m.is_baseline());
+        let current = current
+            .and_then(|ours| self.comparison(ours, native, baseline.map(|_| AFTER.to_string())));
+        let before = interleave
+            .iter()
+            .copied()
+            .find(|&m| m != native && m.is_baseline())
+            .and_then(|ours| self.comparison(ours, native, baseline.map(Baseline::before)));
+        (current, before)
     }
-    if let (Some(a), Some(b)) = (find(sequential, ours), find(sequential, native)) {
-        rows.push(Ratios::of("sequential runs", &a, &b));
+
+    fn comparison(&self, ours: Mode, native: Mode, build: Option<String>) -> Option<Comparison> {
+        let mut rows = Vec::new();
+        let mut rounds = Vec::new();
+        for round in 1..=self.config.rounds {
+            if let (Some(a), Some(b)) = (self.in_round(ours, round), self.in_round(native, round)) {
+                rounds.push(Ratios::of(&format!("round {round}"), a, b));
+            }
+        }
+        if !rounds.is_empty() {
+            let median = Ratios::median("median of rounds", &rounds);
+            rows.extend(rounds);
+            rows.push(median);
+        }
+        let find = |runs: &[Phase], mode| runs.iter().find(|p| p.mode == mode).cloned();
+        if let (Some(a), Some(b)) = (find(self.pooled, ours), find(self.pooled, native)) {
+            rows.push(Ratios::of("all rounds pooled", &a, &b));
+        }
+        if let (Some(a), Some(b)) = (find(self.sequential, ours), find(self.sequential, native)) {
+            rows.push(Ratios::of("sequential runs", &a, &b));
+        }
+        (!rows.is_empty()).then_some(Comparison {
+            ours,
+            native,
+            build,
+            rows,
+        })
     }
-    (!rows.is_empty()).then_some(Comparison { ours, native, rows })
+
+    /// The baseline build against the current one, when both were
+    /// interleaved: each figure per round, then its median and range.
+    fn before_after(&self) -> Option<BeforeAfter> {
+        let baseline = self.config.baseline.as_ref()?;
+        let interleave = &self.config.interleave;
+        let before_mode = interleave.iter().copied().find(|m| m.is_baseline())?;
+        let native = interleave
+            .contains(&Mode::KratosNative)
+            .then_some(Mode::KratosNative);
+        let after_mode = interleave
+            .iter()
+            .copied()
+            .find(|&m| Some(m) != native && !m.is_baseline())?;
+        // Rounds in which both builds ran (and the native login, if any).
+        let rounds: Vec<(&Phase, &Phase, Option<&Phase>)> = (1..=self.config.rounds)
+            .filter_map(|round| {
+                let before = self.in_round(before_mode, round)?;
+                let after = self.in_round(after_mode, round)?;
+                let native = match native {
+                    Some(mode) => Some(self.in_round(mode, round)?),
+                    None => None,
+                };
+                Some((before, after, native))
+            })
+            .collect();
+        if rounds.is_empty() {
+            return None;
+        }
+        let mut wanted: Vec<(String, Unit, Figure)> = Vec::new();
+        if let Some(native) = native {
+            let n = native.name();
+            let ratios: [(String, Unit, Figure); 4] = [
+                (format!("p50 ÷ {n}"), Unit::Ratio, figures::p50_ratio),
+                (format!("p99 ÷ {n}"), Unit::Ratio, figures::p99_ratio),
+                (
+                    format!("throughput ÷ {n}"),
+                    Unit::Ratio,
+                    figures::per_s_ratio,
+                ),
+                (
+                    format!("CPU per login ÷ {n} (service + Kratos + PostgreSQL)"),
+                    Unit::Ratio,
+                    figures::stack_ratio,
+                ),
+            ];
+            wanted.extend(ratios);
+        }
+        let absolute: [(String, Unit, Figure); 5] = [
+            (
+                "the service's own CPU per login, ms".to_string(),
+                Unit::CpuMs,
+                figures::service,
+            ),
+            ("p50, ms".to_string(), Unit::Ms, figures::p50),
+            ("p99, ms".to_string(), Unit::Ms, figures::p99),
+            (
+                "logins per second".to_string(),
+                Unit::PerSecond,
+                figures::per_s,
+            ),
+            (
+                "CPU per login, service + Kratos + PostgreSQL, ms".to_string(),
+                Unit::CpuMs,
+                figures::stack,
+            ),
+        ];
+        wanted.extend(absolute);
+        let rows = wanted
+            .into_iter()
+            .map(|(figure, unit, value)| {
+                let before: Vec<Option<f64>> =
+                    rounds.iter().map(|(b, _, n)| value(b, *n)).collect();
+                let after: Vec<Option<f64>> = rounds.iter().map(|(_, a, n)| value(a, *n)).collect();
+                let change: Vec<Option<f64>> = before
+                    .iter()
+                    .zip(&after)
+                    .map(|(&b, &a)| divide(a, b))
+                    .collect();
+                BeforeAfterRow {
+                    figure,
+                    unit,
+                    before: Spread::of(&before),
+                    after: Spread::of(&after),
+                    after_over_before: Spread::of(&change),
+                }
+            })
+            .collect();
+        let pooled = |mode| self.pooled.iter().find(|p| p.mode == mode);
+        let breakdown = match (pooled(before_mode), pooled(after_mode)) {
+            (Some(before), Some(after)) => {
+                breakdown_pairs(before.breakdown.as_deref(), after.breakdown.as_deref())
+            }
+            _ => None,
+        };
+        Some(BeforeAfter {
+            before: baseline.before(),
+            after: AFTER.to_string(),
+            before_mode,
+            after_mode,
+            native,
+            rows,
+            breakdown,
+        })
+    }
+}
+
+/// Both builds' histogram series side by side, the costliest first; a
+/// series only one build has (a step added or removed) keeps its row.
+fn breakdown_pairs(
+    before: Option<&[BreakdownRow]>,
+    after: Option<&[BreakdownRow]>,
+) -> Option<Vec<BreakdownPair>> {
+    let (before, after) = (before?, after?);
+    let cost = |row: &BreakdownRow| StepCost {
+        calls_per_ceremony: row.calls_per_ceremony,
+        mean_ms: row.mean_ms,
+        ms_per_ceremony: row.ms_per_ceremony,
+    };
+    let mut pairs: BTreeMap<(String, String), BreakdownPair> = BTreeMap::new();
+    for (rows, is_before) in [(before, true), (after, false)] {
+        for row in rows {
+            let pair = pairs
+                .entry((row.metric.clone(), row.labels.clone()))
+                .or_insert_with(|| BreakdownPair {
+                    metric: row.metric.clone(),
+                    labels: row.labels.clone(),
+                    before: None,
+                    after: None,
+                });
+            if is_before {
+                pair.before = Some(cost(row));
+            } else {
+                pair.after = Some(cost(row));
+            }
+        }
+    }
+    let mut pairs: Vec<BreakdownPair> = pairs.into_values().collect();
+    let weight = |p: &BreakdownPair| {
+        [p.before, p.after]
+            .iter()
+            .flatten()
+            .map(|c| c.ms_per_ceremony)
+            .fold(0.0, f64::max)
+    };
+    pairs.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
+    Some(pairs)
 }
 
 // --- rendering -------------------------------------------------------------
@@ -354,6 +724,29 @@ fn ratio(value: f64) -> String {
     }
 }
 
+/// "2.01× (1.89–2.14×)": the median, then the range when there are rounds
+/// to range over.
+fn spread(value: Option<Spread>, unit: Unit) -> String {
+    let Some(s) = value else {
+        return "–".into();
+    };
+    let one = |v: f64| match unit {
+        Unit::Ratio | Unit::CpuMs => format!("{v:.2}"),
+        Unit::Ms | Unit::PerSecond => format!("{v:.1}"),
+    };
+    let suffix = if unit == Unit::Ratio { "×" } else { "" };
+    if s.rounds > 1 {
+        format!(
+            "{}{suffix} ({}–{}{suffix})",
+            one(s.median),
+            one(s.min),
+            one(s.max)
+        )
+    } else {
+        format!("{}{suffix}", one(s.median))
+    }
+}
+
 pub fn one_line(p: &Phase) -> String {
     format!(
         "{} ceremonies, {} errors, {:.1}/s, p50 {:.1} ms, p99 {:.1} ms, service CPU {} ms, Kratos CPU {} ms per ceremony",
@@ -362,7 +755,7 @@ pub fn one_line(p: &Phase) -> String {
         p.throughput_per_s,
         p.latency.p50_ms,
         p.latency.p99_ms,
-        opt(p.cpu_ms("service"), 2),
+        opt(p.service_cpu_ms(), 2),
         opt(p.cpu_ms("kratos"), 2),
     )
 }
@@ -396,7 +789,7 @@ fn cells(p: &Phase) -> Vec<String> {
         format!("{:.1}", p.latency.p90_ms),
         format!("{:.1}", p.latency.p99_ms),
         format!("{:.1}", p.latency.max_ms),
-        opt(p.cpu_ms("service"), 2),
+        opt(p.service_cpu_ms(), 2),
         opt(p.cpu_ms("kratos"), 2),
         opt(p.cpu_ms("postgres"), 2),
         opt(p.stack_cpu_ms(), 2),
@@ -448,22 +841,47 @@ pub fn table(r: &Report) -> String {
         "(CPU columns: milliseconds of CPU per completed ceremony; {} cores shared by everything)",
         r.machine.cpus
     );
-    if let Some(c) = &r.comparison {
+    for c in r.comparison.iter().chain(&r.baseline_comparison) {
         let _ = writeln!(
             out,
-            "\n{} / {}: p50, p99 latency, throughput, stack CPU per login",
+            "\n{} / {}{}: p50, p99 latency, throughput, stack CPU per login; service CPU ms per login",
             c.ours.name(),
-            c.native.name()
+            c.native.name(),
+            c.build
+                .as_deref()
+                .map(|b| format!(", {b}"))
+                .unwrap_or_default()
         );
         for row in &c.rows {
             let _ = writeln!(
                 out,
-                "  {:<20} p50 {:>6}  p99 {:>6}  throughput {:>6}  stack CPU {:>6}",
+                "  {:<20} p50 {:>6}  p99 {:>6}  throughput {:>6}  stack CPU {:>6}  service CPU {:>6}",
                 row.label,
                 ratio(row.p50),
                 ratio(row.p99),
                 ratio(row.throughput),
                 row.stack_cpu.map(ratio).unwrap_or_else(|| "–".into()),
+                opt(row.service_cpu_ms, 2),
+            );
+        }
+    }
+    if let Some(ba) = &r.before_after {
+        let _ = writeln!(
+            out,
+            "\n{} / {}, median (range) over rounds: {} | {} | after ÷ before",
+            ba.before_mode.name(),
+            ba.after_mode.name(),
+            ba.before,
+            ba.after
+        );
+        for row in &ba.rows {
+            let _ = writeln!(
+                out,
+                "  {}: {} | {} | {}",
+                row.figure,
+                spread(row.before, row.unit),
+                spread(row.after, row.unit),
+                spread(row.after_over_before, Unit::Ratio),
             );
         }
     }
@@ -507,6 +925,86 @@ fn md_table(out: &mut String, phases: &[&Phase]) {
 
 fn short_metric(name: &str) -> &str {
     name.strip_prefix("kratos_passkeys_").unwrap_or(name)
+}
+
+/// The baseline build against the current one: the figures over the
+/// rounds, then both builds' steps side by side.
+fn before_after_markdown(out: &mut String, ba: &BeforeAfter) {
+    let rounds = ba
+        .rows
+        .iter()
+        .flat_map(|r| [r.before, r.after])
+        .flatten()
+        .map(|s| s.rounds)
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "### Before and after: {}, {}, and {}, {}\n",
+        ba.before_mode.name(),
+        ba.before,
+        ba.after_mode.name(),
+        ba.after
+    );
+    let _ = writeln!(
+        out,
+        "Same run, same Kratos and PostgreSQL, the builds taking turns with {} in each of {rounds} round{}. Each cell is the median over the rounds, the range in brackets; \"after ÷ before\" divides the two builds' figures within each round first (so for the ratio rows the native login cancels out). Below 1× is better for latency and CPU, above 1× for throughput.\n",
+        ba.native.map(Mode::name).unwrap_or("nothing else"),
+        if rounds == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        out,
+        "| figure | {} | {} | after ÷ before |\n| --- | ---: | ---: | ---: |",
+        ba.before, ba.after
+    );
+    for row in &ba.rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            row.figure,
+            spread(row.before, row.unit),
+            spread(row.after, row.unit),
+            spread(row.after_over_before, Unit::Ratio)
+        );
+    }
+    let _ = writeln!(out);
+    match &ba.breakdown {
+        Some(pairs) if !pairs.is_empty() => {
+            let _ = writeln!(
+                out,
+                "Where a login's time goes in each build, all rounds pooled, from each build's own /metrics (– : the build has no such step):\n"
+            );
+            let _ = writeln!(
+                out,
+                "| histogram | labels | {b}: calls per login | {b}: ms per login | {a}: calls per login | {a}: ms per login |\n| --- | --- | ---: | ---: | ---: | ---: |",
+                b = ba.before,
+                a = ba.after
+            );
+            let cell = |c: Option<StepCost>, f: fn(&StepCost) -> f64| {
+                c.map(|c| format!("{:.2}", f(&c)))
+                    .unwrap_or_else(|| "–".into())
+            };
+            for pair in pairs {
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}` | {} | {} | {} | {} |",
+                    short_metric(&pair.metric),
+                    pair.labels,
+                    cell(pair.before, |c| c.calls_per_ceremony),
+                    cell(pair.before, |c| c.ms_per_ceremony),
+                    cell(pair.after, |c| c.calls_per_ceremony),
+                    cell(pair.after, |c| c.ms_per_ceremony),
+                );
+            }
+            let _ = writeln!(out);
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "No side-by-side breakdown: a build's /metrics were not available (see below).\n"
+            );
+        }
+    }
 }
 
 /// A markdown report, ready to paste into BENCHMARKS.md.
@@ -588,30 +1086,49 @@ pub fn markdown(r: &Report) -> String {
             .collect();
         md_table(&mut out, &phases);
         let _ = writeln!(out);
+        if let Some(b) = &c.baseline {
+            if c.interleave.iter().any(|m| m.is_baseline()) {
+                let _ = writeln!(
+                    out,
+                    "login-token-baseline is {}: the same login against the baseline build ({}, its own database); login-token is {}. On login-token-baseline rows the service CPU column (and so the stack's) is the baseline's process; the build a row does not exercise sits idle and is not counted.\n",
+                    b.before(),
+                    b.service,
+                    AFTER
+                );
+            }
+        }
     }
-    if let Some(cmp) = &r.comparison {
+    for cmp in r.comparison.iter().chain(&r.baseline_comparison) {
         let _ = writeln!(
             out,
-            "### Ratios: {} / {}\n\nBelow 1× is better for latency and CPU; above 1× is better for throughput.\n",
+            "### Ratios: {} / {}{}\n\nBelow 1× is better for latency and CPU; above 1× is better for throughput. The last column is not a ratio: the CPU per login of the service process alone.\n",
             cmp.ours.name(),
-            cmp.native.name()
+            cmp.native.name(),
+            cmp.build
+                .as_deref()
+                .map(|b| format!(", {b}"))
+                .unwrap_or_default()
         );
         let _ = writeln!(
             out,
-            "| | p50 latency | p99 latency | throughput | stack CPU per login |\n| --- | ---: | ---: | ---: | ---: |"
+            "| | p50 latency | p99 latency | throughput | stack CPU per login | service CPU ms per login |\n| --- | ---: | ---: | ---: | ---: | ---: |"
         );
         for row in &cmp.rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 row.label,
                 ratio(row.p50),
                 ratio(row.p99),
                 ratio(row.throughput),
-                row.stack_cpu.map(ratio).unwrap_or_else(|| "–".into())
+                row.stack_cpu.map(ratio).unwrap_or_else(|| "–".into()),
+                opt(row.service_cpu_ms, 2)
             );
         }
         let _ = writeln!(out);
+    }
+    if let Some(ba) = &r.before_after {
+        before_after_markdown(&mut out, ba);
     }
     let _ = writeln!(
         out,
@@ -628,9 +1145,15 @@ pub fn markdown(r: &Report) -> String {
         match &p.breakdown {
             Some(rows) if !rows.is_empty() => {
                 any = true;
+                // With two builds in the run, say whose /metrics these are.
+                let build = match &c.baseline {
+                    Some(b) if p.mode.is_baseline() => format!(", {}", b.before()),
+                    Some(_) => format!(", {AFTER}"),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "**{}** (p50 {:.1} ms, mean {:.1} ms per ceremony)\n",
+                    "**{}**{build} (p50 {:.1} ms, mean {:.1} ms per ceremony)\n",
                     p.label, p.latency.p50_ms, p.latency.mean_ms
                 );
                 let _ = writeln!(
@@ -680,4 +1203,316 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(out, "**FAILED:** {}\n", r.failures.join("; "));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BASELINE_SERVICE_CPU, SERVICE_CPU};
+
+    /// A run of `completed` ceremonies that all took `ms`, in 10 s, with
+    /// the given CPU seconds and histogram rows.
+    fn phase(
+        mode: Mode,
+        round: Option<u32>,
+        completed: u64,
+        ms: u32,
+        cpu: &[(&str, f64)],
+        breakdown: Option<Vec<BreakdownRow>>,
+    ) -> Phase {
+        let samples = vec![ms * 1000; completed as usize];
+        let elapsed_s = 10.0;
+        Phase {
+            label: mode.name().to_string(),
+            mode,
+            round,
+            users: 8,
+            completed,
+            errors: 0,
+            error_samples: Vec::new(),
+            elapsed_s,
+            throughput_per_s: completed as f64 / elapsed_s,
+            latency: Latency::of(&samples),
+            cpu: cpu
+                .iter()
+                .map(|&(name, s)| (name.to_string(), CpuUse::new(s, completed, elapsed_s)))
+                .collect(),
+            machine_busy: Some(0.9),
+            load_average_after: None,
+            breakdown,
+            breakdown_note: None,
+            samples,
+        }
+    }
+
+    fn step(metric: &str, labels: &str, calls: f64, ms_per_ceremony: f64) -> BreakdownRow {
+        BreakdownRow {
+            metric: metric.to_string(),
+            labels: labels.to_string(),
+            calls,
+            calls_per_ceremony: calls / 100.0,
+            mean_ms: ms_per_ceremony * 100.0 / calls,
+            ms_per_ceremony,
+        }
+    }
+
+    fn config(interleave: Vec<Mode>, baseline: bool) -> RunConfig {
+        RunConfig {
+            users: 8,
+            duration_s: Some(10.0),
+            count: None,
+            warmup_s: 0.0,
+            modes: Vec::new(),
+            interleave,
+            rounds: 3,
+            service: "http://127.0.0.1:8180/".into(),
+            baseline: baseline.then(|| Baseline {
+                rev: "71ae81a".into(),
+                service: "http://127.0.0.1:8280/".into(),
+            }),
+            kratos_public: "http://127.0.0.1:4633/".into(),
+            origin: "http://localhost:8180".into(),
+            cpu_measured: Vec::new(),
+            note: None,
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine {
+            cpus: 2,
+            cpu_model: None,
+            memory_gib: None,
+            kernel: None,
+            load_average_at_start: None,
+        }
+    }
+
+    /// Three rounds of baseline, current and native logins. Per login: the
+    /// baseline takes 40 ms (round 2: 44) and 2 ms of its own CPU, the
+    /// current build 20 ms and 1 ms, the native login 10 ms; each round
+    /// 100 logins. The idle build's CPU is in every run too.
+    fn three_builds() -> Report {
+        let mut phases = Vec::new();
+        for round in 1..=3 {
+            let slow = if round == 2 { 44 } else { 40 };
+            phases.push(phase(
+                Mode::LoginTokenBaseline,
+                Some(round),
+                100,
+                slow,
+                &[
+                    (BASELINE_SERVICE_CPU, 0.2),
+                    (SERVICE_CPU, 0.01),
+                    ("kratos", 0.6),
+                    ("postgres", 0.6),
+                ],
+                Some(vec![
+                    step(
+                        "kratos_passkeys_store_duration_seconds",
+                        "operation=\"insert_ceremony\"",
+                        100.0,
+                        2.0,
+                    ),
+                    step(
+                        "kratos_passkeys_kratos_request_duration_seconds",
+                        "operation=\"whoami\"",
+                        100.0,
+                        8.0,
+                    ),
+                ]),
+            ));
+            phases.push(phase(
+                Mode::LoginToken,
+                Some(round),
+                100,
+                20,
+                &[
+                    (BASELINE_SERVICE_CPU, 0.01),
+                    (SERVICE_CPU, 0.1),
+                    ("kratos", 0.5),
+                    ("postgres", 0.4),
+                ],
+                Some(vec![step(
+                    "kratos_passkeys_kratos_request_duration_seconds",
+                    "operation=\"whoami\"",
+                    100.0,
+                    6.0,
+                )]),
+            ));
+            phases.push(phase(
+                Mode::KratosNative,
+                Some(round),
+                100,
+                10,
+                &[
+                    (BASELINE_SERVICE_CPU, 0.01),
+                    (SERVICE_CPU, 0.0),
+                    ("kratos", 0.5),
+                    ("postgres", 0.3),
+                ],
+                Some(Vec::new()),
+            ));
+        }
+        Report::new(
+            Some("test".into()),
+            Utc::now(),
+            machine(),
+            config(
+                vec![
+                    Mode::LoginTokenBaseline,
+                    Mode::LoginToken,
+                    Mode::KratosNative,
+                ],
+                true,
+            ),
+            1.0,
+            phases,
+        )
+    }
+
+    fn row<'a>(ba: &'a BeforeAfter, figure: &str) -> &'a BeforeAfterRow {
+        ba.rows
+            .iter()
+            .find(|r| r.figure == figure)
+            .unwrap_or_else(|| panic!("no row {figure}: {:?}", ba.rows))
+    }
+
+    #[test]
+    fn each_build_is_compared_with_the_native_login() {
+        let r = three_builds();
+        let after = r.comparison.as_ref().unwrap();
+        assert_eq!(
+            (after.ours, after.native),
+            (Mode::LoginToken, Mode::KratosNative)
+        );
+        assert_eq!(after.build.as_deref(), Some("after (current)"));
+        let before = r.baseline_comparison.as_ref().unwrap();
+        assert_eq!(before.ours, Mode::LoginTokenBaseline);
+        assert_eq!(before.build.as_deref(), Some("before (71ae81a)"));
+        let median = before
+            .rows
+            .iter()
+            .find(|r| r.label == "median of rounds")
+            .unwrap();
+        assert!((median.p50 - 4.0).abs() < 1e-9, "{median:?}");
+        // The baseline's own process, not the idle current one.
+        assert!((median.service_cpu_ms.unwrap() - 2.0).abs() < 1e-9);
+        // Stack: baseline 0.2 + Kratos 0.6 + Postgres 0.6 s over 100 logins
+        // against 0.0 + 0.5 + 0.3; the idle builds are not counted.
+        assert!((median.stack_cpu.unwrap() - 14.0 / 8.0).abs() < 1e-9);
+        assert_eq!(r.interleaved_pooled.len(), 3);
+    }
+
+    #[test]
+    fn before_and_after_come_from_the_same_rounds() {
+        let r = three_builds();
+        let ba = r.before_after.as_ref().unwrap();
+        assert_eq!(ba.before, "before (71ae81a)");
+        assert_eq!(ba.after, "after (current)");
+        let p50 = row(ba, "p50 ÷ kratos-native");
+        let before = p50.before.unwrap();
+        assert_eq!((before.median, before.min, before.max), (4.0, 4.0, 4.4));
+        assert_eq!(before.rounds, 3);
+        assert_eq!(p50.after.unwrap().median, 2.0);
+        let change = p50.after_over_before.unwrap();
+        assert_eq!(change.median, 0.5);
+        assert!((change.min - 20.0 / 44.0).abs() < 1e-9);
+        let service = row(ba, "the service's own CPU per login, ms");
+        assert!((service.before.unwrap().median - 2.0).abs() < 1e-9);
+        assert!((service.after.unwrap().median - 1.0).abs() < 1e-9);
+        let stack = row(ba, "CPU per login, service + Kratos + PostgreSQL, ms");
+        assert!((stack.before.unwrap().median - 14.0).abs() < 1e-9);
+        assert!((stack.after.unwrap().median - 10.0).abs() < 1e-9);
+        // Both builds' steps, including one only the baseline has.
+        let steps = ba.breakdown.as_ref().unwrap();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].labels, "operation=\"whoami\"");
+        assert!((steps[0].before.unwrap().ms_per_ceremony - 8.0).abs() < 1e-9);
+        assert!((steps[0].after.unwrap().ms_per_ceremony - 6.0).abs() < 1e-9);
+        assert!(steps[1].before.is_some() && steps[1].after.is_none());
+    }
+
+    #[test]
+    fn the_markdown_labels_both_builds() {
+        let md = markdown(&three_builds());
+        for needle in [
+            "### Ratios: login-token / kratos-native, after (current)",
+            "### Ratios: login-token-baseline / kratos-native, before (71ae81a)",
+            "### Before and after: login-token-baseline, before (71ae81a), and login-token, after (current)",
+            "| p50, ms | 40.0 (40.0–44.0) | 20.0 (20.0–20.0) | 0.50× (0.45–0.50×) |",
+            "| the service's own CPU per login, ms | 2.00 (2.00–2.00) | 1.00 (1.00–1.00) | 0.50× (0.50–0.50×) |",
+            "| p50 ÷ kratos-native | 4.00× (4.00–4.40×) | 2.00× (2.00–2.00×) | 0.50× (0.45–0.50×) |",
+            "| store_duration_seconds | `operation=\"insert_ceremony\"` | 1.00 | 2.00 | – | – |",
+            "**login-token-baseline (all rounds)**, before (71ae81a)",
+            "**login-token (all rounds)**, after (current)",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        // The JSON carries the same.
+        let json = serde_json::to_value(three_builds()).unwrap();
+        assert_eq!(json["before_after"]["before"], "before (71ae81a)");
+        assert_eq!(json["baseline_comparison"]["ours"], "login-token-baseline");
+        assert_eq!(json["config"]["baseline"]["rev"], "71ae81a");
+    }
+
+    #[test]
+    fn without_a_baseline_the_report_is_as_before() {
+        let phases = (1..=3)
+            .flat_map(|round| {
+                [
+                    phase(
+                        Mode::LoginToken,
+                        Some(round),
+                        100,
+                        20,
+                        &[(SERVICE_CPU, 0.1)],
+                        None,
+                    ),
+                    phase(
+                        Mode::KratosNative,
+                        Some(round),
+                        100,
+                        10,
+                        &[(SERVICE_CPU, 0.0)],
+                        None,
+                    ),
+                ]
+            })
+            .collect();
+        let r = Report::new(
+            None,
+            Utc::now(),
+            machine(),
+            config(vec![Mode::LoginToken, Mode::KratosNative], false),
+            1.0,
+            phases,
+        );
+        let c = r.comparison.as_ref().unwrap();
+        assert_eq!(
+            (c.ours, c.native, c.build.as_deref()),
+            (Mode::LoginToken, Mode::KratosNative, None)
+        );
+        // Three rounds, their median, all rounds pooled.
+        assert_eq!(c.rows.len(), 5);
+        assert!(r.baseline_comparison.is_none() && r.before_after.is_none());
+        let md = markdown(&r);
+        assert!(
+            md.contains("### Ratios: login-token / kratos-native\n"),
+            "{md}"
+        );
+        assert!(!md.contains("before ("), "{md}");
+    }
+
+    #[test]
+    fn a_figure_missing_from_a_round_has_no_spread() {
+        assert!(Spread::of(&[Some(1.0), None]).is_none());
+        assert!(Spread::of(&[]).is_none());
+        let s = Spread::of(&[Some(3.0), Some(1.0), Some(2.0), Some(10.0)]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.rounds), (2.5, 1.0, 10.0, 4));
+        assert_eq!(spread(Some(s), Unit::CpuMs), "2.50 (1.00–10.00)");
+        assert_eq!(spread(Some(s), Unit::Ms), "2.5 (1.0–10.0)");
+        let one = Spread::of(&[Some(114.66)]).unwrap();
+        assert_eq!(spread(Some(one), Unit::PerSecond), "114.7");
+        assert_eq!(spread(None, Unit::Ratio), "–");
+    }
 }

@@ -377,7 +377,15 @@ async fn described(
     identity: IdentityId,
 ) -> Result<(crate::domain::KratosSessionId, Value), ApiError> {
     match state.kratos.minted_session(presented, identity).await {
-        Ok((session, raw)) => Ok((session.id, raw)),
+        Ok((session, raw)) => {
+            let raw = serde_json::from_slice(&raw).map_err(|e| {
+                mint_error(KratosError::Protocol {
+                    operation: "whoami",
+                    detail: e.to_string(),
+                })
+            })?;
+            Ok((session.id, raw))
+        }
         Err(KratosError::SessionOfAnotherIdentity { session, owner }) => {
             // Never expected of Kratos; such a session must not stay usable.
             let _ = state.kratos.revoke_session(session).await;

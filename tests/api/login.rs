@@ -621,16 +621,28 @@ async fn forged_truncated_and_altered_ceremony_ids_are_unknown() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Another replica on `app`'s database, with these ceremony keys.
+async fn replica_with_keys(app: &TestApp, keys: &[&secrecy::SecretString]) -> TestApp {
+    let keys: Vec<secrecy::SecretString> = keys.iter().map(|k| (*k).clone()).collect();
+    spawn_app_with(|s| {
+        s.database.url = app.settings.database.url.clone();
+        s.ceremonies.keys = keys;
+    })
+    .await
+}
+
+fn key(base64: &str) -> secrecy::SecretString {
+    secrecy::SecretString::from(base64.to_string())
+}
+
 #[tokio::test]
 async fn a_ceremony_sealed_with_another_key_is_unknown() {
     let app = spawn_app().await;
     let (user, mut authenticator) = user_with_passkey(&app).await;
-    let elsewhere = spawn_app_with(|s| {
-        s.database.url = app.settings.database.url.clone();
-        s.ceremonies.keys = vec![secrecy::SecretString::from(
-            "YW5vdGhlciBkZXBsb3ltZW50J3Mgc2VhbGluZyBrZXk=".to_string(),
-        )];
-    })
+    let elsewhere = replica_with_keys(
+        &app,
+        &[&key("YW5vdGhlciBkZXBsb3ltZW50J3Mgc2VhbGluZyBrZXk=")],
+    )
     .await;
     let options = login_options(&elsewhere, json!({})).await;
     let credential = authenticator.login(&options);
@@ -649,26 +661,17 @@ async fn a_ceremony_sealed_with_another_key_is_unknown() {
 async fn a_retired_key_still_opens_ceremonies_until_it_is_dropped() {
     let app = spawn_app().await;
     let (user, mut authenticator) = user_with_passkey(&app).await;
-    let old_key = app.settings.ceremonies.keys[0].clone();
-    let new_key =
-        secrecy::SecretString::from("bmV3IGNlcmVtb255IGtleSBmb3Igcm90YXRpb24hISE=".to_string());
+    let old_key = &app.settings.ceremonies.keys[0];
+    let new_key = key("bmV3IGNlcmVtb255IGtleSBmb3Igcm90YXRpb24hISE=");
     // Rotated: a new first key seals, the old one still opens.
-    let rotated = spawn_app_with(|s| {
-        s.database.url = app.settings.database.url.clone();
-        s.ceremonies.keys = vec![new_key.clone(), old_key];
-    })
-    .await;
+    let rotated = replica_with_keys(&app, &[&new_key, old_key]).await;
     let started_before = login_options(&app, json!({})).await;
     let credential = authenticator.login(&started_before);
     let (status, body) =
         status_and_json(verify(&rotated, &started_before, &credential, "token").await).await;
     assert_eq!(status, 200, "{body}");
     // After the rotation is complete, the old key is gone.
-    let retired = spawn_app_with(|s| {
-        s.database.url = app.settings.database.url.clone();
-        s.ceremonies.keys = vec![new_key];
-    })
-    .await;
+    let retired = replica_with_keys(&app, &[&new_key]).await;
     let options = login_options(&app, json!({})).await;
     let credential = authenticator.login(&options);
     refused(
