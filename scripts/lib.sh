@@ -94,7 +94,17 @@ ensure_database() {
 
 # --- Kratos ----------------------------------------------------------------
 
-kratos_bin() { "$REPO/scripts/build-kratos"; }
+# The Kratos release every script runs: v1.3.1 unless KRATOS_VERSION says
+# otherwise (v25.4.0, v26.2.0; see scripts/build-kratos).
+KRATOS_VERSION="${KRATOS_VERSION:-v1.3.1}"
+export KRATOS_VERSION
+kratos_bin() { "$REPO/scripts/build-kratos" "$KRATOS_VERSION"; }
+
+# The release a running Kratos reports on its admin /version.
+kratos_running_version() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$1/admin/version" 2>/dev/null |
+    sed -n 's/.*"version":"\([^"]*\)".*/\1/p'
+}
 
 # Kratos cannot override one element of an array through the environment,
 # so the after-registration hooks of kratos/kratos.yml are restated in an
@@ -129,15 +139,29 @@ start_kratos() {
   local name=$1 public=$2 admin=$3 db=$4 webhook=$5 frontend=$6
   shift 6
   if wait_http "http://127.0.0.1:$admin/admin/health/ready" 1; then
-    log "$name already answers on 127.0.0.1:$admin; reusing it"
-    return 0
+    local running
+    running=$(kratos_running_version "$admin")
+    if [ "$running" = "$KRATOS_VERSION" ]; then
+      log "$name already answers on 127.0.0.1:$admin; reusing it"
+      return 0
+    fi
+    log "$name answers on 127.0.0.1:$admin with Kratos ${running:-of unknown release}, not $KRATOS_VERSION; replacing it"
+    stop_process "$name"
+    wait_http "http://127.0.0.1:$admin/admin/health/ready" 1 &&
+      die "port $admin is held by a Kratos this script did not start"
   fi
+  # A database per release: a newer Kratos migrates its database forward,
+  # and an older one cannot run on it afterwards.
+  [ "$KRATOS_VERSION" = v1.3.1 ] || db="${db}_$(tr . _ <<<"${KRATOS_VERSION#v}")"
   local bin
-  bin=$(kratos_bin)
-  grep -q 'v1.3.1' <<<"$("$bin" version 2>/dev/null)" || die "$bin is not Kratos v1.3.1"
+  bin=$(kratos_bin) || die "Kratos $KRATOS_VERSION could not be built"
+  grep -q "$KRATOS_VERSION" <<<"$("$bin" version 2>/dev/null)" || die "$bin is not Kratos $KRATOS_VERSION"
   ensure_database "$db"
   local env=(
-    "DSN=$(pg_url "$db")?sslmode=disable"
+    # A pool that keeps its connections: with Kratos's defaults (2 idle of
+    # at most 4 on 2 cores) every burst past two concurrent queries opens a
+    # new connection, and each costs PostgreSQL a fork and a SCRAM exchange.
+    "DSN=$(pg_url "$db")?sslmode=disable&max_conns=16&max_idle_conns=16"
     "SERVE_PUBLIC_HOST=127.0.0.1" "SERVE_PUBLIC_PORT=$public"
     "SERVE_ADMIN_HOST=127.0.0.1" "SERVE_ADMIN_PORT=$admin"
     "SERVE_PUBLIC_BASE_URL=http://localhost:$public/"
@@ -160,7 +184,7 @@ start_kratos() {
   log "migrating $name (database $db)"
   env "${env[@]}" "$bin" migrate sql -e --yes >>"$LOG_DIR/$name.log" 2>&1 ||
     die "Kratos migration failed; see $LOG_DIR/$name.log"
-  log "starting $name on 127.0.0.1:$public (public) / 127.0.0.1:$admin (admin)"
+  log "starting $name (Kratos $KRATOS_VERSION) on 127.0.0.1:$public (public) / 127.0.0.1:$admin (admin)"
   (cd "$REPO/kratos" && exec env "${env[@]}" "$bin" serve -c "$REPO/kratos/kratos.yml" -c "$overlay" --dev) \
     >>"$LOG_DIR/$name.log" 2>&1 &
   echo $! >"$PID_DIR/$name.pid"

@@ -3,8 +3,8 @@
 //!
 //! Starting a login stores nothing (the ceremony is sealed into its id).
 //! Finishing one costs, besides the WebAuthn check, one statement to mark
-//! the ceremony used (run beside the credential lookup), Kratos's mint
-//! (create and redeem a recovery code) and one statement to record it.
+//! the ceremony used and find the credential, Kratos's mint (create and
+//! redeem a recovery code) and one statement to record it.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -21,9 +21,7 @@ use crate::error::ApiError;
 use crate::kratos::{ClientContext, KratosError, MintedCredential, SessionCredential};
 use crate::login_records::PendingSession;
 use crate::metrics::Outcome;
-use crate::routes::ceremonies::{
-    consume, open_ceremony, start_ceremony, CeremonyStarted, Expected,
-};
+use crate::routes::ceremonies::{open_ceremony, start_ceremony, CeremonyStarted, Expected};
 use crate::routes::counted;
 use crate::sealed_ceremony::CeremonyBody;
 use crate::state::AppState;
@@ -252,16 +250,7 @@ async fn finish_login(
 ) -> Result<LoggedIn, ApiError> {
     let credential = &request.credential;
     let ceremony = open_ceremony(state, &request.ceremony_id, Expected::Login)?;
-    // Marking the ceremony used and finding the credential are independent:
-    // one round trip's wait instead of two.
-    let (consumed, found) = futures_util::future::join(
-        consume(state, &ceremony),
-        state
-            .store
-            .passkey_by_credential_id(credential.get_credential_id().to_vec()),
-    )
-    .await;
-    consumed?;
+    let expires_at = ceremony.expires_at();
     let CeremonyBody::Login {
         state: authentication,
         identified,
@@ -269,7 +258,19 @@ async fn finish_login(
     else {
         return Err(ApiError::CeremonyNotFound);
     };
-    let (row, user_handle) = found?.ok_or(ApiError::CredentialUnknown)?;
+    // Marking the ceremony used and finding the credential: one statement.
+    let found = state
+        .store
+        .consume_login_ceremony(
+            ceremony.challenge,
+            expires_at,
+            credential.get_credential_id().to_vec(),
+        )
+        .await?;
+    if !found.fresh {
+        return Err(ApiError::CeremonyNotFound);
+    }
+    let (row, user_handle) = found.credential.ok_or(ApiError::CredentialUnknown)?;
     // The user handle is not signed; it must still name the credential's
     // owner. A discoverable login has nothing else to name the account by,
     // so WebAuthn requires it there.

@@ -3,9 +3,37 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Bytea, Timestamptz, Uuid as SqlUuid};
+use uuid::Uuid;
 
 use super::schema::consumed_ceremonies;
-use super::{Store, StoreError};
+use super::{PasskeyRow, Store, StoreError};
+
+/// A login's credential as found, with its owner's user handle.
+#[derive(QueryableByName)]
+struct Candidate {
+    #[diesel(embed)]
+    passkey: PasskeyRow,
+    #[diesel(sql_type = SqlUuid)]
+    user_handle: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct ConsumedAndFound {
+    #[diesel(sql_type = Bool)]
+    fresh: bool,
+    #[diesel(embed)]
+    candidate: Option<Candidate>,
+}
+
+/// What finishing a login learns in its first statement.
+pub struct LoginCeremony {
+    /// False when the ceremony was used before.
+    pub fresh: bool,
+    /// The passkey with the assertion's credential id, and its owner's
+    /// user handle.
+    pub credential: Option<(PasskeyRow, Uuid)>,
+}
 
 impl Store {
     /// Marks the ceremony with this challenge used, in one statement; false
@@ -24,6 +52,36 @@ impl Store {
                 .on_conflict_do_nothing()
                 .execute(conn)?;
             Ok(inserted == 1)
+        })
+        .await
+    }
+
+    /// `consume_ceremony` and the lookup of the credential by id, in one
+    /// statement: a login's only round trip before the signature check.
+    pub async fn consume_login_ceremony(
+        &self,
+        challenge: Vec<u8>,
+        expires_at: DateTime<Utc>,
+        credential_id: Vec<u8>,
+    ) -> Result<LoginCeremony, StoreError> {
+        self.run("consume_login_ceremony", move |conn| {
+            let row: ConsumedAndFound = diesel::sql_query(
+                "WITH consumed AS ( \
+                   INSERT INTO consumed_ceremonies (challenge, expires_at) VALUES ($1, $2) \
+                   ON CONFLICT DO NOTHING RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM consumed) AS fresh, p.*, i.user_handle \
+                 FROM (SELECT 1) AS one \
+                 LEFT JOIN passkeys p ON p.credential_id = $3 \
+                 LEFT JOIN identities i ON i.identity_id = p.identity_id",
+            )
+            .bind::<Bytea, _>(&challenge)
+            .bind::<Timestamptz, _>(expires_at)
+            .bind::<Bytea, _>(&credential_id)
+            .get_result(conn)?;
+            Ok(LoginCeremony {
+                fresh: row.fresh,
+                credential: row.candidate.map(|c| (c.passkey, c.user_handle)),
+            })
         })
         .await
     }

@@ -8,6 +8,7 @@ mod passkeys;
 mod pool;
 pub mod schema;
 
+pub use ceremonies::LoginCeremony;
 pub use identities::IdentityRow;
 pub use logins::{LoginRecord, LoginUpdate};
 pub use passkeys::{NewPasskey, NewPasskeyName, PasskeyRow};

@@ -7,11 +7,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::identities::ensure_identity;
-use super::schema::{identities, passkeys};
+use super::schema::passkeys;
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = passkeys)]
 pub struct PasskeyRow {
     pub id: Uuid,
@@ -165,23 +165,6 @@ impl Store {
                 )
                 .execute(conn)?,
             )
-        })
-        .await
-    }
-
-    /// The passkey with this WebAuthn credential id and its owner's user handle.
-    pub async fn passkey_by_credential_id(
-        &self,
-        credential_id: Vec<u8>,
-    ) -> Result<Option<(PasskeyRow, Uuid)>, StoreError> {
-        self.run("passkey_by_credential_id", move |conn| {
-            let wanted: &[u8] = &credential_id;
-            Ok(passkeys::table
-                .inner_join(identities::table)
-                .filter(passkeys::credential_id.eq(wanted))
-                .select((PasskeyRow::as_select(), identities::user_handle))
-                .first(conn)
-                .optional()?)
         })
         .await
     }
