@@ -181,8 +181,15 @@ start_kratos() {
   )
   local overlay="$STATE_DIR/$name.hooks.yml"
   write_hooks_overlay "$overlay" "$webhook"
+  # What differs between releases: v25+ moved the migration to `migrate sql
+  # up` (plain `migrate sql` is deprecated there and absent from v1.3.1's
+  # successor syntax), and each release warns unless the configuration
+  # names its own version (kratos/kratos.yml says v1.3.1).
+  local migrate=(migrate sql -e --yes)
+  [ "$KRATOS_VERSION" = v1.3.1 ] || migrate=(migrate sql up -e --yes)
+  env+=("VERSION=$KRATOS_VERSION")
   log "migrating $name (database $db)"
-  env "${env[@]}" "$bin" migrate sql -e --yes >>"$LOG_DIR/$name.log" 2>&1 ||
+  env "${env[@]}" "$bin" "${migrate[@]}" >>"$LOG_DIR/$name.log" 2>&1 ||
     die "Kratos migration failed; see $LOG_DIR/$name.log"
   log "starting $name (Kratos $KRATOS_VERSION) on 127.0.0.1:$public (public) / 127.0.0.1:$admin (admin)"
   (cd "$REPO/kratos" && exec env "${env[@]}" "$bin" serve -c "$REPO/kratos/kratos.yml" -c "$overlay" --dev) \

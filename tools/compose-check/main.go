@@ -35,6 +35,8 @@ func check(path string) error {
 		[]string{abs},
 		cli.WithWorkingDirectory(filepath.Dir(abs)),
 		cli.WithName("kratos-passkeys"),
+		// ${KRATOS_VERSION} interpolates from the environment, as with docker compose.
+		cli.WithOsEnv,
 	)
 	if err != nil {
 		return err
@@ -50,9 +52,14 @@ func check(path string) error {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		return fmt.Errorf("services are %v, want %v", got, want)
 	}
+	// The same release as the native scripts: KRATOS_VERSION, else v1.3.1.
+	release := os.Getenv("KRATOS_VERSION")
+	if release == "" {
+		release = "v1.3.1"
+	}
 	for _, name := range []string{"kratos", "kratos-migrate"} {
-		if image := project.Services[name].Image; image != "oryd/kratos:v1.3.1" {
-			return fmt.Errorf("%s uses image %q, want oryd/kratos:v1.3.1", name, image)
+		if image := project.Services[name].Image; image != "oryd/kratos:"+release {
+			return fmt.Errorf("%s uses image %q, want oryd/kratos:%s", name, image, release)
 		}
 	}
 	if project.Services["kratos-passkeys"].Build == nil {
