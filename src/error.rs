@@ -61,6 +61,44 @@ impl ErrorId {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+
+    /// The HTTP status every refusal with this id answers with.
+    pub fn status(self) -> StatusCode {
+        use ErrorId as E;
+        match self {
+            E::SessionRequired | E::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
+            E::SessionAal2Required
+            | E::SessionRefreshRequired
+            | E::OriginNotAllowed
+            | E::CredentialCloned
+            | E::IdentityInactive => StatusCode::FORBIDDEN,
+            E::MalformedRequest
+            | E::InvalidPasskeyName
+            | E::OriginMismatch
+            | E::RpIdMismatch
+            | E::ChallengeMismatch
+            | E::UserVerificationMissing
+            | E::UserPresenceMissing
+            | E::SignatureInvalid
+            | E::AttestationInvalid
+            | E::CredentialInvalid
+            | E::UserHandleMismatch
+            | E::UserHandleMissing
+            | E::CredentialUnknown => StatusCode::BAD_REQUEST,
+            E::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            E::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            E::CeremonyNotFound | E::PasskeyNotFound | E::IdentityNotFound | E::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            E::CeremonyExpired => StatusCode::GONE,
+            E::CredentialAlreadyRegistered | E::PasskeyNameTaken => StatusCode::CONFLICT,
+            E::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            E::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            E::KratosUnavailable | E::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            E::KratosError | E::KratosMintFailed => StatusCode::BAD_GATEWAY,
+            E::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 impl From<CeremonyFailure> for ErrorId {
@@ -249,35 +287,7 @@ pub struct ErrorDetail {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::SessionRequired | ApiError::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Aal2Required { .. }
-            | ApiError::SessionRefreshRequired { .. }
-            | ApiError::OriginNotAllowed
-            | ApiError::CredentialCloned
-            | ApiError::IdentityInactive => StatusCode::FORBIDDEN,
-            ApiError::MalformedRequest(_)
-            | ApiError::InvalidPasskeyName(_)
-            | ApiError::Ceremony(_)
-            | ApiError::CredentialUnknown => StatusCode::BAD_REQUEST,
-            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::CeremonyNotFound
-            | ApiError::PasskeyNotFound
-            | ApiError::IdentityNotFound
-            | ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::CeremonyExpired => StatusCode::GONE,
-            ApiError::CredentialAlreadyRegistered | ApiError::PasskeyNameTaken => {
-                StatusCode::CONFLICT
-            }
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::KratosUnavailable(_) | ApiError::DatabaseUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::KratosFailed(_) | ApiError::KratosMintFailed(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.id().status()
     }
 
     fn error_response(&self) -> HttpResponse {

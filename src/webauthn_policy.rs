@@ -138,7 +138,7 @@ impl Policy {
         Ok(Started {
             public_key: to_value(&options.public_key),
             challenge: options.public_key.challenge.to_vec(),
-            state,
+            state: without_exclusions(state),
         })
     }
 
@@ -214,6 +214,27 @@ impl Policy {
                 CeremonyFailure::from_webauthn(&error)
             })
     }
+}
+
+/// The registration state without its list of excluded credentials. The
+/// state travels in the ceremony id, and the list grows with every passkey
+/// the identity has (past the ceremony id's size limit for someone with
+/// dozens); the browser already got the list in `excludeCredentials`, and
+/// the store refuses a credential id registered to anyone (409), so finishing
+/// needs no copy of it. Should webauthn-rs ever name the field differently,
+/// the state is kept whole.
+fn without_exclusions(state: PasskeyRegistration) -> PasskeyRegistration {
+    let Ok(mut value) = serde_json::to_value(&state) else {
+        return state;
+    };
+    match value
+        .pointer_mut("/rs/exclude_credentials")
+        .and_then(Value::as_array_mut)
+    {
+        Some(list) => list.clear(),
+        None => return state,
+    }
+    serde_json::from_value(value).unwrap_or(state)
 }
 
 fn to_value<T: Serialize>(value: &T) -> Value {
@@ -355,5 +376,10 @@ mod tests {
         assert_eq!(selection["userVerification"], "required");
         assert_eq!(started.public_key["excludeCredentials"][0]["id"], "AQI");
         assert_eq!(started.public_key["rp"]["id"], "localhost");
+        // The browser gets the exclusions; the state the ceremony id carries
+        // does not, so it stays small however many passkeys there are.
+        let state = serde_json::to_value(&started.state).expect("state");
+        assert_eq!(state["rs"]["exclude_credentials"], serde_json::json!([]));
+        assert!(state["rs"]["challenge"].is_string(), "{state}");
     }
 }

@@ -77,4 +77,53 @@ async fn admin_endpoints_are_not_on_the_public_listener() {
         .await
         .expect("request");
     assert_eq!(response.status(), 404);
+
+    // Revoking is not reachable from the public listener either.
+    let (user, auth) = app.signed_in_user().await;
+    let passkey = app.register_passkey(&auth, &mut Authenticator::new()).await;
+    let all = format!("/admin/identities/{}/passkeys", user.id);
+    let one = format!("{all}/{}", passkey["id"].as_str().expect("id"));
+    for path in [&all, &one] {
+        let response = app
+            .http
+            .delete(app.url(path))
+            .send()
+            .await
+            .expect("request");
+        let (status, body) = crate::helpers::status_and_json(response).await;
+        assert_error(status, &body, 404, "not_found");
+    }
+    assert_eq!(app.passkeys_stored(), 1);
+}
+
+#[tokio::test]
+async fn revoking_needs_the_passkey_to_be_that_identitys() {
+    let app = spawn_app().await;
+    let (alice, _) = app.signed_in_user().await;
+    let (_, bob_auth) = app.signed_in_user().await;
+    let bobs = app
+        .register_passkey(&bob_auth, &mut Authenticator::new())
+        .await;
+    let path = format!(
+        "/admin/identities/{}/passkeys/{}",
+        alice.id,
+        bobs["id"].as_str().expect("id")
+    );
+    let response = app
+        .http
+        .delete(app.admin_url(&path))
+        .send()
+        .await
+        .expect("delete");
+    let (status, body) = crate::helpers::status_and_json(response).await;
+    assert_error(status, &body, 404, "passkey_not_found");
+    assert_eq!(app.passkeys_stored(), 1, "Bob's passkey is untouched");
+    assert_eq!(
+        app.get_json("/passkeys", &bob_auth)
+            .await
+            .1
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }

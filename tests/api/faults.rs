@@ -62,6 +62,8 @@ struct Outcome {
 struct Tally {
     outcomes: Vec<Outcome>,
     created: Vec<String>,
+    /// Each acknowledged passkey with the session of the person who added it.
+    owners: Vec<(String, Auth)>,
 }
 
 /// POSTs JSON; a transport failure (the service is gone) is status 0.
@@ -97,6 +99,10 @@ async fn registration_load(
             let started = Instant::now();
             let (status, body) = post(&app, "/passkeys/registration/verify", &auth, &verify).await;
             record(&tally, started, status, &body);
+            if status == 201 {
+                let id = body["id"].as_str().expect("id").to_string();
+                tally.lock().expect("tally").owners.push((id, auth.clone()));
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -211,8 +217,9 @@ async fn postgres_restarted_while_requests_flow() {
         );
         if o.status == 503 {
             assert_eq!(o.error_id.as_deref(), Some("database_unavailable"), "{o:?}");
-            // No hang: the pool waits at most its acquire timeout (500 ms).
-            assert!(o.took < Duration::from_millis(2500), "no hang: {o:?}");
+            // No hang: the pool waits at most its acquire timeout (500 ms);
+            // 20× that leaves room for a loaded machine, not for a hang.
+            assert!(o.took < Duration::from_secs(10), "no hang: {o:?}");
         }
     }
     assert!(
@@ -278,7 +285,9 @@ async fn kratos_stopped_and_started() {
     eprintln!("kratos outage: {during:?}");
     for (status, id, took) in &during {
         assert_eq!((*status, id.as_str()), (503, Some("kratos_unavailable")));
-        assert!(*took < Duration::from_secs(3), "{took:?}");
+        // A stopped Kratos refuses connections at once; 10 s leaves room for
+        // a loaded machine, not for a hang until a TCP timeout.
+        assert!(*took < Duration::from_secs(10), "{took:?}");
     }
     assert_eq!(ready_status, 503);
     assert_eq!(ready_body["errors"]["kratos"], "unavailable");
@@ -379,22 +388,40 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
         killed_at
     };
     let (_, killed_at) = tokio::join!(load, kill);
-    let created = tally.lock().expect("tally").created.clone();
-    let refused = tally
-        .lock()
-        .expect("tally")
-        .outcomes
-        .iter()
-        .filter(|o| o.at >= killed_at)
-        .count();
-
-    let mut restarted = start();
-    binary::ready(&database_url, public, admin).await;
+    let (created, owners, outcomes) = {
+        let tally = tally.lock().expect("tally");
+        (
+            tally.created.clone(),
+            tally.owners.clone(),
+            tally
+                .outcomes
+                .iter()
+                .map(|o| (o.at, o.status))
+                .collect::<Vec<_>>(),
+        )
+    };
+    // Cut off: in flight when the process died, or sent while it was gone.
+    let cut_off = outcomes.iter().filter(|(_, status)| *status == 0).count();
+    let after_kill = outcomes.iter().filter(|(at, _)| *at >= killed_at).count();
     eprintln!(
-        "SIGKILL: {} passkeys acknowledged with 201 before the kill, {refused} requests after it",
+        "SIGKILL: {} passkeys acknowledged with 201 before the kill, {cut_off} requests cut off, {after_kill} sent after it",
         created.len()
     );
     assert!(created.len() >= 5);
+    assert!(
+        after_kill >= 1 && cut_off >= after_kill,
+        "the load ran on after the kill, and everything sent then failed: {outcomes:?}"
+    );
+    // Before the kill nothing failed but by being cut off.
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, status)| matches!(status, 0 | 200 | 201)),
+        "{outcomes:?}"
+    );
+
+    let mut restarted = start();
+    binary::ready(&database_url, public, admin).await;
     for id in &created {
         assert_eq!(
             app.count(&format!(
@@ -409,9 +436,18 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
         app.count("SELECT count(*) AS count FROM passkeys p LEFT JOIN identities i USING (identity_id) WHERE i.identity_id IS NULL"),
         0
     );
-    // And the restarted service serves them.
-    let (_, auth) = app.signed_in_user().await;
-    assert_eq!(app.get_json("/passkeys", &auth).await.0, 200);
+    // And the restarted service lists each survivor to the person who added it.
+    for (id, auth) in &owners {
+        let (status, list) = app.get_json("/passkeys", auth).await;
+        assert_eq!(status, 200, "{list}");
+        assert!(
+            list.as_array()
+                .expect("list")
+                .iter()
+                .any(|p| p["id"].as_str() == Some(id.as_str())),
+            "passkey {id} is listed after the restart: {list}"
+        );
+    }
     restarted.kill().expect("stop");
     let _ = restarted.wait();
 }

@@ -80,6 +80,73 @@ async fn each_listener_documents_its_own_endpoints() {
     }
 }
 
+/// The words a response's description puts in backticks.
+fn backticked(description: &str) -> Vec<&str> {
+    description.split('`').skip(1).step_by(2).collect()
+}
+
+fn is_error_response(response: &Value) -> bool {
+    response["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .is_some_and(|r| r.ends_with("/ErrorResponse"))
+}
+
+#[tokio::test]
+async fn every_documented_refusal_has_the_status_its_id_answers_with() {
+    let app = spawn_app().await;
+    let ids: std::collections::HashMap<&str, ErrorId> =
+        ErrorId::iter().map(|id| (id.as_str(), id)).collect();
+    let mut documented = std::collections::HashSet::new();
+    for url in [app.url("/openapi.json"), app.admin_url("/openapi.json")] {
+        let document = document(url).await;
+        for (path, operations) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in operations.as_object().expect("operations") {
+                let responses = operation["responses"].as_object().expect("responses");
+                for (status, response) in responses {
+                    if !is_error_response(response) {
+                        continue;
+                    }
+                    let description = response["description"].as_str().unwrap_or("");
+                    let named: Vec<&str> = backticked(description)
+                        .into_iter()
+                        .filter(|word| ids.contains_key(word))
+                        .collect();
+                    let code: u16 = status.parse().expect("a status code");
+                    assert!(
+                        !named.is_empty(),
+                        "{method} {path} {status} names no error id: {description}"
+                    );
+                    for name in named {
+                        let id = ids[name];
+                        assert_eq!(
+                            id.status().as_u16(),
+                            code,
+                            "{method} {path}: `{name}` answers {}, documented under {status}",
+                            id.status()
+                        );
+                        documented.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    // And every id the service can answer is documented somewhere, except
+    // the ones any route can answer (unknown routes and methods, bugs).
+    for id in ErrorId::iter() {
+        if matches!(
+            id,
+            ErrorId::NotFound | ErrorId::MethodNotAllowed | ErrorId::InternalError
+        ) {
+            continue;
+        }
+        assert!(
+            documented.contains(id.as_str()),
+            "`{}` is documented under no operation",
+            id.as_str()
+        );
+    }
+}
+
 #[test]
 fn every_error_id_is_in_the_readme() {
     let readme = include_str!("../../README.md");

@@ -197,19 +197,30 @@ async fn deleting_needs_a_fresh_session() {
         s.database.url = app.settings.database.url.clone();
     })
     .await;
-    let token = stale.kratos.login_token(&user).await;
-    let response = stale
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/passkeys/{}", passkey["id"].as_str().expect("id")),
-            &Auth::Token(token),
-        )
-        .send()
-        .await
-        .expect("delete");
-    let (status, body) = crate::helpers::status_and_json(response).await;
-    assert_error(status, &body, 403, "session_refresh_required");
-    assert_eq!(app.passkeys_stored(), 1);
+    let path = format!("/passkeys/{}", passkey["id"].as_str().expect("id"));
+    // An app's token and a browser's cookie alike are sent to Kratos's
+    // re-authentication, and nothing is removed.
+    let sessions = [
+        Auth::Token(stale.kratos.login_token(&user).await),
+        Auth::Cookie(stale.kratos.login_cookie(&user).await),
+    ];
+    for auth in &sessions {
+        let response = stale
+            .request(reqwest::Method::DELETE, &path, auth)
+            .send()
+            .await
+            .expect("delete");
+        let (status, body) = crate::helpers::status_and_json(response).await;
+        assert_error(status, &body, 403, "session_refresh_required");
+        let redirect = body["redirect_browser_to"].as_str().expect("redirect");
+        assert!(
+            redirect.starts_with(
+                "http://localhost:4433/self-service/login/browser?refresh=true&return_to="
+            ),
+            "{auth:?}: {redirect}"
+        );
+        assert_eq!(app.passkeys_stored(), 1, "{auth:?}");
+    }
 }
 
 #[tokio::test]
@@ -589,4 +600,34 @@ async fn cookie_state_changes_need_an_allowed_origin() {
 fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(data).into()
+}
+
+#[tokio::test]
+async fn ceremony_ids_stay_small_however_many_passkeys_there_are() {
+    let app = spawn_app().await;
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    let id_length = |options: &Value| options["ceremony_id"].as_str().expect("id").len();
+    let first = id_length(&app.registration_options(&auth).await);
+    for _ in 0..60 {
+        app.register_passkey(&auth, &mut authenticator).await;
+    }
+    let options = app.registration_options(&auth).await;
+    assert_eq!(
+        options["publicKey"]["excludeCredentials"]
+            .as_array()
+            .map(Vec::len),
+        Some(60),
+        "the browser is told every passkey to exclude"
+    );
+    // The sealed state does not carry them: its size does not grow (a few
+    // bytes of encoding aside).
+    assert!(
+        id_length(&options) <= first + 16,
+        "{} against {first}",
+        id_length(&options)
+    );
+    let credential = authenticator.register(&options);
+    let (status, body) = app.verify_registration(&auth, &options, &credential).await;
+    assert_eq!(status, 201, "{body}");
 }
