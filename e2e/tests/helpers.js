@@ -8,7 +8,7 @@ import { chromium } from "playwright-core";
 export const BASE = process.env.E2E_BASE_URL ?? "http://localhost:18080";
 export const KRATOS = process.env.E2E_KRATOS_PUBLIC ?? "http://localhost:4533";
 export const OUT = process.env.E2E_OUTPUT ?? join(process.cwd(), "..", "test-output", "e2e");
-export const PRIVILEGED_MAX_AGE_MS = Number(process.env.E2E_PRIVILEGED_MAX_AGE_MS ?? 12000);
+export const PRIVILEGED_MAX_AGE_MS = Number(process.env.E2E_PRIVILEGED_MAX_AGE_MS ?? 30000);
 export const PASSWORD = "a long demo password 7q2w";
 
 mkdirSync(OUT, { recursive: true });
