@@ -13,7 +13,8 @@ use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
 use url::Url;
 use webauthn_rs_proto::{
-    CreationChallengeResponse, RequestChallengeResponse, UserVerificationPolicy,
+    CreationChallengeResponse, PublicKeyCredentialCreationOptions, RequestChallengeResponse,
+    UserVerificationPolicy,
 };
 
 use crate::Mode;
@@ -32,6 +33,10 @@ pub struct Targets {
     pub baseline_service: Url,
     pub kratos_public: Url,
     pub kratos_admin: Url,
+    /// A second Kratos, of a v26 release, with its own database
+    /// (kratos-native-v26); the service never talks to it.
+    pub kratos_v26_public: Url,
+    pub kratos_v26_admin: Url,
     /// The page origin the software passkey writes into its client data; it
     /// must be one of the service's and Kratos's allowed WebAuthn origins.
     pub origin: String,
@@ -46,6 +51,9 @@ pub struct Needs {
     pub kratos_passkey: bool,
     /// A passkey registered through the baseline build (login-token-baseline).
     pub baseline_passkey: bool,
+    /// An identity in the v26 Kratos with a passkey registered through its
+    /// own settings flow (kratos-native-v26).
+    pub kratos_v26_passkey: bool,
 }
 
 impl Needs {
@@ -56,6 +64,7 @@ impl Needs {
                 Mode::LoginToken | Mode::LoginCookie => needs.service_passkey = true,
                 Mode::KratosNative => needs.kratos_passkey = true,
                 Mode::LoginTokenBaseline => needs.baseline_passkey = true,
+                Mode::KratosNativeV26 => needs.kratos_v26_passkey = true,
                 Mode::Register => {}
             }
         }
@@ -63,11 +72,12 @@ impl Needs {
     }
 }
 
-/// One simulated person: an identity, a password, and up to three software
+/// One simulated person: an identity, a password, and up to four software
 /// passkeys (one held by kratos-passkeys, one by its baseline build, one by
-/// Kratos itself). They are separate authenticators because all use the
-/// same relying party id and a discoverable login picks the authenticator's
-/// newest credential for it.
+/// Kratos itself, one by the v26 Kratos, where the person has an identity of
+/// the same email too). They are separate authenticators because all use
+/// the same relying party id and a discoverable login picks the
+/// authenticator's newest credential for it.
 pub struct VirtualUser {
     pub index: usize,
     /// No cookie store and no redirects: each ceremony carries exactly the
@@ -76,6 +86,7 @@ pub struct VirtualUser {
     service_passkey: Option<Authenticator>,
     baseline_passkey: Option<Authenticator>,
     kratos_passkey: Option<Authenticator>,
+    kratos_v26_passkey: Option<Authenticator>,
     /// A counter for the register mode's fresh identities.
     registrations: u64,
     run_id: String,
@@ -161,10 +172,11 @@ fn flow_id(flow: &Value) -> Result<&str> {
     flow["id"].as_str().context("the flow has no id")
 }
 
-/// Creates an identity with a password through Kratos's admin API.
-async fn create_identity(http: &reqwest::Client, t: &Targets, email: &str) -> Result<()> {
+/// Creates an identity with a password through the admin API of the Kratos
+/// at `admin`.
+async fn create_identity(http: &reqwest::Client, admin: &Url, email: &str) -> Result<()> {
     let response = http
-        .post(join(&t.kratos_admin, "admin/identities")?)
+        .post(join(admin, "admin/identities")?)
         .json(&json!({
             "schema_id": "default",
             "traits": {"email": email},
@@ -177,16 +189,17 @@ async fn create_identity(http: &reqwest::Client, t: &Targets, email: &str) -> Re
     Ok(())
 }
 
-/// Signs in through Kratos's API login flow (password); the session token.
-async fn api_login(http: &reqwest::Client, t: &Targets, email: &str) -> Result<String> {
+/// Signs in through the API login flow (password) of the Kratos at
+/// `public`; the session token.
+async fn api_login(http: &reqwest::Client, public: &Url, email: &str) -> Result<String> {
     let response = http
-        .get(join(&t.kratos_public, "self-service/login/api")?)
+        .get(join(public, "self-service/login/api")?)
         .send()
         .await
         .context("API login flow: request")?;
     let flow = expect_json(response, 200, "API login flow").await?;
     let response = http
-        .post(join(&t.kratos_public, "self-service/login")?)
+        .post(join(public, "self-service/login")?)
         .query(&[("flow", flow_id(&flow)?)])
         .json(&json!({"method": "password", "identifier": email, "password": PASSWORD}))
         .send()
@@ -299,15 +312,7 @@ async fn register_through_kratos(
         serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
     serde_json::from_value::<CreationChallengeResponse>(options.clone())
         .context("passkey_create_data is not WebAuthn creation options")?;
-    // Kratos asks for a platform authenticator with user verification
-    // preferred; the software passkey refuses "platform", and performs user
-    // verification like every real passkey.
-    let credential = authenticator.register_with(&options, &t.origin, |o| {
-        if let Some(selection) = o.authenticator_selection.as_mut() {
-            selection.authenticator_attachment = None;
-            selection.user_verification = UserVerificationPolicy::Required;
-        }
-    });
+    let credential = authenticator.register_with(&options, &t.origin, software_passkey_selection);
     let response = browser
         .post(join(&t.kratos_public, "self-service/settings")?)
         .query(&[("flow", flow_id(&flow)?)])
@@ -329,19 +334,78 @@ async fn register_through_kratos(
     Ok(())
 }
 
+/// Kratos's passkey creation options (both releases) as the software
+/// passkey takes them: Kratos asks for a platform authenticator with user
+/// verification preferred; the software passkey refuses "platform", and
+/// performs user verification like every real passkey.
+fn software_passkey_selection(options: &mut PublicKeyCredentialCreationOptions) {
+    if let Some(selection) = options.authenticator_selection.as_mut() {
+        selection.authenticator_attachment = None;
+        selection.user_verification = UserVerificationPolicy::Required;
+    }
+}
+
+/// Registers a passkey through the v26 Kratos's own settings flow, as an API
+/// client does it (no cookies, no CSRF token): a fresh identity of the same
+/// email there, a password login through its API flow for a session token,
+/// then `GET /self-service/settings/api` and `POST /self-service/settings`
+/// with `passkey_settings_register`, both with `X-Session-Token`.
+async fn register_through_kratos_api(
+    http: &reqwest::Client,
+    t: &Targets,
+    email: &str,
+    authenticator: &mut Authenticator,
+) -> Result<()> {
+    create_identity(http, &t.kratos_v26_admin, email).await?;
+    let token = api_login(http, &t.kratos_v26_public, email).await?;
+    let response = http
+        .get(join(&t.kratos_v26_public, "self-service/settings/api")?)
+        .header("X-Session-Token", &token)
+        .send()
+        .await
+        .context("API settings flow: request")?;
+    let flow = expect_json(response, 200, "API settings flow").await?;
+    let create_data = node_value(&flow, "passkey_create_data").context(
+        "API settings flow without passkey_create_data: is the v26 Kratos's passkey method enabled?",
+    )?;
+    let options: Value =
+        serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
+    serde_json::from_value::<CreationChallengeResponse>(options.clone())
+        .context("passkey_create_data is not WebAuthn creation options")?;
+    let credential = authenticator.register_with(&options, &t.origin, software_passkey_selection);
+    let response = http
+        .post(join(&t.kratos_v26_public, "self-service/settings")?)
+        .query(&[("flow", flow_id(&flow)?)])
+        .header("X-Session-Token", &token)
+        .json(&json!({
+            "method": "passkey",
+            "passkey_settings_register": credential.to_string(),
+        }))
+        .send()
+        .await
+        .context("API settings passkey registration: request")?;
+    let body = expect_json(response, 200, "API settings passkey registration").await?;
+    ensure!(
+        body["state"] == "success",
+        "API settings passkey registration ended in state {}",
+        body["state"]
+    );
+    Ok(())
+}
+
 impl VirtualUser {
     /// The untimed set-up: an identity with a password (admin API), then the
     /// passkeys this run's modes need.
     pub async fn setup(t: &Targets, run_id: &str, index: usize, needs: Needs) -> Result<Self> {
         let http = client(false)?;
         let email = format!("bench-{run_id}-{index}@example.test");
-        create_identity(&http, t, &email)
+        create_identity(&http, &t.kratos_admin, &email)
             .await
             .with_context(|| format!("virtual user {index}"))?;
         // One Kratos session serves both builds: they validate it with the
         // same Kratos.
         let token = if needs.service_passkey || needs.baseline_passkey {
-            Some(api_login(&http, t, &email).await?)
+            Some(api_login(&http, &t.kratos_public, &email).await?)
         } else {
             None
         };
@@ -374,12 +438,22 @@ impl VirtualUser {
         } else {
             None
         };
+        let kratos_v26_passkey = if needs.kratos_v26_passkey {
+            let mut authenticator = Authenticator::new();
+            register_through_kratos_api(&http, t, &email, &mut authenticator)
+                .await
+                .with_context(|| format!("virtual user {index}: passkey through the v26 Kratos"))?;
+            Some(authenticator)
+        } else {
+            None
+        };
         Ok(Self {
             index,
             http,
             service_passkey,
             baseline_passkey,
             kratos_passkey,
+            kratos_v26_passkey,
             registrations: 0,
             run_id: run_id.to_string(),
         })
@@ -399,6 +473,7 @@ impl VirtualUser {
                     .await
             }
             Mode::KratosNative => self.kratos_login(t).await,
+            Mode::KratosNativeV26 => self.kratos_api_login(t).await,
         }
     }
 
@@ -412,8 +487,8 @@ impl VirtualUser {
             "bench-{}-{}-r{}@example.test",
             self.run_id, self.index, self.registrations
         );
-        create_identity(&self.http, t, &email).await?;
-        let token = api_login(&self.http, t, &email).await?;
+        create_identity(&self.http, &t.kratos_admin, &email).await?;
+        let token = api_login(&self.http, &t.kratos_public, &email).await?;
         let mut authenticator = Authenticator::new();
         let started = Instant::now();
         register_through_service(&self.http, &t.service, t, &token, &mut authenticator).await?;
@@ -518,6 +593,65 @@ impl VirtualUser {
         );
         Ok(elapsed)
     }
+
+    /// The v26 Kratos's own passkey login through its API flow, the flow a
+    /// JSON client without cookies uses there (v26's passkey strategy takes
+    /// API flows; v1.3.1's did not): fetch the flow (the WebAuthn challenge
+    /// is the `passkey_challenge` node's value), sign, submit `method:
+    /// passkey` with `passkey_login`; no CSRF token or cookie, and Kratos
+    /// answers the session token.
+    async fn kratos_api_login(&mut self, t: &Targets) -> Result<Duration> {
+        let authenticator = self
+            .kratos_v26_passkey
+            .as_mut()
+            .context("this virtual user has no passkey in the v26 Kratos")?;
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(join(&t.kratos_v26_public, "self-service/login/api")?)
+            .send()
+            .await
+            .context("API login flow: request")?;
+        let flow = expect_json(response, 200, "API login flow").await?;
+        let challenge = node_value(&flow, "passkey_challenge").context(
+            "API login flow without passkey_challenge: is the v26 Kratos's passkey method enabled?",
+        )?;
+        let options = kratos_request_options(challenge)?;
+        let credential = authenticator.login_with(&options, &t.origin, |o| {
+            o.user_verification = UserVerificationPolicy::Required;
+        });
+        let response = self
+            .http
+            .post(join(&t.kratos_v26_public, "self-service/login")?)
+            .query(&[("flow", flow_id(&flow)?)])
+            .json(&json!({
+                "method": "passkey",
+                "passkey_login": credential.to_string(),
+            }))
+            .send()
+            .await
+            .context("passkey login: request")?;
+        let body = expect_json(response, 200, "passkey login").await?;
+        let elapsed = started.elapsed();
+        check_native_api_answer(&body)?;
+        Ok(elapsed)
+    }
+}
+
+/// Whether a Kratos API login answer hands over a session: a session token
+/// and an active session.
+fn check_native_api_answer(body: &Value) -> Result<()> {
+    ensure!(
+        body["session_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "Kratos answered no session_token"
+    );
+    ensure!(
+        body["session"]["active"] == true,
+        "Kratos answered no active session"
+    );
+    Ok(())
 }
 
 /// Which build of the service a login goes to.
@@ -669,6 +803,23 @@ mod tests {
         assert!(needs.baseline_passkey && needs.kratos_passkey && !needs.service_passkey);
         let needs = Needs::of([Mode::LoginCookie, Mode::Register]);
         assert!(needs.service_passkey && !needs.baseline_passkey && !needs.kratos_passkey);
+        assert!(!needs.kratos_v26_passkey);
+        let needs = Needs::of([Mode::KratosNativeV26]);
+        assert!(needs.kratos_v26_passkey && !needs.kratos_passkey && !needs.service_passkey);
+    }
+
+    #[test]
+    fn a_native_api_login_must_answer_a_token_and_an_active_session() {
+        let ok = json!({"session_token": "ory_st_x", "session": {"id": "s", "active": true}});
+        check_native_api_answer(&ok).unwrap();
+        for bad in [
+            json!({"session": {"active": true}}),
+            json!({"session_token": "", "session": {"active": true}}),
+            json!({"session_token": "ory_st_x"}),
+            json!({"session_token": "ory_st_x", "session": {"active": false}}),
+        ] {
+            assert!(check_native_api_answer(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //!   kratos-passkeys, which mints a Kratos session (token or relayed cookie);
 //! - `kratos-native`: Kratos v1.3.1's own `passkey` login method through its
 //!   browser flow (flow fetch, sign, submit), against the same Kratos;
+//! - `kratos-native-v26`: Kratos v26.2.0's own `passkey` login through its
+//!   API flow (flow fetch, sign, submit; a session token back), against a
+//!   second Kratos of that release (`--kratos-v26-public`);
 //! - `login-token-baseline`: `login-token` against a second instance of the
 //!   service built from an older revision (`--baseline-service`), to compare
 //!   two builds in one run.
@@ -43,7 +46,7 @@ use url::Url;
 
 use crate::ceremonies::{Needs, Targets, VirtualUser};
 use crate::measure::{CpuSource, Latency, Scrape};
-use crate::report::{Baseline, CpuUse, Phase, Report, RunConfig};
+use crate::report::{Baseline, CpuUse, Phase, Report, RunConfig, SecondKratos};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,6 +61,11 @@ pub enum Mode {
     KratosNative,
     /// `login-token` against the baseline build (`--baseline-service`).
     LoginTokenBaseline,
+    /// Kratos v26's own passkey login (API flow) on the second Kratos
+    /// (`--kratos-v26-public`).
+    #[value(name = "kratos-native-v26")]
+    #[serde(rename = "kratos-native-v26")]
+    KratosNativeV26,
 }
 
 impl Mode {
@@ -68,7 +76,13 @@ impl Mode {
             Mode::LoginCookie => "login-cookie",
             Mode::KratosNative => "kratos-native",
             Mode::LoginTokenBaseline => "login-token-baseline",
+            Mode::KratosNativeV26 => "kratos-native-v26",
         }
+    }
+
+    /// Whether the mode is a Kratos release's own login (no service in it).
+    pub fn is_native(self) -> bool {
+        matches!(self, Mode::KratosNative | Mode::KratosNativeV26)
     }
 
     /// Whether the mode runs against the baseline build of the service.
@@ -85,11 +99,23 @@ impl Mode {
             SERVICE_CPU
         }
     }
+
+    /// The key of the Kratos process this mode talks to: the v26 Kratos for
+    /// its own login, the benchmark Kratos for everything else (the service
+    /// mints its sessions there).
+    pub fn kratos_cpu_key(self) -> &'static str {
+        match self {
+            Mode::KratosNativeV26 => KRATOS_V26_CPU,
+            _ => KRATOS_CPU,
+        }
+    }
 }
 
 /// The names CPU figures are recorded under (JSON keys, so stable).
 pub const SERVICE_CPU: &str = "service";
 pub const BASELINE_SERVICE_CPU: &str = "baseline_service";
+pub const KRATOS_CPU: &str = "kratos";
+pub const KRATOS_V26_CPU: &str = "kratos_v26";
 
 #[derive(Debug, Parser)]
 #[command(name = "kratos-passkeys-bench", version, about, long_about = None)]
@@ -138,6 +164,12 @@ struct Cli {
     /// Kratos admin API.
     #[arg(long, default_value = "http://127.0.0.1:4634/")]
     kratos_admin: Url,
+    /// The second Kratos's public API, a v26 release (kratos-native-v26).
+    #[arg(long, default_value = "http://127.0.0.1:4643/")]
+    kratos_v26_public: Url,
+    /// The second Kratos's admin API.
+    #[arg(long, default_value = "http://127.0.0.1:4644/")]
+    kratos_v26_admin: Url,
     /// The page origin the software passkey signs for; the service's and
     /// Kratos's passkey configuration must allow it.
     #[arg(long, default_value = "http://localhost:8180")]
@@ -151,6 +183,9 @@ struct Cli {
     /// Kratos's pid, for its CPU time.
     #[arg(long)]
     kratos_pid: Option<u32>,
+    /// The v26 Kratos's pid, for its CPU time.
+    #[arg(long)]
+    kratos_v26_pid: Option<u32>,
     /// PostgreSQL's postmaster pid, for the CPU time of it and its backends
     /// (all databases: other activity on the server counts too).
     #[arg(long)]
@@ -408,6 +443,36 @@ async fn ensure_ready(http: &reqwest::Client, url: Url, what: &str) -> Result<()
     Ok(())
 }
 
+/// The release a Kratos reports on its admin `/admin/version` ("v26.2.0").
+async fn release_at(http: &reqwest::Client, admin: &Url) -> Result<String> {
+    let url = admin
+        .join("admin/version")
+        .with_context(|| format!("joining admin/version to {admin}"))?;
+    let response = http
+        .get(url.clone())
+        .send()
+        .await
+        .with_context(|| format!("{url} does not answer"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} answered no JSON"))?;
+    release_of(&body).with_context(|| format!("{url} answered no version: {body}"))
+}
+
+/// `{"version": "v26.2.0"}`'s version, with a `v` whatever the build says.
+fn release_of(body: &serde_json::Value) -> Option<String> {
+    let version = body["version"].as_str().filter(|v| !v.is_empty())?;
+    Some(if version.starts_with('v') {
+        version.to_string()
+    } else {
+        format!("v{version}")
+    })
+}
+
 async fn run(cli: Cli) -> Result<bool> {
     loopback_only("service", &cli.service)?;
     loopback_only("service-admin", &cli.service_admin)?;
@@ -415,6 +480,8 @@ async fn run(cli: Cli) -> Result<bool> {
     loopback_only("baseline-service-admin", &cli.baseline_service_admin)?;
     loopback_only("kratos-public", &cli.kratos_public)?;
     loopback_only("kratos-admin", &cli.kratos_admin)?;
+    loopback_only("kratos-v26-public", &cli.kratos_v26_public)?;
+    loopback_only("kratos-v26-admin", &cli.kratos_v26_admin)?;
     if cli.users == 0 {
         bail!("--users must be at least 1");
     }
@@ -427,6 +494,8 @@ async fn run(cli: Cli) -> Result<bool> {
         baseline_service: cli.baseline_service.clone(),
         kratos_public: cli.kratos_public.clone(),
         kratos_admin: cli.kratos_admin.clone(),
+        kratos_v26_public: cli.kratos_v26_public.clone(),
+        kratos_v26_admin: cli.kratos_v26_admin.clone(),
         origin: cli.origin.clone(),
     });
 
@@ -441,11 +510,33 @@ async fn run(cli: Cli) -> Result<bool> {
         "Kratos",
     )
     .await?;
+    // Which release each Kratos runs, for the reports (best effort for the
+    // benchmark Kratos, whose modes work on any release).
+    let kratos_release = release_at(&http, &cli.kratos_admin).await.ok();
     let modes: Vec<Mode> = steps.iter().map(|s| s.mode).collect();
-    if modes
-        .iter()
-        .any(|m| !matches!(m, Mode::KratosNative) && !m.is_baseline())
-    {
+    let kratos_v26_release = if modes.contains(&Mode::KratosNativeV26) {
+        ensure_ready(
+            &http,
+            join(&cli.kratos_v26_admin, "admin/health/ready")?,
+            "the v26 Kratos",
+        )
+        .await?;
+        let release = release_at(&http, &cli.kratos_v26_admin)
+            .await
+            .context("the v26 Kratos")?;
+        // The mode's name promises a v26 release; another one would be
+        // reported under the wrong name.
+        if !release.starts_with("v26.") {
+            bail!(
+                "--kratos-v26-admin {} runs Kratos {release}, not a v26 release",
+                cli.kratos_v26_admin
+            );
+        }
+        Some(release)
+    } else {
+        None
+    };
+    if modes.iter().any(|m| !m.is_native() && !m.is_baseline()) {
         ensure_ready(
             &http,
             join(&cli.service, "health/ready")?,
@@ -470,7 +561,10 @@ async fn run(cli: Cli) -> Result<bool> {
         sources.push((BASELINE_SERVICE_CPU, CpuSource::Process(pid)));
     }
     if let Some(pid) = cli.kratos_pid {
-        sources.push(("kratos", CpuSource::Process(pid)));
+        sources.push((KRATOS_CPU, CpuSource::Process(pid)));
+    }
+    if let Some(pid) = cli.kratos_v26_pid {
+        sources.push((KRATOS_V26_CPU, CpuSource::Process(pid)));
     }
     if let Some(pid) = cli.postgres_pid {
         sources.push(("postgres", CpuSource::ProcessTree(pid)));
@@ -544,6 +638,11 @@ async fn run(cli: Cli) -> Result<bool> {
             service: cli.baseline_service.to_string(),
         }),
         kratos_public: cli.kratos_public.to_string(),
+        kratos_release,
+        kratos_v26: kratos_v26_release.map(|release| SecondKratos {
+            release,
+            public: cli.kratos_v26_public.to_string(),
+        }),
         origin: cli.origin.clone(),
         cpu_measured: probes.sources.iter().map(|(n, _)| n.to_string()).collect(),
         note: cli.note.clone(),
@@ -680,6 +779,56 @@ mod tests {
         assert_eq!(probes.admin_for(T).port(), Some(8181));
         assert_eq!(B.service_cpu_key(), BASELINE_SERVICE_CPU);
         assert_eq!(N.service_cpu_key(), SERVICE_CPU);
+    }
+
+    #[test]
+    fn the_v26_native_login_takes_its_turn_with_its_own_kratos() {
+        let cli = Cli::parse_from([
+            "kratos-passkeys-bench",
+            "--modes",
+            "kratos-native-v26",
+            "--interleave",
+            "login-token,kratos-native,kratos-native-v26",
+            "--rounds",
+            "2",
+            "--kratos-v26-public",
+            "http://127.0.0.1:4643/",
+            "--kratos-v26-admin",
+            "http://127.0.0.1:4644/",
+            "--kratos-v26-pid",
+            "43",
+        ]);
+        let modes: Vec<Mode> = plan(&cli).unwrap().iter().map(|s| s.mode).collect();
+        use Mode::{KratosNative as N, KratosNativeV26 as V, LoginToken as T};
+        assert_eq!(modes, vec![V, T, N, V, T, N, V]);
+        assert_eq!(cli.kratos_v26_admin.port(), Some(4644));
+        assert_eq!(cli.kratos_v26_pid, Some(43));
+        assert_eq!(V.name(), "kratos-native-v26");
+        assert_eq!(
+            serde_json::to_value(V).unwrap(),
+            serde_json::json!("kratos-native-v26")
+        );
+        assert!(V.is_native() && N.is_native() && !T.is_native());
+        assert_eq!(V.kratos_cpu_key(), KRATOS_V26_CPU);
+        assert_eq!(N.kratos_cpu_key(), KRATOS_CPU);
+        assert_eq!(T.kratos_cpu_key(), KRATOS_CPU);
+        // The service it leaves idle is the current build, as kratos-native's.
+        assert_eq!(V.service_cpu_key(), SERVICE_CPU);
+    }
+
+    #[test]
+    fn releases_are_read_from_kratos_version_answers() {
+        use serde_json::json;
+        assert_eq!(
+            release_of(&json!({"version": "v26.2.0"})).as_deref(),
+            Some("v26.2.0")
+        );
+        assert_eq!(
+            release_of(&json!({"version": "1.3.1"})).as_deref(),
+            Some("v1.3.1")
+        );
+        assert!(release_of(&json!({"version": ""})).is_none());
+        assert!(release_of(&json!({})).is_none());
     }
 
     #[test]

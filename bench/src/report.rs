@@ -1,5 +1,6 @@
 //! The results: per run, pooled over the interleaved rounds, the ratios of
-//! each interleaved build's login to Kratos's native one, the baseline
+//! each interleaved build's login to Kratos's native one (and of the current
+//! build's to a v26 Kratos's native one, when that ran too), the baseline
 //! build against the current one when both ran, as JSON (serde), a terminal
 //! table and markdown.
 
@@ -74,14 +75,23 @@ impl Phase {
         self.cpu_ms(self.mode.service_cpu_key())
     }
 
+    /// CPU per ceremony of the Kratos this mode talks to.
+    fn kratos_cpu_ms(&self) -> Option<f64> {
+        self.cpu_ms(self.mode.kratos_cpu_key())
+    }
+
     /// CPU per ceremony of everything under test that was measured
-    /// (service + Kratos + Postgres), not the load tool. Only the build the
-    /// mode exercises counts: the other one sits idle.
+    /// (service + Kratos + Postgres), not the load tool. Only the build and
+    /// the Kratos the mode exercises count: the others sit idle.
     fn stack_cpu_ms(&self) -> Option<f64> {
-        let parts: Vec<f64> = [self.mode.service_cpu_key(), "kratos", "postgres"]
-            .iter()
-            .filter_map(|name| self.cpu_ms(name))
-            .collect();
+        let parts: Vec<f64> = [
+            self.mode.service_cpu_key(),
+            self.mode.kratos_cpu_key(),
+            "postgres",
+        ]
+        .iter()
+        .filter_map(|name| self.cpu_ms(name))
+        .collect();
         (!parts.is_empty()).then(|| parts.iter().sum())
     }
 
@@ -233,6 +243,9 @@ pub struct Comparison {
     pub native: Mode,
     /// "before (REV)" or "after (current)" when a baseline build ran too.
     pub build: Option<String>,
+    /// The Kratos release `native` ran on, when it is a native login and
+    /// the release is known ("v1.3.1", "v26.2.0").
+    pub native_release: Option<String>,
     /// One row per interleaved round, then the median of the rounds, then
     /// all rounds pooled, then the sequential runs (if both ran).
     pub rows: Vec<Ratios>,
@@ -251,9 +264,34 @@ pub struct RunConfig {
     /// The baseline build, when a mode used it.
     pub baseline: Option<Baseline>,
     pub kratos_public: String,
+    /// The benchmark Kratos's release (its /admin/version): the one the
+    /// service mints on and kratos-native runs on.
+    pub kratos_release: Option<String>,
+    /// The second Kratos, when kratos-native-v26 ran.
+    pub kratos_v26: Option<SecondKratos>,
     pub origin: String,
     pub cpu_measured: Vec<String>,
     pub note: Option<String>,
+}
+
+impl RunConfig {
+    /// The Kratos release a native login ran on, when known.
+    fn release_of(&self, mode: Mode) -> Option<&str> {
+        match mode {
+            Mode::KratosNative => self.kratos_release.as_deref(),
+            Mode::KratosNativeV26 => self.kratos_v26.as_ref().map(|k| k.release.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// The Kratos of a v26 release that kratos-native-v26 runs against (its
+/// own database; the service never talks to it).
+#[derive(Debug, Clone, Serialize)]
+pub struct SecondKratos {
+    /// Its /admin/version ("v26.2.0").
+    pub release: String,
+    pub public: String,
 }
 
 /// The older build of the service that login-token-baseline runs against.
@@ -380,6 +418,8 @@ pub struct Report {
     pub comparison: Option<Comparison>,
     /// The baseline build's login against the native one.
     pub baseline_comparison: Option<Comparison>,
+    /// The current build's login against the v26 Kratos's native one.
+    pub comparison_v26: Option<Comparison>,
     pub before_after: Option<BeforeAfter>,
     /// Runs with errors or without a single completed ceremony.
     pub failures: Vec<String>,
@@ -423,7 +463,7 @@ impl Report {
             interleaved: &interleaved,
             pooled: &interleaved_pooled,
         };
-        let (comparison, baseline_comparison) = runs.comparisons();
+        let (comparison, baseline_comparison, comparison_v26) = runs.comparisons();
         let before_after = runs.before_after();
         Self {
             tool: "kratos-passkeys-bench",
@@ -439,6 +479,7 @@ impl Report {
             interleaved_pooled,
             comparison,
             baseline_comparison,
+            comparison_v26,
             before_after,
             failures,
         }
@@ -491,11 +532,12 @@ mod figures {
 
 impl Runs<'_> {
     /// What every other interleaved mode is divided by: Kratos's native
-    /// login when it took part, else (two modes) the second one.
+    /// login when it took part, else (two modes) the second one, unless
+    /// that is the v26 native login, which has a comparison of its own.
     fn reference(&self) -> Option<Mode> {
         match self.config.interleave.as_slice() {
             modes if modes.contains(&Mode::KratosNative) => Some(Mode::KratosNative),
-            [_, b] => Some(*b),
+            [_, b] if *b != Mode::KratosNativeV26 => Some(*b),
             _ => None,
         }
     }
@@ -506,29 +548,43 @@ impl Runs<'_> {
             .find(|p| p.mode == mode && p.round == Some(round))
     }
 
-    /// (the current build's comparison, the baseline's).
-    fn comparisons(&self) -> (Option<Comparison>, Option<Comparison>) {
+    /// (the current build's comparison, the baseline's, the current
+    /// build's against the v26 native login).
+    fn comparisons(&self) -> (Option<Comparison>, Option<Comparison>, Option<Comparison>) {
         let interleave = &self.config.interleave;
-        let Some(native) = self.reference() else {
-            // Nothing interleaved: the sequential runs, as ever.
-            return (
-                self.comparison(Mode::LoginToken, Mode::KratosNative, None),
-                None,
-            );
-        };
+        let native = self.reference();
         let baseline = self.config.baseline.as_ref();
+        let after = baseline.map(|_| AFTER.to_string());
+        // The current build's login: the first interleaved mode that is
+        // neither a native login, the baseline, nor the reference.
         let current = interleave
             .iter()
             .copied()
-            .find(|&m| m != native && !m.is_baseline());
-        let current = current
-            .and_then(|ours| self.comparison(ours, native, baseline.map(|_| AFTER.to_string())));
+            .find(|&m| Some(m) != native && !m.is_native() && !m.is_baseline());
+        let v26 = Mode::KratosNativeV26;
+        let with_v26 = if interleave.contains(&v26) {
+            current.and_then(|ours| self.comparison(ours, v26, after.clone()))
+        } else if interleave.is_empty() {
+            self.comparison(Mode::LoginToken, v26, None)
+        } else {
+            None
+        };
+        let Some(native) = native else {
+            // Nothing interleaved but the v26 login: the sequential runs,
+            // as ever.
+            return (
+                self.comparison(Mode::LoginToken, Mode::KratosNative, None),
+                None,
+                with_v26,
+            );
+        };
+        let current = current.and_then(|ours| self.comparison(ours, native, after));
         let before = interleave
             .iter()
             .copied()
             .find(|&m| m != native && m.is_baseline())
             .and_then(|ours| self.comparison(ours, native, baseline.map(Baseline::before)));
-        (current, before)
+        (current, before, with_v26)
     }
 
     fn comparison(&self, ours: Mode, native: Mode, build: Option<String>) -> Option<Comparison> {
@@ -551,10 +607,11 @@ impl Runs<'_> {
         if let (Some(a), Some(b)) = (find(self.sequential, ours), find(self.sequential, native)) {
             rows.push(Ratios::of("sequential runs", &a, &b));
         }
-        (!rows.is_empty()).then_some(Comparison {
+        (!rows.is_empty()).then(|| Comparison {
             ours,
             native,
             build,
+            native_release: self.config.release_of(native).map(str::to_string),
             rows,
         })
     }
@@ -571,7 +628,7 @@ impl Runs<'_> {
         let after_mode = interleave
             .iter()
             .copied()
-            .find(|&m| Some(m) != native && !m.is_baseline())?;
+            .find(|&m| !m.is_native() && !m.is_baseline())?;
         // Rounds in which both builds ran (and the native login, if any).
         let rounds: Vec<(&Phase, &Phase, Option<&Phase>)> = (1..=self.config.rounds)
             .filter_map(|round| {
@@ -756,7 +813,7 @@ pub fn one_line(p: &Phase) -> String {
         p.latency.p50_ms,
         p.latency.p99_ms,
         opt(p.service_cpu_ms(), 2),
-        opt(p.cpu_ms("kratos"), 2),
+        opt(p.kratos_cpu_ms(), 2),
     )
 }
 
@@ -790,12 +847,56 @@ fn cells(p: &Phase) -> Vec<String> {
         format!("{:.1}", p.latency.p99_ms),
         format!("{:.1}", p.latency.max_ms),
         opt(p.service_cpu_ms(), 2),
-        opt(p.cpu_ms("kratos"), 2),
+        opt(p.kratos_cpu_ms(), 2),
         opt(p.cpu_ms("postgres"), 2),
         opt(p.stack_cpu_ms(), 2),
         opt(p.cpu_ms("load_tool"), 2),
         opt(p.machine_busy.map(|b| b * 100.0), 0) + "%",
     ]
+}
+
+/// Which Kratos each native login ran on, when one ran.
+fn native_modes(r: &Report) -> Option<String> {
+    let c = &r.config;
+    let ran = |mode: Mode| {
+        r.sequential
+            .iter()
+            .chain(&r.interleaved)
+            .any(|p| p.mode == mode)
+    };
+    let release = |mode| c.release_of(mode).unwrap_or("of unknown release");
+    let mut parts = Vec::new();
+    if ran(Mode::KratosNative) {
+        parts.push(format!(
+            "kratos-native is Kratos {}'s own passkey login (browser flow, fetched as JSON) on the Kratos kratos-passkeys mints its sessions on ({})",
+            release(Mode::KratosNative),
+            c.kratos_public
+        ));
+    }
+    if let Some(k) = c.kratos_v26.as_ref().filter(|_| ran(Mode::KratosNativeV26)) {
+        parts.push(format!(
+            "kratos-native-v26 is Kratos {}'s own passkey login (API flow: no cookies, a session token back) on a second Kratos of that release ({}, its own database, the same configuration and passkey settings); on its rows the Kratos CPU column (and so the stack's) is that Kratos's",
+            k.release, k.public
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("Native logins: {}.", parts.join("; ")))
+}
+
+/// Every comparison of the report, in the order they are shown.
+fn comparisons(r: &Report) -> impl Iterator<Item = &Comparison> {
+    r.comparison
+        .iter()
+        .chain(&r.baseline_comparison)
+        .chain(&r.comparison_v26)
+}
+
+/// " (Kratos v26.2.0's own passkey login)" when the comparison's reference
+/// is a native login of a known release.
+fn native_login(c: &Comparison) -> String {
+    c.native_release
+        .as_deref()
+        .map(|release| format!(" (Kratos {release}'s own passkey login)"))
+        .unwrap_or_default()
 }
 
 fn all_phases(r: &Report) -> Vec<&Phase> {
@@ -841,12 +942,13 @@ pub fn table(r: &Report) -> String {
         "(CPU columns: milliseconds of CPU per completed ceremony; {} cores shared by everything)",
         r.machine.cpus
     );
-    for c in r.comparison.iter().chain(&r.baseline_comparison) {
+    for c in comparisons(r) {
         let _ = writeln!(
             out,
-            "\n{} / {}{}: p50, p99 latency, throughput, stack CPU per login; service CPU ms per login",
+            "\n{} / {}{}{}: p50, p99 latency, throughput, stack CPU per login; service CPU ms per login",
             c.ours.name(),
             c.native.name(),
+            native_login(c),
             c.build
                 .as_deref()
                 .map(|b| format!(", {b}"))
@@ -1056,8 +1158,11 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "Latency is one full ceremony as the client sees it (options + software authenticator + verify; kratos-native: flow fetch + sign + submit). CPU columns are milliseconds of CPU per completed ceremony, from /proc (utime + stime); \"stack\" = service + Kratos + Postgres; Postgres counts its whole server, including anything else using it. \"machine busy\" is the share of all cores busy during the run, from anything.\n"
+        "Latency is one full ceremony as the client sees it (options + software authenticator + verify; kratos-native, kratos-native-v26: flow fetch + sign + submit). CPU columns are milliseconds of CPU per completed ceremony, from /proc (utime + stime); \"stack\" = service + Kratos + Postgres; Postgres counts its whole server, including anything else using it. \"machine busy\" is the share of all cores busy during the run, from anything.\n"
     );
+    if let Some(line) = native_modes(r) {
+        let _ = writeln!(out, "{line}\n");
+    }
     if !r.sequential.is_empty() {
         let _ = writeln!(out, "### The modes one after the other\n");
         md_table(&mut out, &r.sequential.iter().collect::<Vec<_>>());
@@ -1098,12 +1203,13 @@ pub fn markdown(r: &Report) -> String {
             }
         }
     }
-    for cmp in r.comparison.iter().chain(&r.baseline_comparison) {
+    for cmp in comparisons(r) {
         let _ = writeln!(
             out,
-            "### Ratios: {} / {}{}\n\nBelow 1× is better for latency and CPU; above 1× is better for throughput. The last column is not a ratio: the CPU per login of the service process alone.\n",
+            "### Ratios: {} / {}{}{}\n\nBelow 1× is better for latency and CPU; above 1× is better for throughput. The last column is not a ratio: the CPU per login of the service process alone.\n",
             cmp.ours.name(),
             cmp.native.name(),
+            native_login(cmp),
             cmp.build
                 .as_deref()
                 .map(|b| format!(", {b}"))
@@ -1139,7 +1245,7 @@ pub fn markdown(r: &Report) -> String {
         .sequential
         .iter()
         .chain(r.interleaved_pooled.iter())
-        .filter(|p| p.mode != Mode::KratosNative)
+        .filter(|p| !p.mode.is_native())
         .collect();
     for p in &breakdown_phases {
         match &p.breakdown {
@@ -1208,7 +1314,7 @@ pub fn markdown(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BASELINE_SERVICE_CPU, SERVICE_CPU};
+    use crate::{BASELINE_SERVICE_CPU, KRATOS_V26_CPU, SERVICE_CPU};
 
     /// A run of `completed` ceremonies that all took `ms`, in 10 s, with
     /// the given CPU seconds and histogram rows.
@@ -1271,6 +1377,8 @@ mod tests {
                 service: "http://127.0.0.1:8280/".into(),
             }),
             kratos_public: "http://127.0.0.1:4633/".into(),
+            kratos_release: None,
+            kratos_v26: None,
             origin: "http://localhost:8180".into(),
             cpu_measured: Vec::new(),
             note: None,
@@ -1501,6 +1609,192 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("before ("), "{md}");
+    }
+
+    /// Three rounds of the baseline (with `baseline`), the current build,
+    /// the v1.3.1 native login and the v26 one, each round 100 logins: the
+    /// current build 20 ms, v1.3.1's login 10 ms, v26's 16 ms (round 3:
+    /// 20 ms). Each Kratos works only in the runs that use it.
+    fn with_v26(baseline: bool) -> Report {
+        let mut phases = Vec::new();
+        for round in 1..=3 {
+            if baseline {
+                phases.push(phase(
+                    Mode::LoginTokenBaseline,
+                    Some(round),
+                    100,
+                    40,
+                    &[
+                        (BASELINE_SERVICE_CPU, 0.2),
+                        ("kratos", 0.6),
+                        ("postgres", 0.6),
+                    ],
+                    None,
+                ));
+            }
+            phases.push(phase(
+                Mode::LoginToken,
+                Some(round),
+                100,
+                20,
+                &[
+                    (SERVICE_CPU, 0.1),
+                    ("kratos", 0.5),
+                    (KRATOS_V26_CPU, 0.01),
+                    ("postgres", 0.4),
+                ],
+                None,
+            ));
+            phases.push(phase(
+                Mode::KratosNative,
+                Some(round),
+                100,
+                10,
+                &[
+                    (SERVICE_CPU, 0.0),
+                    ("kratos", 0.5),
+                    (KRATOS_V26_CPU, 0.01),
+                    ("postgres", 0.3),
+                ],
+                None,
+            ));
+            phases.push(phase(
+                Mode::KratosNativeV26,
+                Some(round),
+                100,
+                if round == 3 { 20 } else { 16 },
+                &[
+                    (SERVICE_CPU, 0.0),
+                    ("kratos", 0.01),
+                    (KRATOS_V26_CPU, 0.4),
+                    ("postgres", 0.4),
+                ],
+                None,
+            ));
+        }
+        let mut interleave = vec![Mode::LoginToken, Mode::KratosNative, Mode::KratosNativeV26];
+        if baseline {
+            interleave.insert(0, Mode::LoginTokenBaseline);
+        }
+        let mut config = config(interleave, baseline);
+        config.kratos_release = Some("v1.3.1".into());
+        config.kratos_v26 = Some(SecondKratos {
+            release: "v26.2.0".into(),
+            public: "http://127.0.0.1:4643/".into(),
+        });
+        Report::new(None, Utc::now(), machine(), config, 1.0, phases)
+    }
+
+    #[test]
+    fn the_current_build_is_compared_with_each_release_native_login() {
+        let r = with_v26(false);
+        let c = r.comparison.as_ref().unwrap();
+        assert_eq!((c.ours, c.native), (Mode::LoginToken, Mode::KratosNative));
+        assert_eq!(c.native_release.as_deref(), Some("v1.3.1"));
+        let v26 = r.comparison_v26.as_ref().unwrap();
+        assert_eq!(
+            (v26.ours, v26.native, v26.build.as_deref()),
+            (Mode::LoginToken, Mode::KratosNativeV26, None)
+        );
+        assert_eq!(v26.native_release.as_deref(), Some("v26.2.0"));
+        // Three rounds, their median, all rounds pooled.
+        assert_eq!(v26.rows.len(), 5);
+        let median = v26
+            .rows
+            .iter()
+            .find(|r| r.label == "median of rounds")
+            .unwrap();
+        assert!((median.p50 - 20.0 / 16.0).abs() < 1e-9, "{median:?}");
+        // Ours: service 0.1 + Kratos 0.5 + Postgres 0.4; v26's: the idle
+        // service 0.0 + its own Kratos 0.4 + Postgres 0.4. The Kratos a run
+        // does not use is not counted.
+        assert!((median.stack_cpu.unwrap() - 10.0 / 8.0).abs() < 1e-9);
+        let pooled_v26 = r
+            .interleaved_pooled
+            .iter()
+            .find(|p| p.mode == Mode::KratosNativeV26)
+            .unwrap();
+        assert!((pooled_v26.kratos_cpu_ms().unwrap() - 4.0).abs() < 1e-9);
+        assert!(r.baseline_comparison.is_none() && r.before_after.is_none());
+
+        let md = markdown(&r);
+        for needle in [
+            "### Ratios: login-token / kratos-native (Kratos v1.3.1's own passkey login)\n",
+            "### Ratios: login-token / kratos-native-v26 (Kratos v26.2.0's own passkey login)\n",
+            "kratos-native is Kratos v1.3.1's own passkey login",
+            "kratos-native-v26 is Kratos v26.2.0's own passkey login (API flow",
+            "### Interleaved rounds (login-token / kratos-native / kratos-native-v26)",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["comparison_v26"]["native"], "kratos-native-v26");
+        assert_eq!(json["comparison_v26"]["native_release"], "v26.2.0");
+        assert_eq!(json["comparison"]["native_release"], "v1.3.1");
+        assert_eq!(json["config"]["kratos_v26"]["release"], "v26.2.0");
+        assert_eq!(json["config"]["kratos_release"], "v1.3.1");
+    }
+
+    #[test]
+    fn with_a_baseline_the_v26_login_changes_nothing_else() {
+        let r = with_v26(true);
+        let after = r.comparison.as_ref().unwrap();
+        assert_eq!(
+            (after.ours, after.native),
+            (Mode::LoginToken, Mode::KratosNative)
+        );
+        let before = r.baseline_comparison.as_ref().unwrap();
+        assert_eq!(
+            (before.ours, before.native),
+            (Mode::LoginTokenBaseline, Mode::KratosNative)
+        );
+        let v26 = r.comparison_v26.as_ref().unwrap();
+        assert_eq!(
+            (v26.ours, v26.native),
+            (Mode::LoginToken, Mode::KratosNativeV26)
+        );
+        assert_eq!(v26.build.as_deref(), Some(AFTER));
+        let ba = r.before_after.as_ref().unwrap();
+        assert_eq!(
+            (ba.before_mode, ba.after_mode, ba.native),
+            (
+                Mode::LoginTokenBaseline,
+                Mode::LoginToken,
+                Some(Mode::KratosNative)
+            )
+        );
+        assert!(markdown(&r).contains(
+            "### Ratios: login-token / kratos-native-v26 (Kratos v26.2.0's own passkey login), after (current)\n"
+        ));
+    }
+
+    #[test]
+    fn the_v26_login_alone_is_not_the_main_reference() {
+        let phases = (1..=2)
+            .flat_map(|round| {
+                [
+                    phase(Mode::LoginToken, Some(round), 100, 20, &[], None),
+                    phase(Mode::KratosNativeV26, Some(round), 100, 10, &[], None),
+                ]
+            })
+            .collect();
+        let r = Report::new(
+            None,
+            Utc::now(),
+            machine(),
+            config(vec![Mode::LoginToken, Mode::KratosNativeV26], false),
+            1.0,
+            phases,
+        );
+        assert!(r.comparison.is_none());
+        let v26 = r.comparison_v26.as_ref().unwrap();
+        assert_eq!(
+            (v26.ours, v26.native),
+            (Mode::LoginToken, Mode::KratosNativeV26)
+        );
+        // No release known: no claim about one.
+        assert!(v26.native_release.is_none());
+        assert!(markdown(&r).contains("### Ratios: login-token / kratos-native-v26\n"));
     }
 
     #[test]
