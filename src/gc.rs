@@ -59,7 +59,7 @@ async fn sweep(state: &AppState) -> Result<(usize, usize), crate::store::StoreEr
     let purged = state.store.purge_consumed_ceremonies(now).await?;
     let unresolved = state
         .store
-        .give_up_sessions(None, now - PENDING_FOR_GOOD)
+        .give_up_stale_sessions(now - PENDING_FOR_GOOD)
         .await?;
     if unresolved > 0 {
         tracing::warn!(

@@ -306,7 +306,8 @@ impl KratosClient {
     }
 
     /// The minted session as `whoami` answers it, checked to belong to
-    /// `identity`.
+    /// `identity`. One that does not (never expected of Kratos) is revoked
+    /// before the error is answered: it must not stay usable.
     pub async fn minted_session(
         &self,
         credential: &SessionCredential,
@@ -314,6 +315,9 @@ impl KratosClient {
     ) -> Result<(KratosSession, Vec<u8>), KratosError> {
         let (session, raw) = self.whoami(credential).await?;
         if session.identity.id != identity {
+            if let Err(error) = self.revoke_session(session.id).await {
+                tracing::error!(session = %session.id, cause = ?crate::error::CauseChain(&error), "revoking a session of another identity failed");
+            }
             return Err(KratosError::SessionOfAnotherIdentity {
                 session: session.id,
                 owner: session.identity.id,

@@ -117,12 +117,9 @@ async fn complete(store: &Store, kratos: &KratosClient, pending: PendingSession)
             Err(error @ (KratosError::Unavailable { .. } | KratosError::Overloaded { .. })) => {
                 Err(anyhow::Error::new(error))
             }
-            Err(error @ KratosError::SessionOfAnotherIdentity { session, .. }) => {
-                // Never expected of Kratos; such a session must not stay usable.
-                tracing::error!(%record, cause = ?CauseChain(&error), "revoking a minted session");
-                if let Err(error) = kratos.revoke_session(session).await {
-                    tracing::error!(%record, cause = ?CauseChain(&error), "revoking the session failed");
-                }
+            Err(error @ KratosError::SessionOfAnotherIdentity { .. }) => {
+                // The client revoked it already.
+                tracing::error!(%record, cause = ?CauseChain(&error), "a minted session was another identity's");
                 return give_up(store, record).await;
             }
             Err(error) => {
@@ -147,10 +144,7 @@ async fn complete(store: &Store, kratos: &KratosClient, pending: PendingSession)
 }
 
 async fn give_up(store: &Store, record: LoginRecordId) -> &'static str {
-    if let Err(error) = store
-        .give_up_sessions(Some(record), chrono::Utc::now())
-        .await
-    {
+    if let Err(error) = store.give_up_session(record).await {
         // Still pending: the garbage collection will mark it.
         tracing::warn!(%record, cause = ?CauseChain(&error), "marking a login record unresolved failed");
     }

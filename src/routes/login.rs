@@ -377,26 +377,18 @@ async fn described(
     presented: &SessionCredential,
     identity: IdentityId,
 ) -> Result<(crate::domain::KratosSessionId, Value), ApiError> {
-    match state.kratos.minted_session(presented, identity).await {
-        Ok((session, raw)) => {
-            let raw = serde_json::from_slice(&raw).map_err(|e| {
-                mint_error(KratosError::Protocol {
-                    operation: "whoami",
-                    detail: e.to_string(),
-                })
-            })?;
-            Ok((session.id, raw))
-        }
-        Err(KratosError::SessionOfAnotherIdentity { session, owner }) => {
-            // Never expected of Kratos; such a session must not stay usable.
-            let _ = state.kratos.revoke_session(session).await;
-            Err(mint_error(KratosError::SessionOfAnotherIdentity {
-                session,
-                owner,
-            }))
-        }
-        Err(error) => Err(mint_error(error)),
-    }
+    let (session, raw) = state
+        .kratos
+        .minted_session(presented, identity)
+        .await
+        .map_err(mint_error)?;
+    let raw = serde_json::from_slice(&raw).map_err(|e| {
+        mint_error(KratosError::Protocol {
+            operation: "whoami",
+            detail: e.to_string(),
+        })
+    })?;
+    Ok((session.id, raw))
 }
 
 fn stored_passkey(row: &PasskeyRow) -> Result<Passkey, ApiError> {

@@ -96,29 +96,35 @@ impl Store {
         .await
     }
 
-    /// Says that a record's session id will never be known: the one given
-    /// (Kratos refused to tell), or every record still pending since before
-    /// `pending_before` (the process that minted it stopped first).
-    pub async fn give_up_sessions(
+    /// Says that this record's session id will never be known (Kratos
+    /// would not tell).
+    pub async fn give_up_session(&self, record: LoginRecordId) -> Result<usize, StoreError> {
+        self.run("give_up_session", move |conn| {
+            Ok(diesel::update(
+                minted_sessions::table
+                    .find(record.as_uuid())
+                    .filter(minted_sessions::state.eq("pending")),
+            )
+            .set(minted_sessions::state.eq("unresolved"))
+            .execute(conn)?)
+        })
+        .await
+    }
+
+    /// Says the same of every record still pending since before
+    /// `pending_before`: the process that minted it stopped first.
+    pub async fn give_up_stale_sessions(
         &self,
-        record: Option<LoginRecordId>,
         pending_before: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        self.run("give_up_sessions", move |conn| {
-            let pending = minted_sessions::table.filter(minted_sessions::state.eq("pending"));
-            let updated = match record {
-                Some(record) => {
-                    diesel::update(pending.filter(minted_sessions::id.eq(record.as_uuid())))
-                        .set(minted_sessions::state.eq("unresolved"))
-                        .execute(conn)?
-                }
-                None => {
-                    diesel::update(pending.filter(minted_sessions::created_at.lt(pending_before)))
-                        .set(minted_sessions::state.eq("unresolved"))
-                        .execute(conn)?
-                }
-            };
-            Ok(updated)
+        self.run("give_up_stale_sessions", move |conn| {
+            Ok(diesel::update(
+                minted_sessions::table
+                    .filter(minted_sessions::state.eq("pending"))
+                    .filter(minted_sessions::created_at.lt(pending_before)),
+            )
+            .set(minted_sessions::state.eq("unresolved"))
+            .execute(conn)?)
         })
         .await
     }
