@@ -305,14 +305,7 @@ async fn register_through_kratos(
         .context("settings flow: request")?;
     let flow = expect_json(response, 200, "settings flow").await?;
     let csrf = node_value(&flow, "csrf_token").context("settings flow without csrf_token")?;
-    let create_data = node_value(&flow, "passkey_create_data").context(
-        "settings flow without passkey_create_data: is Kratos's passkey method enabled?",
-    )?;
-    let options: Value =
-        serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
-    serde_json::from_value::<CreationChallengeResponse>(options.clone())
-        .context("passkey_create_data is not WebAuthn creation options")?;
-    let credential = authenticator.register_with(&options, &t.origin, software_passkey_selection);
+    let credential = sign_settings_passkey(&flow, t, authenticator)?;
     let response = browser
         .post(join(&t.kratos_public, "self-service/settings")?)
         .query(&[("flow", flow_id(&flow)?)])
@@ -325,10 +318,32 @@ async fn register_through_kratos(
         .send()
         .await
         .context("settings passkey registration: request")?;
-    let body = expect_json(response, 200, "settings passkey registration").await?;
+    settings_succeeded(response, "settings passkey registration").await
+}
+
+/// The new passkey, made by the software authenticator from the creation
+/// options in a Kratos settings flow's `passkey_create_data` node.
+fn sign_settings_passkey(
+    flow: &Value,
+    t: &Targets,
+    authenticator: &mut Authenticator,
+) -> Result<Value> {
+    let create_data = node_value(flow, "passkey_create_data").context(
+        "settings flow without passkey_create_data: is that Kratos's passkey method enabled?",
+    )?;
+    let options: Value =
+        serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
+    serde_json::from_value::<CreationChallengeResponse>(options.clone())
+        .context("passkey_create_data is not WebAuthn creation options")?;
+    Ok(authenticator.register_with(&options, &t.origin, software_passkey_selection))
+}
+
+/// A settings flow submission that Kratos answered 200 with state `success`.
+async fn settings_succeeded(response: reqwest::Response, step: &str) -> Result<()> {
+    let body = expect_json(response, 200, step).await?;
     ensure!(
         body["state"] == "success",
-        "settings passkey registration ended in state {}",
+        "{step} ended in state {}",
         body["state"]
     );
     Ok(())
@@ -365,14 +380,7 @@ async fn register_through_kratos_api(
         .await
         .context("API settings flow: request")?;
     let flow = expect_json(response, 200, "API settings flow").await?;
-    let create_data = node_value(&flow, "passkey_create_data").context(
-        "API settings flow without passkey_create_data: is the v26 Kratos's passkey method enabled?",
-    )?;
-    let options: Value =
-        serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
-    serde_json::from_value::<CreationChallengeResponse>(options.clone())
-        .context("passkey_create_data is not WebAuthn creation options")?;
-    let credential = authenticator.register_with(&options, &t.origin, software_passkey_selection);
+    let credential = sign_settings_passkey(&flow, t, authenticator)?;
     let response = http
         .post(join(&t.kratos_v26_public, "self-service/settings")?)
         .query(&[("flow", flow_id(&flow)?)])
@@ -384,13 +392,7 @@ async fn register_through_kratos_api(
         .send()
         .await
         .context("API settings passkey registration: request")?;
-    let body = expect_json(response, 200, "API settings passkey registration").await?;
-    ensure!(
-        body["state"] == "success",
-        "API settings passkey registration ended in state {}",
-        body["state"]
-    );
-    Ok(())
+    settings_succeeded(response, "API settings passkey registration").await
 }
 
 impl VirtualUser {
