@@ -163,27 +163,23 @@ impl Kratos {
         )
     }
 
-    /// Kratos's own `whoami` with a token; the status and the identity id.
-    pub async fn whoami_token(&self, token: &str) -> (u16, Option<Uuid>) {
-        let response = self
-            .http
+    async fn whoami_with_token(&self, token: &str) -> reqwest::Response {
+        self.http
             .get(self.public.join("sessions/whoami").expect("url"))
             .header("X-Session-Token", token)
             .send()
             .await
-            .expect("whoami");
-        whoami_answer(response).await
+            .expect("whoami")
+    }
+
+    /// Kratos's own `whoami` with a token; the status and the identity id.
+    pub async fn whoami_token(&self, token: &str) -> (u16, Option<Uuid>) {
+        whoami_answer(self.whoami_with_token(token).await).await
     }
 
     /// The session Kratos's own `whoami` answers for a token (which must be valid).
     pub async fn session_of_token(&self, token: &str) -> Value {
-        let response = self
-            .http
-            .get(self.public.join("sessions/whoami").expect("url"))
-            .header("X-Session-Token", token)
-            .send()
-            .await
-            .expect("whoami");
+        let response = self.whoami_with_token(token).await;
         assert_eq!(response.status(), 200);
         response.json().await.expect("session json")
     }
