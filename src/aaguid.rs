@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::domain::PasskeyName;
+
 #[derive(Deserialize)]
 struct ProviderList {
     providers: HashMap<Uuid, String>,
@@ -27,6 +29,14 @@ pub fn authenticator_name(aaguid: Uuid) -> Option<&'static str> {
     providers().get(&aaguid).map(String::as_str)
 }
 
+/// The name a passkey gets when nobody chose one: its authenticator's,
+/// else "Passkey".
+pub fn default_passkey_name(aaguid: Uuid) -> PasskeyName {
+    authenticator_name(aaguid)
+        .and_then(|n| PasskeyName::parse(n).ok())
+        .unwrap_or_else(PasskeyName::generic)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +53,12 @@ mod tests {
         let google = Uuid::parse_str("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4").expect("uuid");
         assert_eq!(authenticator_name(google), Some("Google Password Manager"));
         assert_eq!(authenticator_name(Uuid::nil()), None);
+    }
+
+    #[test]
+    fn default_names() {
+        assert_eq!(default_passkey_name(Uuid::nil()).as_str(), "Passkey");
+        let google = Uuid::parse_str("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4").expect("uuid");
+        assert_eq!(default_passkey_name(google).as_str(), "Google Password Manager");
     }
 }

@@ -3,7 +3,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kratos_passkeys::configuration::{self, Environment};
+use kratos_passkeys::domain::IdentityId;
 use kratos_passkeys::metrics::Metrics;
+use kratos_passkeys::migration::{self, export::export_to_kratos, import::import_from_kratos, Progress};
 use kratos_passkeys::startup::Application;
 use kratos_passkeys::state::AppState;
 use kratos_passkeys::store::Store;
@@ -39,6 +41,31 @@ enum Command {
     /// Purge the marks of expired ceremonies and the passkeys of identities
     /// Kratos no longer has, then exit.
     Gc,
+    /// Import the passkeys Kratos registered (its `passkey` and passwordless
+    /// `webauthn` credentials), keeping their user handles. Idempotent.
+    ImportKratos(MigrationArgs),
+    /// Write this service's passkeys into Kratos's own WebAuthn credentials
+    /// (Kratos v25.4.0 and later). Idempotent.
+    ExportKratos(MigrationArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrationArgs {
+    /// Decide everything and print the summary, but write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only this Kratos identity.
+    #[arg(long, value_name = "ID")]
+    identity: Option<uuid::Uuid>,
+}
+
+impl MigrationArgs {
+    fn options(&self) -> migration::Options {
+        migration::Options {
+            dry_run: self.dry_run,
+            identity: self.identity.map(IdentityId::new),
+        }
+    }
 }
 
 #[tokio::main]
@@ -72,6 +99,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (state, _) = AppState::new(settings)?;
             let collected = kratos_passkeys::gc::collect(&state).await?;
             tracing::info!(?collected, "garbage collected");
+        }
+        Command::ImportKratos(args) => {
+            let (state, _) = AppState::new(settings)?;
+            let progress = Progress::on_terminal("scanned in Kratos");
+            let summary =
+                import_from_kratos(&state.kratos, &state.store, args.options(), &progress).await?;
+            println!("{summary}");
+        }
+        Command::ExportKratos(args) => {
+            let (state, _) = AppState::new(settings)?;
+            let progress = Progress::on_terminal("exported to Kratos");
+            let summary =
+                export_to_kratos(&state.kratos, &state.store, args.options(), &progress).await?;
+            println!("{summary}");
         }
         Command::Migrate => {
             let metrics = std::sync::Arc::new(Metrics::new()?);

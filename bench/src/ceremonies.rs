@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use kratos_passkeys_testkit::kratos_flow::{self, node_value};
 use kratos_passkeys_testkit::Authenticator;
 use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
@@ -160,14 +161,6 @@ fn sets_session_cookie(response: &reqwest::Response) -> bool {
 }
 
 /// The value of a Kratos flow's UI node by input name.
-fn node_value<'a>(flow: &'a Value, name: &str) -> Option<&'a str> {
-    flow["ui"]["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["attributes"]["name"] == name)?["attributes"]["value"]
-        .as_str()
-}
-
 fn flow_id(flow: &Value) -> Result<&str> {
     flow["id"].as_str().context("the flow has no id")
 }
@@ -328,14 +321,8 @@ fn sign_settings_passkey(
     t: &Targets,
     authenticator: &mut Authenticator,
 ) -> Result<Value> {
-    let create_data = node_value(flow, "passkey_create_data").context(
-        "settings flow without passkey_create_data: is that Kratos's passkey method enabled?",
-    )?;
-    let options: Value =
-        serde_json::from_str(create_data).context("passkey_create_data is not JSON")?;
-    serde_json::from_value::<CreationChallengeResponse>(options.clone())
-        .context("passkey_create_data is not WebAuthn creation options")?;
-    Ok(authenticator.register_with(&options, &t.origin, software_passkey_selection))
+    let options = kratos_flow::creation_options(flow).map_err(anyhow::Error::msg)?;
+    Ok(authenticator.register_for_kratos(&options, &t.origin))
 }
 
 /// A settings flow submission that Kratos answered 200 with state `success`.
@@ -347,17 +334,6 @@ async fn settings_succeeded(response: reqwest::Response, step: &str) -> Result<(
         body["state"]
     );
     Ok(())
-}
-
-/// Kratos's passkey creation options (both releases) as the software
-/// passkey takes them: Kratos asks for a platform authenticator with user
-/// verification preferred; the software passkey refuses "platform", and
-/// performs user verification like every real passkey.
-fn software_passkey_selection(options: &mut PublicKeyCredentialCreationOptions) {
-    if let Some(selection) = options.authenticator_selection.as_mut() {
-        selection.authenticator_attachment = None;
-        selection.user_verification = UserVerificationPolicy::Required;
-    }
 }
 
 /// Registers a passkey through the v26 Kratos's own settings flow, as an API
@@ -565,12 +541,8 @@ impl VirtualUser {
         let cookies = cookies_of(&response);
         let flow = expect_json(response, 200, "browser login flow").await?;
         let csrf = node_value(&flow, "csrf_token").context("login flow without csrf_token")?;
-        let challenge = node_value(&flow, "passkey_challenge")
-            .context("login flow without passkey_challenge: is Kratos's passkey method enabled?")?;
-        let options = kratos_request_options(challenge)?;
-        let credential = authenticator.login_with(&options, &t.origin, |o| {
-            o.user_verification = UserVerificationPolicy::Required;
-        });
+        let options = kratos_flow::request_options(&flow).map_err(anyhow::Error::msg)?;
+        let credential = authenticator.login_for_kratos(&options, &t.origin);
         let response = self
             .http
             .post(join(&t.kratos_public, "self-service/login")?)
@@ -615,13 +587,8 @@ impl VirtualUser {
             .await
             .context("API login flow: request")?;
         let flow = expect_json(response, 200, "API login flow").await?;
-        let challenge = node_value(&flow, "passkey_challenge").context(
-            "API login flow without passkey_challenge: is the v26 Kratos's passkey method enabled?",
-        )?;
-        let options = kratos_request_options(challenge)?;
-        let credential = authenticator.login_with(&options, &t.origin, |o| {
-            o.user_verification = UserVerificationPolicy::Required;
-        });
+        let options = kratos_flow::request_options(&flow).map_err(anyhow::Error::msg)?;
+        let credential = authenticator.login_for_kratos(&options, &t.origin);
         let response = self
             .http
             .post(join(&t.kratos_v26_public, "self-service/login")?)
@@ -715,30 +682,6 @@ fn check_login_answer(body: &Value, delivery: Delivery, sets_cookie: bool) -> Re
     Ok(())
 }
 
-/// Kratos's `passkey_challenge` value (go-webauthn's assertion options) in
-/// the shape webauthn-rs-proto reads: a discoverable login omits
-/// `allowCredentials`, which webauthn-rs-proto requires.
-fn kratos_request_options(raw: &str) -> Result<Value> {
-    let mut options: Value = serde_json::from_str(raw).context("passkey_challenge is not JSON")?;
-    let object = options
-        .as_object_mut()
-        .context("passkey_challenge is not an object")?;
-    object.remove("mediation");
-    let public_key = object
-        .get_mut("publicKey")
-        .and_then(Value::as_object_mut)
-        .context("passkey_challenge has no publicKey")?;
-    public_key
-        .entry("allowCredentials")
-        .or_insert_with(|| json!([]));
-    public_key
-        .entry("userVerification")
-        .or_insert_with(|| json!("preferred"));
-    serde_json::from_value::<RequestChallengeResponse>(options.clone())
-        .context("passkey_challenge is not WebAuthn request options")?;
-    Ok(options)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,7 +689,7 @@ mod tests {
     #[test]
     fn kratos_discoverable_options_become_webauthn_rs_options() {
         let raw = r#"{"publicKey":{"challenge":"JCRmGgaIjR_IlGPLy4abneKjQEiXjZIR_AY26OYc_G8","timeout":300000,"rpId":"localhost","userVerification":"preferred"}}"#;
-        let options = kratos_request_options(raw).unwrap();
+        let options = kratos_flow::request_options_of(raw).unwrap();
         assert_eq!(options["publicKey"]["allowCredentials"], json!([]));
         let parsed: RequestChallengeResponse = serde_json::from_value(options).unwrap();
         assert_eq!(parsed.public_key.rp_id, "localhost");
@@ -828,15 +771,5 @@ mod tests {
     fn truncation_respects_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "h…");
         assert_eq!(truncate("abc", 10), "abc");
-    }
-
-    #[test]
-    fn node_values_are_found_by_name() {
-        let flow = json!({"ui": {"nodes": [
-            {"attributes": {"name": "csrf_token", "value": "abc"}},
-            {"attributes": {"name": "passkey_challenge", "value": "{}"}}
-        ]}});
-        assert_eq!(node_value(&flow, "csrf_token"), Some("abc"));
-        assert_eq!(node_value(&flow, "missing"), None);
     }
 }

@@ -270,17 +270,22 @@ async fn finish_login(
     if !found.fresh {
         return Err(ApiError::CeremonyNotFound);
     }
-    let (row, user_handle) = found.credential.ok_or(ApiError::CredentialUnknown)?;
+    let row = found.credential.ok_or(ApiError::CredentialUnknown)?;
     // The user handle is not signed; it must still name the credential's
     // owner. A discoverable login has nothing else to name the account by,
     // so WebAuthn requires it there.
-    match credential.get_user_unique_id() {
-        Some(handle) if handle != user_handle.as_bytes() => {
+    let presented_handle = credential.get_user_unique_id();
+    match presented_handle {
+        Some(handle) if !answers_to(&row, handle) => {
             return Err(CeremonyFailure::UserHandleMismatch.into())
         }
         None if !identified => return Err(CeremonyFailure::UserHandleMissing.into()),
         _ => {}
     }
+    // An imported passkey with candidate handles learns its own now.
+    let confirmed_user_handle = presented_handle
+        .filter(|_| !row.unconfirmed_user_handles.is_empty())
+        .map(<[u8]>::to_vec);
     let passkey_id = PasskeyId::new(row.id);
     let identity = IdentityId::new(row.identity_id);
     let failures_key = identity.to_string();
@@ -354,6 +359,7 @@ async fn finish_login(
             recovery_flow_id: minted.recovery_flow_id,
             session_id: session.as_ref().map(|(id, _)| *id),
             delivery: request.session,
+            confirmed_user_handle,
         })
         .await?;
     if session.is_none() {
@@ -389,6 +395,12 @@ async fn described(
         })
     })?;
     Ok((session.id, raw))
+}
+
+/// Whether `handle` is the passkey's user handle, or one of the candidates
+/// of an imported passkey whose own handle is not known yet.
+fn answers_to(row: &PasskeyRow, handle: &[u8]) -> bool {
+    row.user_handle == handle || row.unconfirmed_user_handles.iter().any(|h| h == handle)
 }
 
 fn stored_passkey(row: &PasskeyRow) -> Result<Passkey, ApiError> {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
-use crate::aaguid::authenticator_name;
+use crate::aaguid::default_passkey_name;
 use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
 use crate::metrics::Outcome;
@@ -186,7 +186,7 @@ async fn finish_registration(
         .finish_registration(credential, &registration)?;
     let name = match chosen {
         Some(name) => NewPasskeyName::Chosen(name),
-        None => NewPasskeyName::Default(default_name(verified.aaguid)),
+        None => NewPasskeyName::Default(default_passkey_name(verified.aaguid)),
     };
     let row = state
         .store
@@ -208,13 +208,6 @@ async fn finish_registration(
     Ok(PasskeyView::from(row))
 }
 
-/// The authenticator's name, else "Passkey".
-fn default_name(aaguid: uuid::Uuid) -> PasskeyName {
-    authenticator_name(aaguid)
-        .and_then(|n| PasskeyName::parse(n).ok())
-        .unwrap_or_else(PasskeyName::generic)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,12 +222,5 @@ mod tests {
         );
         assert_eq!(trait_string(&traits, "name.first").as_deref(), Some("Ada"));
         assert_eq!(trait_string(&traits, "name.last"), None);
-    }
-
-    #[test]
-    fn default_names() {
-        assert_eq!(default_name(uuid::Uuid::nil()).as_str(), "Passkey");
-        let google = uuid::Uuid::parse_str("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4").expect("uuid");
-        assert_eq!(default_name(google).as_str(), "Google Password Manager");
     }
 }

@@ -3,36 +3,26 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Bytea, Timestamptz, Uuid as SqlUuid};
-use uuid::Uuid;
+use diesel::sql_types::{Bool, Bytea, Timestamptz};
 
 use super::schema::consumed_ceremonies;
 use super::{PasskeyRow, Store, StoreError};
-
-/// A login's credential as found, with its owner's user handle.
-#[derive(QueryableByName)]
-struct Candidate {
-    #[diesel(embed)]
-    passkey: PasskeyRow,
-    #[diesel(sql_type = SqlUuid)]
-    user_handle: Uuid,
-}
 
 #[derive(QueryableByName)]
 struct ConsumedAndFound {
     #[diesel(sql_type = Bool)]
     fresh: bool,
     #[diesel(embed)]
-    candidate: Option<Candidate>,
+    passkey: Option<PasskeyRow>,
 }
 
 /// What finishing a login learns in its first statement.
 pub struct LoginCeremony {
     /// False when the ceremony was used before.
     pub fresh: bool,
-    /// The passkey with the assertion's credential id, and its owner's
-    /// user handle.
-    pub credential: Option<(PasskeyRow, Uuid)>,
+    /// The passkey with the assertion's credential id (with the user handle
+    /// it answers to).
+    pub credential: Option<PasskeyRow>,
 }
 
 impl Store {
@@ -69,10 +59,9 @@ impl Store {
                 "WITH consumed AS ( \
                    INSERT INTO consumed_ceremonies (challenge, expires_at) VALUES ($1, $2) \
                    ON CONFLICT DO NOTHING RETURNING 1) \
-                 SELECT EXISTS (SELECT 1 FROM consumed) AS fresh, p.*, i.user_handle \
+                 SELECT EXISTS (SELECT 1 FROM consumed) AS fresh, p.* \
                  FROM (SELECT 1) AS one \
-                 LEFT JOIN passkeys p ON p.credential_id = $3 \
-                 LEFT JOIN identities i ON i.identity_id = p.identity_id",
+                 LEFT JOIN passkeys p ON p.credential_id = $3",
             )
             .bind::<Bytea, _>(&challenge)
             .bind::<Timestamptz, _>(expires_at)
@@ -80,7 +69,7 @@ impl Store {
             .get_result(conn)?;
             Ok(LoginCeremony {
                 fresh: row.fresh,
-                credential: row.candidate.map(|c| (c.passkey, c.user_handle)),
+                credential: row.passkey,
             })
         })
         .await

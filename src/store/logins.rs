@@ -26,6 +26,9 @@ pub struct LoginUpdate {
     /// record stays `pending` until `resolve_session`.
     pub session_id: Option<KratosSessionId>,
     pub delivery: SessionDelivery,
+    /// The user handle an imported passkey turned out to answer to, when it
+    /// had unconfirmed candidates.
+    pub confirmed_user_handle: Option<Vec<u8>>,
 }
 
 /// A login record as the admin view and the tests read it.
@@ -46,12 +49,15 @@ impl Store {
     /// Saves what a successful login changed and records it, in one
     /// statement (atomic, and one round trip).
     pub async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError> {
-        use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Uuid as SqlUuid};
+        use diesel::sql_types::{BigInt, Bool, Bytea, Jsonb, Nullable, Text, Uuid as SqlUuid};
         self.run("record_login", move |conn| {
             diesel::sql_query(
                 "WITH used AS ( \
                    UPDATE passkeys SET credential = COALESCE($2, credential), sign_count = $3, \
-                     backup_eligible = $4, backup_state = $5, last_used_at = now() \
+                     backup_eligible = $4, backup_state = $5, last_used_at = now(), \
+                     user_handle = COALESCE($11, user_handle), \
+                     unconfirmed_user_handles = CASE WHEN $11 IS NULL \
+                       THEN unconfirmed_user_handles ELSE '{}' END \
                    WHERE id = $1 RETURNING id) \
                  INSERT INTO minted_sessions \
                    (id, kratos_session_id, identity_id, passkey_id, delivery, recovery_flow_id, state) \
@@ -68,6 +74,7 @@ impl Store {
             .bind::<SqlUuid, _>(update.identity_id.as_uuid())
             .bind::<Text, _>(update.delivery.as_str())
             .bind::<SqlUuid, _>(update.recovery_flow_id)
+            .bind::<Nullable<Bytea>, _>(update.confirmed_user_handle.as_deref())
             .execute(conn)?;
             Ok(())
         })

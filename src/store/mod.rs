@@ -3,6 +3,7 @@
 
 mod ceremonies;
 mod identities;
+mod imports;
 mod logins;
 mod passkeys;
 mod pool;
@@ -10,6 +11,7 @@ pub mod schema;
 
 pub use ceremonies::LoginCeremony;
 pub use identities::IdentityRow;
+pub use imports::{ImportOutcome, ImportedPasskey};
 pub use logins::{LoginRecord, LoginUpdate};
 pub use passkeys::{NewPasskey, NewPasskeyName, PasskeyRow};
 

@@ -27,6 +27,11 @@ pub struct PasskeyRow {
     pub flagged_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The WebAuthn user handle this credential answers to.
+    pub user_handle: Vec<u8>,
+    /// An imported passkey's candidate handles until its first login (see
+    /// the migration that made them).
+    pub unconfirmed_user_handles: Vec<Vec<u8>>,
 }
 
 /// A verified credential about to be stored.
@@ -63,6 +68,31 @@ impl Store {
         .await
     }
 
+    /// The identities that have passkeys, in id order, after `after`.
+    pub async fn identities_with_passkeys(
+        &self,
+        after: Option<IdentityId>,
+        limit: i64,
+    ) -> Result<Vec<IdentityId>, StoreError> {
+        self.run("identities_with_passkeys", move |conn| {
+            let mut query = passkeys::table
+                .select(passkeys::identity_id)
+                .distinct()
+                .order(passkeys::identity_id)
+                .limit(limit)
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(passkeys::identity_id.gt(after.as_uuid()));
+            }
+            Ok(query
+                .load::<Uuid>(conn)?
+                .into_iter()
+                .map(IdentityId::new)
+                .collect())
+        })
+        .await
+    }
+
     pub async fn passkey_count(&self, identity: IdentityId) -> Result<i64, StoreError> {
         self.run("passkey_count", move |conn| {
             Ok(passkeys::table
@@ -92,7 +122,7 @@ impl Store {
     ) -> Result<PasskeyRow, StoreError> {
         self.run("insert_passkey", move |conn| {
             conn.transaction(|conn| {
-                ensure_identity(conn, passkey.identity_id)?;
+                let owner = ensure_identity(conn, passkey.identity_id)?;
                 let name = match name {
                     NewPasskeyName::Chosen(name) => name,
                     NewPasskeyName::Default(base) => {
@@ -111,6 +141,8 @@ impl Store {
                         passkeys::backup_eligible.eq(passkey.backup_eligible),
                         passkeys::backup_state.eq(passkey.backup_state),
                         passkeys::sign_count.eq(passkey.sign_count),
+                        // Registered here: the identity's own handle.
+                        passkeys::user_handle.eq(owner.user_handle.as_bytes().as_slice()),
                     ))
                     .returning(PasskeyRow::as_returning())
                     .get_result(conn)?)
@@ -180,7 +212,7 @@ impl Store {
     }
 }
 
-fn free_default_name(
+pub(super) fn free_default_name(
     conn: &mut PgConnection,
     identity: IdentityId,
     base: &PasskeyName,

@@ -26,6 +26,8 @@ diesel::table! {
         flagged_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         last_used_at -> Nullable<Timestamptz>,
+        user_handle -> Bytea,
+        unconfirmed_user_handles -> Array<Bytea>,
     }
 }
 

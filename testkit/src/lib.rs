@@ -1,5 +1,6 @@
 //! Shared by kratos-passkeys's integration tests and its load tool.
 
 pub mod authenticator;
+pub mod kratos_flow;
 
 pub use authenticator::{b64, rewrite_auth_data, unb64, Authenticator, Remembered};

@@ -9,6 +9,7 @@ mod faults;
 mod hardening;
 mod health;
 mod login;
+mod migration;
 mod openapi;
 mod passkeys;
 mod registration;

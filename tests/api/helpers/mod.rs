@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod kratos;
+pub mod kratos_own_passkeys;
 
 pub use kratos_passkeys_testkit as authenticator;
 

@@ -21,6 +21,8 @@ use crate::configuration::KratosSettings;
 use crate::domain::{IdentityId, KratosSessionId, SessionDelivery};
 use crate::metrics::Metrics;
 
+pub mod credentials;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KratosError {
     #[error("Kratos could not be reached for {operation}")]

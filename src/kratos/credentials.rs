@@ -1,0 +1,189 @@
+//! Kratos's admin API for identities' credentials: reading them page by
+//! page, and writing passkey credentials with a JSON patch. Only the
+//! migration commands use these; the credential formats themselves are
+//! read in `crate::migration::kratos_format`.
+
+use std::collections::BTreeMap;
+
+use reqwest::header::{ACCEPT, LINK};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{decode, unavailable, unexpected, KratosClient, KratosError};
+use crate::domain::IdentityId;
+
+/// The credential types that can hold passkeys.
+const PASSKEY_TYPES: [&str; 2] = ["passkey", "webauthn"];
+
+/// An identity with its passkey credentials' configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdentityCredentials {
+    pub id: IdentityId,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credential>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Credential {
+    #[serde(default)]
+    pub identifiers: Vec<String>,
+    /// Absent unless asked for with `include_credential`.
+    #[serde(default)]
+    pub config: Option<Value>,
+}
+
+/// One page of identities, and the token of the next when there is one.
+pub struct IdentityPage {
+    pub identities: Vec<IdentityCredentials>,
+    pub next_page_token: Option<String>,
+}
+
+impl KratosClient {
+    /// `GET /admin/identities` with the passkey credentials' configuration,
+    /// keyset-paginated (`page_token`, `page_size`; Kratos names the next
+    /// page in its `Link` header).
+    pub async fn identities_with_passkeys(
+        &self,
+        page_token: Option<&str>,
+        page_size: u32,
+    ) -> Result<IdentityPage, KratosError> {
+        const OP: &str = "list_identities";
+        let _timer = self.metrics.kratos_timer(OP);
+        let mut url = self.admin("admin/identities");
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("page_size", &page_size.to_string());
+            if let Some(token) = page_token {
+                query.append_pair("page_token", token);
+            }
+            for kind in PASSKEY_TYPES {
+                query.append_pair("include_credential", kind);
+            }
+        }
+        let response = self
+            .http
+            .get(url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => {
+                let next_page_token = response
+                    .headers()
+                    .get_all(LINK)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(next_page_token);
+                let identities = response.json().await.map_err(decode(OP))?;
+                Ok(IdentityPage {
+                    identities,
+                    next_page_token,
+                })
+            }
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+
+    /// `GET /admin/identities/{id}` with the passkey credentials'
+    /// configuration; `None` when Kratos has no such identity.
+    pub async fn identity_with_passkeys(
+        &self,
+        id: IdentityId,
+    ) -> Result<Option<IdentityCredentials>, KratosError> {
+        const OP: &str = "get_identity_credentials";
+        let _timer = self.metrics.kratos_timer(OP);
+        let mut url = self.admin(&format!("admin/identities/{id}"));
+        for kind in PASSKEY_TYPES {
+            url.query_pairs_mut().append_pair("include_credential", kind);
+        }
+        let response = self
+            .http
+            .get(url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => Ok(Some(response.json().await.map_err(decode(OP))?)),
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+
+    /// `PATCH /admin/identities/{id}` with a JSON patch (RFC 6902).
+    pub async fn patch_identity(&self, id: IdentityId, patch: &Value) -> Result<(), KratosError> {
+        const OP: &str = "patch_identity";
+        let _timer = self.metrics.kratos_timer(OP);
+        let response = self
+            .http
+            .patch(self.admin(&format!("admin/identities/{id}")))
+            .header(ACCEPT, "application/json")
+            .json(patch)
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => Ok(()),
+            StatusCode::NOT_FOUND => Err(KratosError::IdentityNotFound),
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+
+    /// The release Kratos reports on `GET /admin/version`.
+    pub async fn version(&self) -> Result<String, KratosError> {
+        const OP: &str = "version";
+        #[derive(Deserialize)]
+        struct Version {
+            version: String,
+        }
+        let _timer = self.metrics.kratos_timer(OP);
+        let response = self
+            .http
+            .get(self.admin("admin/version"))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        match response.status() {
+            StatusCode::OK => Ok(response.json::<Version>().await.map_err(decode(OP))?.version),
+            status => Err(unexpected(OP, status, response).await),
+        }
+    }
+}
+
+/// The `page_token` of a `Link` header's `rel="next"` entry.
+fn next_page_token(link: &str) -> Option<String> {
+    link.split(',').find_map(|entry| {
+        let (target, params) = entry.split_once(';')?;
+        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+            return None;
+        }
+        let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+        let url = url::Url::parse(target)
+            .or_else(|_| url::Url::parse("http://kratos.invalid").and_then(|b| b.join(target)))
+            .ok()?;
+        url.query_pairs()
+            .find(|(k, _)| k == "page_token")
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_page_comes_from_the_link_header() {
+        let link = "</admin/identities?page_size=2&page_token=00000000-0000-0000-0000-000000000000>; rel=\"first\",</admin/identities?page_size=2&page_token=0b0a4c39-2a1c-4e3c-bb4d-6cb8c05a4b7e>; rel=\"next\"";
+        assert_eq!(
+            next_page_token(link).as_deref(),
+            Some("0b0a4c39-2a1c-4e3c-bb4d-6cb8c05a4b7e")
+        );
+        let last = "</admin/identities?page_size=2&page_token=00000000-0000-0000-0000-000000000000>; rel=\"first\"";
+        assert_eq!(next_page_token(last), None);
+        let absolute = "<http://127.0.0.1:4434/admin/identities?page_token=abc&page_size=2>; rel=\"next\"";
+        assert_eq!(next_page_token(absolute).as_deref(), Some("abc"));
+    }
+}
