@@ -59,6 +59,9 @@ mod tests {
     fn default_names() {
         assert_eq!(default_passkey_name(Uuid::nil()).as_str(), "Passkey");
         let google = Uuid::parse_str("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4").expect("uuid");
-        assert_eq!(default_passkey_name(google).as_str(), "Google Password Manager");
+        assert_eq!(
+            default_passkey_name(google).as_str(),
+            "Google Password Manager"
+        );
     }
 }

@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand};
 use kratos_passkeys::configuration::{self, Environment};
 use kratos_passkeys::domain::IdentityId;
 use kratos_passkeys::metrics::Metrics;
-use kratos_passkeys::migration::{self, export::export_to_kratos, import::import_from_kratos, Progress};
+use kratos_passkeys::migration::{
+    self, export::export_to_kratos, import::import_from_kratos, Progress,
+};
 use kratos_passkeys::startup::Application;
 use kratos_passkeys::state::AppState;
 use kratos_passkeys::store::Store;

@@ -96,7 +96,8 @@ impl KratosClient {
         let _timer = self.metrics.kratos_timer(OP);
         let mut url = self.admin(&format!("admin/identities/{id}"));
         for kind in PASSKEY_TYPES {
-            url.query_pairs_mut().append_pair("include_credential", kind);
+            url.query_pairs_mut()
+                .append_pair("include_credential", kind);
         }
         let response = self
             .http
@@ -147,7 +148,11 @@ impl KratosClient {
             .await
             .map_err(unavailable(OP))?;
         match response.status() {
-            StatusCode::OK => Ok(response.json::<Version>().await.map_err(decode(OP))?.version),
+            StatusCode::OK => Ok(response
+                .json::<Version>()
+                .await
+                .map_err(decode(OP))?
+                .version),
             status => Err(unexpected(OP, status, response).await),
         }
     }
@@ -183,7 +188,8 @@ mod tests {
         );
         let last = "</admin/identities?page_size=2&page_token=00000000-0000-0000-0000-000000000000>; rel=\"first\"";
         assert_eq!(next_page_token(last), None);
-        let absolute = "<http://127.0.0.1:4434/admin/identities?page_token=abc&page_size=2>; rel=\"next\"";
+        let absolute =
+            "<http://127.0.0.1:4434/admin/identities?page_token=abc&page_size=2>; rel=\"next\"";
         assert_eq!(next_page_token(absolute).as_deref(), Some("abc"));
     }
 }

@@ -288,7 +288,11 @@ fn passkey_ops(
         .map(|h| STANDARD.encode(h.as_bytes()));
     let credentials: Vec<WebauthnCredential> = passkeys.into_iter().map(|(c, _)| c).collect();
     if let Some(config) = existing.and_then(|c| c.config.as_ref()) {
-        let mut ops = append_credentials(config, "/credentials/passkey/config/credentials", &credentials);
+        let mut ops = append_credentials(
+            config,
+            "/credentials/passkey/config/credentials",
+            &credentials,
+        );
         ops.extend(new_identifiers.iter().map(
             |h| json!({"op": "add", "path": "/credentials/passkey/identifiers/-", "value": h}),
         ));
@@ -318,7 +322,11 @@ fn webauthn_ops(
         .get("webauthn")
         .and_then(|c| c.config.as_ref());
     if let Some(config) = existing {
-        let mut ops = append_credentials(config, "/credentials/webauthn/config/credentials", &credentials);
+        let mut ops = append_credentials(
+            config,
+            "/credentials/webauthn/config/credentials",
+            &credentials,
+        );
         if set_handle {
             ops.push(json!({"op": "add", "path": "/credentials/webauthn/config/user_handle", "value": handle}));
         }
@@ -339,7 +347,11 @@ fn webauthn_ops(
 
 /// Patch operations adding `credentials` to the list at `path` of an
 /// existing configuration, or setting the list when it has none.
-fn append_credentials(config: &Value, path: &str, credentials: &[WebauthnCredential]) -> Vec<Value> {
+fn append_credentials(
+    config: &Value,
+    path: &str,
+    credentials: &[WebauthnCredential],
+) -> Vec<Value> {
     if config.get("credentials").is_some_and(Value::is_array) {
         credentials
             .iter()

@@ -309,3 +309,111 @@ mod std_b64_opt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// P-256's generator point as a COSE ES256 key.
+    const KEY: &str = "pQECAyYgASFYIGsX0fLhLEJH+Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWIlggT+NC4v4af5uO5+tKfA+eFivOM1drMV7Oy7ZAaDe/UfU=";
+
+    fn credential(id: &str, passwordless: bool) -> Value {
+        json!({
+            "id": id, "public_key": KEY, "attestation_type": "none",
+            "authenticator": {"aaguid": "6puNZk0BHSE85La0jLV11A==", "sign_count": 3, "clone_warning": false},
+            "display_name": "Google Password Manager", "added_at": "2025-01-02T03:04:05Z",
+            "is_passwordless": passwordless,
+            "flags": {"user_present": true, "user_verified": true, "backup_eligible": true, "backup_state": true}
+        })
+    }
+
+    fn handle(c: char) -> String {
+        std::iter::repeat_n(c, 64).collect()
+    }
+
+    #[test]
+    fn a_kratos_passkey_becomes_a_candidate_with_its_handle() {
+        let h = handle('a');
+        let config =
+            json!({"credentials": [credential("AQID", true)], "user_handle": STANDARD.encode(&h)});
+        let (found, skipped) = candidates("passkey", std::slice::from_ref(&h), &config);
+        assert!(skipped.is_empty());
+        let c = &found[0];
+        assert_eq!(c.credential_id, vec![1, 2, 3]);
+        assert_eq!(c.user_handle, h.as_bytes());
+        assert!(c.unconfirmed_user_handles.is_empty());
+        assert_eq!(
+            (c.sign_count, c.backup_eligible, c.backup_state),
+            (3, true, true)
+        );
+        assert_eq!(c.aaguid.to_string(), "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4");
+        assert_eq!(c.display_name.as_deref(), Some("Google Password Manager"));
+    }
+
+    #[test]
+    fn several_handles_stay_candidates_with_the_latest_first() {
+        let (a, b) = (handle('a'), handle('b'));
+        let config = json!({"credentials": [credential("AQID", true), credential("BAUG", true)], "user_handle": STANDARD.encode(&b)});
+        let (found, _) = candidates("passkey", &[a.clone(), b.clone()], &config);
+        for c in &found {
+            assert_eq!(c.user_handle, b.as_bytes());
+            assert_eq!(
+                c.unconfirmed_user_handles,
+                vec![b.as_bytes().to_vec(), a.as_bytes().to_vec()]
+            );
+        }
+    }
+
+    #[test]
+    fn second_factors_and_unusable_credentials_are_skipped_with_reasons() {
+        let legacy_handle = STANDARD.encode([7u8; 16]);
+        let mut bad_key = credential("CQo=", true);
+        bad_key["public_key"] = json!(STANDARD.encode([0xff, 0]));
+        let config = json!({"credentials": [credential("AQID", false), bad_key, credential("BAUG", true)], "user_handle": legacy_handle});
+        let (found, skipped) = candidates("webauthn", &["a@example.org".into()], &config);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].user_handle, vec![7u8; 16]);
+        assert_eq!(
+            skipped,
+            vec![SkipReason::NotPasswordless, SkipReason::UnreadableKey]
+        );
+
+        let no_handle = json!({"credentials": [credential("AQID", true)]});
+        assert_eq!(
+            candidates("webauthn", &[], &no_handle).1,
+            vec![SkipReason::NoUsableUserHandle]
+        );
+        assert_eq!(
+            candidates("passkey", &[], &json!({"credentials": "not a list"})).1,
+            vec![SkipReason::UnreadableConfig]
+        );
+    }
+
+    #[test]
+    fn exported_credentials_read_back_as_kratos_writes_them() {
+        let parts = CredentialParts {
+            credential_id: vec![1, 2, 3],
+            cose_key: STANDARD.decode(KEY).expect("key"),
+            sign_count: 9,
+            backup_eligible: true,
+            backup_state: true,
+        };
+        let added = DateTime::parse_from_rfc3339("2025-01-02T03:04:05Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let written = kratos_credential(&parts, Uuid::nil(), "Phone", &[], added);
+        let value = serde_json::to_value(&written).expect("json");
+        assert_eq!(value["id"], "AQID");
+        assert_eq!(value["public_key"], KEY);
+        assert!(
+            value.get("flags").is_none(),
+            "Kratos fills the flags in itself"
+        );
+        let h = handle('z');
+        let config = json!({"credentials": [value], "user_handle": STANDARD.encode(&h)});
+        let (found, _) = candidates("passkey", &[h], &config);
+        assert_eq!(found[0].sign_count, 9);
+        assert_eq!(credential_ids(&config), vec![vec![1, 2, 3]]);
+    }
+}

@@ -118,8 +118,7 @@ fn import_all(
                         passkeys::sign_count.eq(credential.sign_count),
                         passkeys::created_at.eq(credential.created_at.unwrap_or_else(Utc::now)),
                         passkeys::user_handle.eq(&credential.user_handle),
-                        passkeys::unconfirmed_user_handles
-                            .eq(&credential.unconfirmed_user_handles),
+                        passkeys::unconfirmed_user_handles.eq(&credential.unconfirmed_user_handles),
                     ))
                     .execute(conn)?;
                 outcome.imported += 1;

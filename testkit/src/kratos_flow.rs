@@ -21,9 +21,8 @@ pub fn node_value<'a>(flow: &'a Value, name: &str) -> Option<&'a str> {
 
 /// A settings flow's passkey creation options (`passkey_create_data`).
 pub fn creation_options(flow: &Value) -> Result<Value, String> {
-    let raw = node_value(flow, "passkey_create_data").ok_or(
-        "settings flow without passkey_create_data: is Kratos's passkey method enabled?",
-    )?;
+    let raw = node_value(flow, "passkey_create_data")
+        .ok_or("settings flow without passkey_create_data: is Kratos's passkey method enabled?")?;
     let options: Value =
         serde_json::from_str(raw).map_err(|e| format!("passkey_create_data is not JSON: {e}"))?;
     serde_json::from_value::<CreationChallengeResponse>(options.clone())
@@ -68,12 +67,16 @@ impl Authenticator {
     /// software passkey refuses "platform", and verifies the user like
     /// every real passkey.
     pub fn register_for_kratos(&mut self, options: &Value, origin: &str) -> Value {
-        self.register_with(options, origin, |o: &mut PublicKeyCredentialCreationOptions| {
-            if let Some(selection) = o.authenticator_selection.as_mut() {
-                selection.authenticator_attachment = None;
-                selection.user_verification = UserVerificationPolicy::Required;
-            }
-        })
+        self.register_with(
+            options,
+            origin,
+            |o: &mut PublicKeyCredentialCreationOptions| {
+                if let Some(selection) = o.authenticator_selection.as_mut() {
+                    selection.authenticator_attachment = None;
+                    selection.user_verification = UserVerificationPolicy::Required;
+                }
+            },
+        )
     }
 
     /// An assertion for Kratos's request options, with user verification.

@@ -4,7 +4,9 @@
 //! takes them.
 
 use kratos_passkeys::domain::IdentityId;
-use kratos_passkeys::migration::export::{accepts_credential_patches, export_to_kratos, ExportSummary};
+use kratos_passkeys::migration::export::{
+    accepts_credential_patches, export_to_kratos, ExportSummary,
+};
 use kratos_passkeys::migration::import::{import_from_kratos, ImportSummary};
 use kratos_passkeys::migration::{MigrationError, Options, Progress};
 use serde_json::{json, Value};
@@ -26,7 +28,11 @@ async fn import(app: &TestApp, identity: Uuid, dry_run: bool) -> ImportSummary {
         .expect("import")
 }
 
-async fn export(app: &TestApp, identity: Uuid, dry_run: bool) -> Result<ExportSummary, MigrationError> {
+async fn export(
+    app: &TestApp,
+    identity: Uuid,
+    dry_run: bool,
+) -> Result<ExportSummary, MigrationError> {
     let state = app.state.as_ref().expect("in-process app");
     let options = Options {
         dry_run,
@@ -70,7 +76,12 @@ async fn login_with(app: &TestApp, options: &Value, credential: &Value) -> (u16,
 }
 
 /// Signs in here and checks Kratos accepts the minted session as `user`'s.
-async fn signs_in_here(app: &TestApp, authenticator: &mut Authenticator, user: &TestUser, body: Value) {
+async fn signs_in_here(
+    app: &TestApp,
+    authenticator: &mut Authenticator,
+    user: &TestUser,
+    body: Value,
+) {
     let (status, answer) = login_here(app, authenticator, body).await;
     assert_eq!(status, 200, "{answer}");
     let token = answer["session_token"].as_str().expect("token");
@@ -96,7 +107,11 @@ async fn a_passkey_kratos_registered_signs_in_here_after_import() {
 
     let summary = import(&app, user.id, false).await;
     assert_eq!(
-        (summary.identities_scanned, summary.imported, summary.already_present),
+        (
+            summary.identities_scanned,
+            summary.imported,
+            summary.already_present
+        ),
         (1, 1, 0),
         "{summary}"
     );
@@ -115,10 +130,18 @@ async fn a_passkey_kratos_registered_signs_in_here_after_import() {
     // Discoverable, then by identifier, then again: the counter moves on
     // from Kratos's and never looks cloned.
     signs_in_here(&app, authenticator, &user, json!({})).await;
-    signs_in_here(&app, authenticator, &user, json!({"identifier": user.email})).await;
+    signs_in_here(
+        &app,
+        authenticator,
+        &user,
+        json!({"identifier": user.email}),
+    )
+    .await;
     signs_in_here(&app, authenticator, &user, json!({})).await;
     assert_eq!(
-        app.count("SELECT count(*) AS count FROM passkeys WHERE flagged_at IS NULL AND sign_count > 0"),
+        app.count(
+            "SELECT count(*) AS count FROM passkeys WHERE flagged_at IS NULL AND sign_count > 0"
+        ),
         1
     );
 
@@ -208,27 +231,44 @@ async fn a_passkey_registered_here_signs_in_with_kratos_after_export_where_krato
         assert!(message.contains("identity/handler.go:901"), "{message}");
         assert!(message.contains("nothing was written"), "{message}");
         assert!(
-            app.kratos.login_in_kratos(&mut authenticator).await.is_err(),
+            app.kratos
+                .login_in_kratos(&mut authenticator)
+                .await
+                .is_err(),
             "Kratos does not know the passkey"
         );
         return;
     }
 
-    assert!(app.kratos.login_in_kratos(&mut authenticator).await.is_err());
+    assert!(app
+        .kratos
+        .login_in_kratos(&mut authenticator)
+        .await
+        .is_err());
     let dry = export(&app, user.id, true).await.expect("dry run");
     assert_eq!(dry.exported, 1, "{dry}");
     assert!(
-        app.kratos.login_in_kratos(&mut authenticator).await.is_err(),
+        app.kratos
+            .login_in_kratos(&mut authenticator)
+            .await
+            .is_err(),
         "a dry run writes nothing"
     );
     let summary = export(&app, user.id, false).await.expect("export");
-    assert_eq!((summary.exported, summary.already_in_kratos), (1, 0), "{summary}");
+    assert_eq!(
+        (summary.exported, summary.already_in_kratos),
+        (1, 0),
+        "{summary}"
+    );
     let cookie = app
         .kratos
         .login_in_kratos(&mut authenticator)
         .await
         .expect("Kratos's own passkey login accepts the exported passkey");
-    assert_eq!(app.kratos.whoami_cookie(&cookie).await, (200, Some(user.id)));
+    assert_eq!(
+        app.kratos.whoami_cookie(&cookie).await,
+        (200, Some(user.id))
+    );
 
     let again = export(&app, user.id, false).await.expect("export again");
     assert_eq!((again.exported, again.already_in_kratos), (0, 1), "{again}");
@@ -249,7 +289,11 @@ async fn an_imported_passkey_exports_back_as_kratos_had_it() {
     }
     // Kratos still holds it: nothing to write.
     let summary = export(&app, user.id, false).await.expect("export");
-    assert_eq!((summary.exported, summary.already_in_kratos), (0, 1), "{summary}");
+    assert_eq!(
+        (summary.exported, summary.already_in_kratos),
+        (0, 1),
+        "{summary}"
+    );
     app.kratos
         .login_in_kratos(&mut authenticators[0])
         .await
@@ -305,7 +349,10 @@ async fn the_commands_walk_every_identity_and_print_one_summary_line() {
         .expect("run import-kratos");
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(!output.status.success());
-    assert!(stderr.contains(&format!("Kratos has no identity {unknown}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Kratos has no identity {unknown}")),
+        "{stderr}"
+    );
     assert_eq!(row_counts(&app), (1, 1));
 }
 
