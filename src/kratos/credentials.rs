@@ -92,25 +92,13 @@ impl KratosClient {
         &self,
         id: IdentityId,
     ) -> Result<Option<IdentityCredentials>, KratosError> {
-        const OP: &str = "get_identity_credentials";
-        let _timer = self.metrics.kratos_timer(OP);
         let mut url = self.admin(&format!("admin/identities/{id}"));
         for kind in PASSKEY_TYPES {
             url.query_pairs_mut()
                 .append_pair("include_credential", kind);
         }
-        let response = self
-            .http
-            .get(url)
-            .header(ACCEPT, "application/json")
-            .send()
+        self.admin_get_optional("get_identity_credentials", url)
             .await
-            .map_err(unavailable(OP))?;
-        match response.status() {
-            StatusCode::OK => Ok(Some(response.json().await.map_err(decode(OP))?)),
-            StatusCode::NOT_FOUND => Ok(None),
-            status => Err(unexpected(OP, status, response).await),
-        }
     }
 
     /// `PATCH /admin/identities/{id}` with a JSON patch (RFC 6902).

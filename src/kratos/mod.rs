@@ -234,19 +234,31 @@ impl KratosClient {
 
     /// `GET /admin/identities/{id}`; `None` when Kratos has no such identity.
     pub async fn identity(&self, id: IdentityId) -> Result<Option<KratosIdentity>, KratosError> {
-        const OP: &str = "get_identity";
-        let _timer = self.metrics.kratos_timer(OP);
+        self.admin_get_optional(
+            "get_identity",
+            self.admin(&format!("admin/identities/{id}")),
+        )
+        .await
+    }
+
+    /// An admin API `GET` of one object; `None` on 404.
+    async fn admin_get_optional<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        url: Url,
+    ) -> Result<Option<T>, KratosError> {
+        let _timer = self.metrics.kratos_timer(operation);
         let response = self
             .http
-            .get(self.admin(&format!("admin/identities/{id}")))
+            .get(url)
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(unavailable(OP))?;
+            .map_err(unavailable(operation))?;
         match response.status() {
-            StatusCode::OK => Ok(Some(response.json().await.map_err(decode(OP))?)),
+            StatusCode::OK => Ok(Some(response.json().await.map_err(decode(operation))?)),
             StatusCode::NOT_FOUND => Ok(None),
-            status => Err(unexpected(OP, status, response).await),
+            status => Err(unexpected(operation, status, response).await),
         }
     }
 

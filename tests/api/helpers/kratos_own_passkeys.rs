@@ -28,21 +28,23 @@ async fn json_of(response: reqwest::Response, step: &str) -> (u16, Value) {
 }
 
 impl Kratos {
+    async fn browser_login_flow(&self, browser: &reqwest::Client) -> Value {
+        let url = self.public.join("self-service/login/browser").expect("url");
+        let response = browser
+            .get(url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .expect("login flow");
+        json_of(response, "login flow").await.1
+    }
+
     /// Adds a passkey to `user` through Kratos's settings flow (after a
     /// password sign-in, so the session is privileged).
     pub async fn add_passkey_in_kratos(&self, user: &TestUser, authenticator: &mut Authenticator) {
         let browser = browser();
         let url = |path: &str| self.public.join(path).expect("url");
-        let (_, flow) = json_of(
-            browser
-                .get(url("self-service/login/browser"))
-                .header("Accept", "application/json")
-                .send()
-                .await
-                .expect("login flow"),
-            "login flow",
-        )
-        .await;
+        let flow = self.browser_login_flow(&browser).await;
         let (status, body) = json_of(
             browser
                 .post(url("self-service/login"))
@@ -97,16 +99,7 @@ impl Kratos {
     ) -> Result<String, (u16, Value)> {
         let browser = browser();
         let url = |path: &str| self.public.join(path).expect("url");
-        let (_, flow) = json_of(
-            browser
-                .get(url("self-service/login/browser"))
-                .header("Accept", "application/json")
-                .send()
-                .await
-                .expect("login flow"),
-            "login flow",
-        )
-        .await;
+        let flow = self.browser_login_flow(&browser).await;
         let options = request_options(&flow).expect("passkey request options");
         let credential = authenticator.login_for_kratos(&options, ORIGIN);
         let response = browser
