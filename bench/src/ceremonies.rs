@@ -13,10 +13,7 @@ use kratos_passkeys_testkit::Authenticator;
 use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
 use url::Url;
-use webauthn_rs_proto::{
-    CreationChallengeResponse, PublicKeyCredentialCreationOptions, RequestChallengeResponse,
-    UserVerificationPolicy,
-};
+use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 use crate::Mode;
 
