@@ -301,6 +301,50 @@ async fn an_imported_passkey_exports_back_as_kratos_had_it() {
 }
 
 #[tokio::test]
+async fn an_imported_passkey_gone_from_kratos_is_exported_back_under_its_kratos_handle() {
+    let app = spawn_app().await;
+    let (user, mut authenticators) = user_with_kratos_passkeys(&app, 1).await;
+    import(&app, user.id, false).await;
+    let state = app.state.as_ref().expect("in-process app");
+    let version = state.kratos.version().await.expect("Kratos version");
+    if !accepts_credential_patches(&version) {
+        assert!(export(&app, user.id, false).await.is_err());
+        return;
+    }
+    // The team moved off Kratos's passkeys: Kratos no longer has it.
+    let response = crate::helpers::client()
+        .patch(
+            app.kratos
+                .admin
+                .join(&format!("admin/identities/{}", user.id))
+                .expect("url"),
+        )
+        .json(&json!([{"op": "remove", "path": "/credentials/passkey"}]))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    assert!(app
+        .kratos
+        .login_in_kratos(&mut authenticators[0])
+        .await
+        .is_err());
+
+    // Kratos's own text handle goes back as a `passkey` identifier.
+    let summary = export(&app, user.id, false).await.expect("export");
+    assert_eq!(summary.exported, 1, "{summary}");
+    let cookie = app
+        .kratos
+        .login_in_kratos(&mut authenticators[0])
+        .await
+        .expect("Kratos's own passkey login accepts it again");
+    assert_eq!(
+        app.kratos.whoami_cookie(&cookie).await,
+        (200, Some(user.id))
+    );
+}
+
+#[tokio::test]
 async fn the_commands_walk_every_identity_and_print_one_summary_line() {
     let app = spawn_app().await;
     let (user, _) = user_with_kratos_passkeys(&app, 1).await;
