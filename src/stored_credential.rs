@@ -10,8 +10,8 @@ use serde_cbor_2::Value as Cbor;
 use serde_json::Value;
 use webauthn_rs::prelude::{Credential, Passkey};
 use webauthn_rs_core::proto::{
-    AttestationFormat, COSEAlgorithm, COSEKey, COSEKeyType, ECDSACurve, EDDSACurve,
-    ParsedAttestation, RegisteredExtensions, UserVerificationPolicy,
+    AttestationFormat, COSEKey, COSEKeyType, ECDSACurve, EDDSACurve, ParsedAttestation,
+    RegisteredExtensions, UserVerificationPolicy,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,7 +85,8 @@ pub fn parts_of(stored: &Value) -> Result<CredentialParts, CredentialFormError> 
 fn cose_map(key: &COSEKey) -> Result<Cbor, CredentialFormError> {
     let int = |n: i128| Cbor::Integer(n);
     let mut map = BTreeMap::new();
-    map.insert(int(3), int(i128::from(algorithm_id(key.type_))));
+    // COSEAlgorithm is `repr(i32)` with the IANA values.
+    map.insert(int(3), int(i128::from(key.type_ as i32)));
     match &key.key {
         COSEKeyType::EC_EC2(ec) => {
             let curve = match ec.curve {
@@ -116,13 +117,10 @@ fn cose_map(key: &COSEKey) -> Result<Cbor, CredentialFormError> {
     Ok(Cbor::Map(map))
 }
 
-fn algorithm_id(algorithm: COSEAlgorithm) -> i32 {
-    algorithm as i32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use webauthn_rs_core::proto::COSEAlgorithm;
 
     fn hex(text: &str) -> Vec<u8> {
         (0..text.len())

@@ -16,6 +16,11 @@ use crate::domain::IdentityId;
 /// The credential types that can hold passkeys.
 const PASSKEY_TYPES: [&str; 2] = ["passkey", "webauthn"];
 
+/// Whether a credential of this type can hold passkeys.
+pub fn holds_passkeys(kind: &str) -> bool {
+    PASSKEY_TYPES.contains(&kind)
+}
+
 /// An identity with its passkey credentials' configuration.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdentityCredentials {
@@ -61,13 +66,7 @@ impl KratosClient {
                 query.append_pair("include_credential", kind);
             }
         }
-        let response = self
-            .http
-            .get(url)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+        let response = self.admin_get(OP, url).await?;
         match response.status() {
             StatusCode::OK => {
                 let next_page_token = response
@@ -128,13 +127,7 @@ impl KratosClient {
             version: String,
         }
         let _timer = self.metrics.kratos_timer(OP);
-        let response = self
-            .http
-            .get(self.admin("admin/version"))
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+        let response = self.admin_get(OP, self.admin("admin/version")).await?;
         match response.status() {
             StatusCode::OK => Ok(response
                 .json::<Version>()

@@ -248,18 +248,27 @@ impl KratosClient {
         url: Url,
     ) -> Result<Option<T>, KratosError> {
         let _timer = self.metrics.kratos_timer(operation);
-        let response = self
-            .http
-            .get(url)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unavailable(operation))?;
+        let response = self.admin_get(operation, url).await?;
         match response.status() {
             StatusCode::OK => Ok(Some(response.json().await.map_err(decode(operation))?)),
             StatusCode::NOT_FOUND => Ok(None),
             status => Err(unexpected(operation, status, response).await),
         }
+    }
+
+    /// Sends an admin API `GET` for JSON; the caller reads the answer (and
+    /// times the whole call).
+    async fn admin_get(
+        &self,
+        operation: &'static str,
+        url: Url,
+    ) -> Result<reqwest::Response, KratosError> {
+        self.http
+            .get(url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unavailable(operation))
     }
 
     /// Finds the identity whose credentials use `identifier` (an email).
@@ -272,13 +281,7 @@ impl KratosClient {
         let mut url = self.admin("admin/identities");
         url.query_pairs_mut()
             .append_pair("credentials_identifier", identifier);
-        let response = self
-            .http
-            .get(url)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+        let response = self.admin_get(OP, url).await?;
         match response.status() {
             StatusCode::OK => {
                 let mut found: Vec<KratosIdentity> = response.json().await.map_err(decode(OP))?;

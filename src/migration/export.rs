@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::kratos_format::{credential_ids, kratos_credential, WebauthnCredential};
 use super::{by_reason, MigrationError, Options, Progress};
 use crate::domain::IdentityId;
-use crate::kratos::credentials::IdentityCredentials;
+use crate::kratos::credentials::{holds_passkeys, IdentityCredentials};
 use crate::kratos::KratosClient;
 use crate::store::{PasskeyRow, Store};
 use crate::stored_credential::parts_of;
@@ -366,7 +366,7 @@ fn kratos_credential_ids(identity: &IdentityCredentials) -> HashSet<Vec<u8>> {
     identity
         .credentials
         .iter()
-        .filter(|(kind, _)| *kind == "passkey" || *kind == "webauthn")
+        .filter(|(kind, _)| holds_passkeys(kind))
         .filter_map(|(_, c)| c.config.as_ref())
         .flat_map(credential_ids)
         .collect()

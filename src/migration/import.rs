@@ -10,7 +10,7 @@ use super::kratos_format::{candidates, Candidate, SkipReason};
 use super::{by_reason, MigrationError, Options, Progress};
 use crate::aaguid::default_passkey_name;
 use crate::domain::PasskeyName;
-use crate::kratos::credentials::IdentityCredentials;
+use crate::kratos::credentials::{holds_passkeys, IdentityCredentials};
 use crate::kratos::KratosClient;
 use crate::store::{ImportedPasskey, Store};
 
@@ -100,7 +100,7 @@ async fn import_identity(
     summary.identities_scanned += 1;
     let mut found = Vec::new();
     for (kind, credential) in &identity.credentials {
-        let Some(config) = credential.config.as_ref().filter(|_| is_passkey_type(kind)) else {
+        let Some(config) = credential.config.as_ref().filter(|_| holds_passkeys(kind)) else {
             continue;
         };
         let (candidates, skipped) = candidates(kind, &credential.identifiers, config);
@@ -131,10 +131,6 @@ async fn import_identity(
         tracing::info!(identity = %identity.id, imported = outcome.imported, "passkeys imported from Kratos");
     }
     Ok(())
-}
-
-fn is_passkey_type(kind: &str) -> bool {
-    kind == "passkey" || kind == "webauthn"
 }
 
 fn imported(candidate: Candidate) -> ImportedPasskey {

@@ -149,8 +149,8 @@ enum Handles {
     /// The one handle every credential answers to.
     Known(Vec<u8>),
     /// Several, without a record of which is whose: the configuration's
-    /// (the latest passkey's) first, then every other.
-    Candidates(Vec<u8>, Vec<Vec<u8>>),
+    /// (the latest passkey's) first.
+    Candidates(Vec<Vec<u8>>),
     None,
 }
 
@@ -162,26 +162,20 @@ fn user_handles(kind: &str, identifiers: &[String], config: &WebauthnConfig) -> 
             _ => Handles::None,
         };
     }
-    let mut all: Vec<Vec<u8>> = identifiers
+    let mut all: Vec<Vec<u8>> = config
+        .user_handle
         .iter()
-        .map(|i| i.as_bytes().to_vec())
+        .cloned()
+        .chain(identifiers.iter().map(|i| i.as_bytes().to_vec()))
         .filter(|h| usable(h))
         .collect();
-    all.dedup();
-    let latest = config.user_handle.clone().filter(|h| usable(h));
-    match (latest, all.len()) {
-        (None, 0) => Handles::None,
-        (Some(latest), 0) => Handles::Known(latest),
-        (None, 1) => Handles::Known(all.remove(0)),
-        (Some(latest), 1) if all[0] == latest => Handles::Known(latest),
-        (Some(latest), _) => {
-            all.retain(|h| *h != latest);
-            Handles::Candidates(latest, all)
-        }
-        (None, _) => {
-            let first = all.remove(0);
-            Handles::Candidates(first, all)
-        }
+    // The latest stays first; the identifiers repeat it.
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|h| seen.insert(h.clone()));
+    match all.len() {
+        0 => Handles::None,
+        1 => Handles::Known(all.remove(0)),
+        _ => Handles::Candidates(all),
     }
 }
 
@@ -191,11 +185,7 @@ fn candidate(credential: &WebauthnCredential, handles: &Handles) -> Result<Candi
     }
     let (user_handle, unconfirmed_user_handles) = match handles {
         Handles::Known(handle) => (handle.clone(), Vec::new()),
-        Handles::Candidates(first, others) => {
-            let mut all = vec![first.clone()];
-            all.extend(others.iter().cloned());
-            (first.clone(), all)
-        }
+        Handles::Candidates(all) => (all[0].clone(), all.clone()),
         Handles::None => return Err(SkipReason::NoUsableUserHandle),
     };
     let flags = credential.flags.clone().unwrap_or_default();

@@ -17,15 +17,31 @@ use crate::helpers::{
     assert_error, binary, spawn_app, status_and_json, Auth, Authenticator, TestApp, TestUser,
 };
 
-async fn import(app: &TestApp, identity: Uuid, dry_run: bool) -> ImportSummary {
-    let state = app.state.as_ref().expect("in-process app");
-    let options = Options {
+/// A run for one identity.
+fn only(identity: Uuid, dry_run: bool) -> Options {
+    Options {
         dry_run,
         identity: Some(IdentityId::new(identity)),
-    };
-    import_from_kratos(&state.kratos, &state.store, options, &Progress::hidden())
-        .await
-        .expect("import")
+    }
+}
+
+async fn try_import(
+    app: &TestApp,
+    identity: Uuid,
+    dry_run: bool,
+) -> Result<ImportSummary, MigrationError> {
+    let state = app.state.as_ref().expect("in-process app");
+    import_from_kratos(
+        &state.kratos,
+        &state.store,
+        only(identity, dry_run),
+        &Progress::hidden(),
+    )
+    .await
+}
+
+async fn import(app: &TestApp, identity: Uuid, dry_run: bool) -> ImportSummary {
+    try_import(app, identity, dry_run).await.expect("import")
 }
 
 async fn export(
@@ -34,11 +50,19 @@ async fn export(
     dry_run: bool,
 ) -> Result<ExportSummary, MigrationError> {
     let state = app.state.as_ref().expect("in-process app");
-    let options = Options {
-        dry_run,
-        identity: Some(IdentityId::new(identity)),
-    };
-    export_to_kratos(&state.kratos, &state.store, options, &Progress::hidden()).await
+    export_to_kratos(
+        &state.kratos,
+        &state.store,
+        only(identity, dry_run),
+        &Progress::hidden(),
+    )
+    .await
+}
+
+/// The release the test Kratos reports.
+async fn kratos_version(app: &TestApp) -> String {
+    let state = app.state.as_ref().expect("in-process app");
+    state.kratos.version().await.expect("Kratos version")
 }
 
 /// A Kratos user with `count` passkeys added through Kratos's own settings,
@@ -217,8 +241,7 @@ async fn a_passkey_registered_here_signs_in_with_kratos_after_export_where_krato
     let (user, auth) = app.signed_in_user().await;
     let mut authenticator = Authenticator::new();
     app.register_passkey(&auth, &mut authenticator).await;
-    let state = app.state.as_ref().expect("in-process app");
-    let version = state.kratos.version().await.expect("Kratos version");
+    let version = kratos_version(&app).await;
 
     if !accepts_credential_patches(&version) {
         let refused = export(&app, user.id, false).await.expect_err("refused");
@@ -281,9 +304,7 @@ async fn an_imported_passkey_exports_back_as_kratos_had_it() {
     let app = spawn_app().await;
     let (user, mut authenticators) = user_with_kratos_passkeys(&app, 1).await;
     import(&app, user.id, false).await;
-    let state = app.state.as_ref().expect("in-process app");
-    let version = state.kratos.version().await.expect("Kratos version");
-    if !accepts_credential_patches(&version) {
+    if !accepts_credential_patches(&kratos_version(&app).await) {
         assert!(export(&app, user.id, false).await.is_err());
         return;
     }
@@ -305,9 +326,7 @@ async fn an_imported_passkey_gone_from_kratos_is_exported_back_under_its_kratos_
     let app = spawn_app().await;
     let (user, mut authenticators) = user_with_kratos_passkeys(&app, 1).await;
     import(&app, user.id, false).await;
-    let state = app.state.as_ref().expect("in-process app");
-    let version = state.kratos.version().await.expect("Kratos version");
-    if !accepts_credential_patches(&version) {
+    if !accepts_credential_patches(&kratos_version(&app).await) {
         assert!(export(&app, user.id, false).await.is_err());
         return;
     }
@@ -433,18 +452,7 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn unknown_identities_and_bad_input_are_refused_without_writes() {
     let app = spawn_app().await;
-    let state = app.state.as_ref().expect("in-process app");
-    let missing = Uuid::new_v4();
-    let result = import_from_kratos(
-        &state.kratos,
-        &state.store,
-        Options {
-            dry_run: false,
-            identity: Some(IdentityId::new(missing)),
-        },
-        &Progress::hidden(),
-    )
-    .await;
+    let result = try_import(&app, Uuid::new_v4(), false).await;
     assert!(matches!(result, Err(MigrationError::IdentityNotFound(_))));
     assert_eq!(row_counts(&app), (0, 0));
     let (status, body) = status_and_json(
