@@ -135,6 +135,11 @@ YAML
 }
 
 # start_kratos NAME PUBLIC_PORT ADMIN_PORT DATABASE WEBHOOK_URL FRONTEND_ORIGIN [ENV=VALUE...]
+#
+# KRATOS_CONFIG names another configuration file (default kratos/kratos.yml;
+# Kratos runs in its directory). An empty WEBHOOK_URL keeps that file's
+# hooks as they are. KRATOS_WATCH_COURIER=1 runs the courier in the same
+# process (for a configuration whose courier delivers somewhere).
 start_kratos() {
   local name=$1 public=$2 admin=$3 db=$4 webhook=$5 frontend=$6
   shift 6
@@ -179,8 +184,14 @@ start_kratos() {
     "SECRETS_CIPHER=$KRATOS_CIPHER_SECRET"
     "$@"
   )
-  local overlay="$STATE_DIR/$name.hooks.yml"
-  write_hooks_overlay "$overlay" "$webhook"
+  local config=${KRATOS_CONFIG:-$REPO/kratos/kratos.yml}
+  local configs=(-c "$config") flags=(--dev)
+  if [ -n "$webhook" ]; then
+    local overlay="$STATE_DIR/$name.hooks.yml"
+    write_hooks_overlay "$overlay" "$webhook"
+    configs+=(-c "$overlay")
+  fi
+  [ "${KRATOS_WATCH_COURIER:-0}" = 1 ] && flags+=(--watch-courier)
   # What differs between releases: v25+ moved the migration to `migrate sql
   # up` (plain `migrate sql` is deprecated there and absent from v1.3.1's
   # successor syntax), and each release warns unless the configuration
@@ -192,7 +203,7 @@ start_kratos() {
   env "${env[@]}" "$bin" "${migrate[@]}" >>"$LOG_DIR/$name.log" 2>&1 ||
     die "Kratos migration failed; see $LOG_DIR/$name.log"
   log "starting $name (Kratos $KRATOS_VERSION) on 127.0.0.1:$public (public) / 127.0.0.1:$admin (admin)"
-  (cd "$REPO/kratos" && exec env "${env[@]}" "$bin" serve -c "$REPO/kratos/kratos.yml" -c "$overlay" --dev) \
+  (cd "$(dirname "$config")" && exec env "${env[@]}" "$bin" serve "${configs[@]}" "${flags[@]}") \
     >>"$LOG_DIR/$name.log" 2>&1 &
   echo $! >"$PID_DIR/$name.pid"
   wait_http "http://127.0.0.1:$admin/admin/health/ready" 60 ||

@@ -19,6 +19,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub identity: IdentitySettings,
     pub webhook: WebhookSettings,
+    pub recovery_hook: RecoveryHookSettings,
     pub enrollment: EnrollmentSettings,
     pub http: HttpSettings,
     pub cors: CorsSettings,
@@ -62,6 +63,21 @@ pub struct KratosSettings {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub session_cookie_name: String,
+    /// Kratos's `session.whoami.required_aal`, mirrored: with
+    /// `highest_available` (Kratos's default) every passkey login asks
+    /// Kratos at once whether the minted session still needs a second
+    /// factor, and says where to finish it.
+    pub whoami_required_aal: RequiredAal,
+}
+
+/// Kratos's `featureRequiredAal` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequiredAal {
+    /// A first factor is enough: nobody is ever asked for a second one.
+    Aal1,
+    /// Whoever has a second factor set up must present it.
+    HighestAvailable,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +114,28 @@ pub struct IdentitySettings {
 pub struct WebhookSettings {
     pub header: String,
     pub api_key: SecretString,
+}
+
+/// What `POST /hooks/kratos/after-recovery` does for a real recovery (one
+/// this service did not create to sign someone in with a passkey).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecoveryHookSettings {
+    /// Receives the hook body's `notify` object, as the team's own
+    /// after-recovery web hook did; none: nothing is forwarded.
+    #[serde(default)]
+    pub notifier_url: Option<Url>,
+    /// A header sent with it (for example `Authorization`); empty: none.
+    #[serde(default)]
+    pub notifier_auth_header: String,
+    #[serde(default = "empty_secret")]
+    pub notifier_auth_value: SecretString,
+    /// Revokes the person's other Kratos sessions, as Kratos's
+    /// `revoke_active_sessions` hook would.
+    pub revoke_other_sessions: bool,
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from(String::new())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +269,14 @@ mod tests {
         assert!(!printed.contains(settings.webhook.api_key.expose_secret()));
         assert!(!printed.contains(settings.database.url.expose_secret()));
         assert!(!printed.contains(settings.ceremonies.keys[0].expose_secret()));
+        let with_notifier_key = Settings {
+            recovery_hook: RecoveryHookSettings {
+                notifier_auth_value: SecretString::from("Bearer notifier-secret-42".to_string()),
+                ..settings.recovery_hook.clone()
+            },
+            ..settings
+        };
+        assert!(!format!("{with_notifier_key:?}").contains("notifier-secret-42"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::domain::{IdentityId, LoginRecordId};
@@ -30,6 +31,9 @@ pub struct PendingSession {
     pub record: LoginRecordId,
     pub identity: IdentityId,
     pub credential: SessionCredential,
+    pub minted_at: DateTime<Utc>,
+    /// `whoami` already said the session waits for a second factor.
+    pub second_factor_pending: bool,
 }
 
 /// Hands pending records to the worker.
@@ -104,13 +108,37 @@ impl RecorderWorker {
 async fn complete(store: &Store, kratos: &KratosClient, pending: PendingSession) -> &'static str {
     let record = pending.record;
     let mut pause = FIRST_PAUSE;
+    let mut second_factor_pending = pending.second_factor_pending;
     for attempt in 1..=TRIES {
-        let result = match kratos
-            .minted_session(&pending.credential, pending.identity)
-            .await
-        {
-            Ok((session, _)) => store
-                .resolve_session(record, session.id)
+        let learnt = if second_factor_pending {
+            // `whoami` answers 403 until the second factor: the session is
+            // found among the identity's own instead.
+            match kratos
+                .minted_recovery_session(pending.identity, pending.minted_at)
+                .await
+            {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => {
+                    tracing::warn!(%record, "the minted session awaiting a second factor is not the only one of its moment; its id stays unknown");
+                    return give_up(store, record).await;
+                }
+                Err(error) => Err(error),
+            }
+        } else {
+            match kratos
+                .minted_session(&pending.credential, pending.identity)
+                .await
+            {
+                Err(KratosError::Aal2Required { .. }) => {
+                    second_factor_pending = true;
+                    continue;
+                }
+                other => other.map(|(session, _)| session.id),
+            }
+        };
+        let result = match learnt {
+            Ok(id) => store
+                .resolve_session(record, id)
                 .await
                 .map(|_| "resolved")
                 .map_err(anyhow::Error::new),

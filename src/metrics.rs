@@ -22,6 +22,7 @@ pub struct Metrics {
     sessions_minted: IntCounterVec,
     rate_limited: IntCounterVec,
     login_records: IntCounterVec,
+    recovery_hooks: IntCounterVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
 }
@@ -79,6 +80,13 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let recovery_hooks = IntCounterVec::new(
+            Opts::new(
+                "recovery_hook_total",
+                "Kratos after-recovery hook calls and what followed: passkey_login (left alone), recovery (a real one), notified / notify_failed (forwarded to the notifier or given up), sessions_revoked (sessions signed out)",
+            ),
+            &["outcome"],
+        )?;
         let pool_connections = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Postgres pool connections by state"),
             &["state"],
@@ -91,6 +99,7 @@ impl Metrics {
         registry.register(Box::new(sessions_minted.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(login_records.clone()))?;
+        registry.register(Box::new(recovery_hooks.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
         Ok(Self {
@@ -102,6 +111,7 @@ impl Metrics {
             sessions_minted,
             rate_limited,
             login_records,
+            recovery_hooks,
             pool_connections,
             pool_max,
         })
@@ -142,6 +152,10 @@ impl Metrics {
 
     pub fn login_record(&self, outcome: &str) {
         self.login_records.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn recovery_hook(&self, outcome: &str, by: u64) {
+        self.recovery_hooks.with_label_values(&[outcome]).inc_by(by);
     }
 
     pub fn rate_limited(&self, limit: &str) {

@@ -107,19 +107,11 @@ impl CeremonySealer {
     pub const DEVELOPMENT_KEY: &'static str = "ZGV2ZWxvcG1lbnQgb25seTogbm90IGEgc2VjcmV0ISE=";
 
     pub fn new(keys: &[SecretString], refuse_development_key: bool) -> Result<Self, KeyError> {
-        if keys.is_empty() {
-            return Err(KeyError::NoKeys);
-        }
-        let ciphers = keys
+        let ciphers = decode_keys(keys, refuse_development_key)?
             .iter()
             .enumerate()
-            .map(|(index, key)| {
-                let key = key.expose_secret().trim();
-                if refuse_development_key && key == Self::DEVELOPMENT_KEY {
-                    return Err(KeyError::DevelopmentKey { index });
-                }
-                let bytes = decode_key(key).ok_or(KeyError::Invalid { index })?;
-                XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| KeyError::Invalid { index })
+            .map(|(index, bytes)| {
+                XChaCha20Poly1305::new_from_slice(bytes).map_err(|_| KeyError::Invalid { index })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { ciphers })
@@ -163,6 +155,27 @@ impl CeremonySealer {
         // from an older format, and unknown all the same.
         serde_cbor_2::from_slice(&plaintext).map_err(|_| Unopenable)
     }
+}
+
+/// `ceremonies.keys` as bytes, first key first. They also sign the marks
+/// of the recovery flows this service creates (`login_marker`).
+pub fn decode_keys(
+    keys: &[SecretString],
+    refuse_development_key: bool,
+) -> Result<Vec<Vec<u8>>, KeyError> {
+    if keys.is_empty() {
+        return Err(KeyError::NoKeys);
+    }
+    keys.iter()
+        .enumerate()
+        .map(|(index, key)| {
+            let key = key.expose_secret().trim();
+            if refuse_development_key && key == CeremonySealer::DEVELOPMENT_KEY {
+                return Err(KeyError::DevelopmentKey { index });
+            }
+            decode_key(key).ok_or(KeyError::Invalid { index })
+        })
+        .collect()
 }
 
 fn decode_key(key: &str) -> Option<Vec<u8>> {

@@ -13,7 +13,7 @@ use url::Url;
 use crate::configuration::Settings;
 use crate::domain::{IdentityId, KratosSessionId};
 use crate::error::ApiError;
-use crate::kratos::{KratosIdentity, SessionCredential};
+use crate::kratos::{KratosError, KratosIdentity, SessionCredential};
 use crate::state::AppState;
 
 /// How the caller presented its session.
@@ -59,6 +59,33 @@ pub fn refresh_url(settings: &Settings) -> Url {
     url.query_pairs_mut()
         .append_pair("refresh", "true")
         .append_pair("return_to", settings.sessions.refresh_return_to.as_str());
+    url
+}
+
+/// Kratos's aal2 login for browsers, returning to `sessions.refresh_return_to`:
+/// the URL Kratos's `whoami` names (`kratos_redirect`), or Kratos's default
+/// when it names none, with `return_to` added when it has none. Every
+/// endpoint that meets a pending second factor answers this same URL.
+pub fn second_factor_url(settings: &Settings, kratos_redirect: Option<&str>) -> Url {
+    let mut url = kratos_redirect
+        .and_then(|r| Url::parse(r).ok())
+        .unwrap_or_else(|| {
+            let mut url =
+                crate::kratos::join(&settings.kratos.browser_url, "self-service/login/browser");
+            url.query_pairs_mut().append_pair("aal", "aal2");
+            url
+        });
+    if !url.query_pairs().any(|(k, _)| k == "return_to") {
+        url.query_pairs_mut()
+            .append_pair("return_to", settings.sessions.refresh_return_to.as_str());
+    }
+    url
+}
+
+/// Kratos's aal2 API login, for token clients.
+pub fn second_factor_api_url(settings: &Settings) -> Url {
+    let mut url = crate::kratos::join(&settings.kratos.browser_url, "self-service/login/api");
+    url.query_pairs_mut().append_pair("aal", "aal2");
     url
 }
 
@@ -132,7 +159,21 @@ impl FromRequest for CallerSession {
             if presented == Presented::Cookie {
                 check_origin(&req, &state)?;
             }
-            let (session, _) = state.kratos.whoami(&credential).await?;
+            let (session, _) = state
+                .kratos
+                .whoami(&credential)
+                .await
+                .map_err(|e| match e {
+                    KratosError::Aal2Required {
+                        redirect_browser_to,
+                    } => ApiError::Aal2Required {
+                        redirect_browser_to: Some(
+                            second_factor_url(&state.settings, redirect_browser_to.as_deref())
+                                .to_string(),
+                        ),
+                    },
+                    other => other.into(),
+                })?;
             Ok(CallerSession {
                 session_id: session.id,
                 identity: session.identity,

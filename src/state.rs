@@ -9,8 +9,10 @@ use crate::clock::Clock;
 use crate::configuration::{Environment, Settings};
 use crate::kratos::KratosClient;
 use crate::limits::{ClientAddresses, RateLimiter};
+use crate::login_marker::LoginMarker;
 use crate::login_records::{LoginRecorder, RecorderWorker};
 use crate::metrics::Metrics;
+use crate::recovery_hook::Notifier;
 use crate::sealed_ceremony::CeremonySealer;
 use crate::store::Store;
 use crate::webauthn_policy::Policy;
@@ -23,6 +25,9 @@ pub struct AppState {
     pub kratos: KratosClient,
     pub policy: Policy,
     pub sealer: CeremonySealer,
+    /// Marks the recovery flows passkey logins redeem.
+    pub marker: LoginMarker,
+    pub notifier: Notifier,
     pub clients: ClientAddresses,
     pub login_limiter: RateLimiter,
     pub failure_limiter: RateLimiter,
@@ -42,9 +47,13 @@ impl AppState {
             .context("building the Kratos client")?;
         let policy = Policy::new(&settings.webauthn, metrics.clone())
             .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings: {e}"))?;
-        let sealer = CeremonySealer::new(
-            &settings.ceremonies.keys,
-            settings.environment == Environment::Production,
+        let production = settings.environment == Environment::Production;
+        let sealer = CeremonySealer::new(&settings.ceremonies.keys, production)?;
+        let marker = LoginMarker::new(&settings.ceremonies.keys, production)?;
+        let notifier = Notifier::new(
+            &settings.recovery_hook,
+            settings.kratos.request_timeout,
+            metrics.clone(),
         )?;
         let clients = ClientAddresses::new(&settings.http).map_err(anyhow::Error::msg)?;
         let (login_records, worker) =
@@ -75,6 +84,8 @@ impl AppState {
             kratos,
             policy,
             sealer,
+            marker,
+            notifier,
             clients,
             login_records,
             allowed_origins,

@@ -111,9 +111,30 @@ const isCancellation = (error) => error?.name === "NotAllowedError" || error?.na
  * @param {"redirect"|"throw"|function} [options.onRefreshRequired] what to do with
  *   `session_refresh_required`: follow Kratos's re-authentication (default),
  *   throw the PasskeyError, or call a function with the redirect URL.
+ * @param {"redirect"|"return"|function} [options.onSecondFactorRequired] what to
+ *   do when Kratos wants the person's second factor (a passkey login that
+ *   Kratos issued at aal1, or `session_aal2_required` from any call): follow
+ *   Kratos's aal2 login (default), leave it to the caller (the login resolves
+ *   with `secondFactor`; calls throw the PasskeyError), or call a function
+ *   with the redirect URL.
  */
-export function createClient({ baseUrl = "", onRefreshRequired = "redirect" } = {}) {
+export function createClient({
+  baseUrl = "",
+  onRefreshRequired = "redirect",
+  onSecondFactorRequired = "redirect",
+} = {}) {
   let autofill = null; // the AbortController of a pending conditional request
+
+  // Sends the browser to Kratos when asked to; true when the page is leaving.
+  function follow(policy, url, detail) {
+    if (!url) return false;
+    if (policy === "redirect") {
+      window.location.assign(url);
+      return true;
+    }
+    if (typeof policy === "function") policy(url, detail);
+    return false;
+  }
 
   async function call(method, path, body) {
     let response;
@@ -136,12 +157,12 @@ export function createClient({ baseUrl = "", onRefreshRequired = "redirect" } = 
       redirectTo: data?.redirect_browser_to ?? null,
       body: data,
     });
-    if (failure.id === "session_refresh_required" && failure.redirectTo) {
-      if (onRefreshRequired === "redirect") {
-        window.location.assign(failure.redirectTo);
-        return new Promise(() => {}); // the page is leaving
-      }
-      if (typeof onRefreshRequired === "function") onRefreshRequired(failure.redirectTo, failure);
+    const policy = {
+      session_refresh_required: onRefreshRequired,
+      session_aal2_required: onSecondFactorRequired,
+    }[failure.id];
+    if (policy && follow(policy, failure.redirectTo, failure)) {
+      return new Promise(() => {}); // the page is leaving
     }
     throw failure;
   }
@@ -178,11 +199,14 @@ export function createClient({ baseUrl = "", onRefreshRequired = "redirect" } = 
    * Signs in with a passkey and ends with a genuine Kratos session.
    * `mediation: "conditional"` runs the autofill request (abort it with
    * `signal`, or by starting a modal login). Resolves to
-   * `{identityId, sessionToken, session}`, or null if the person cancelled.
-   * `sessionToken` is set only with `session: "token"`; `session` (Kratos's
-   * session object) only with `includeSession: true`, which costs the login
-   * one more Kratos call: otherwise ask Kratos's `/sessions/whoami` when
-   * the session object is needed.
+   * `{identityId, sessionToken, session, secondFactor}`, or null if the
+   * person cancelled. `sessionToken` is set only with `session: "token"`;
+   * `session` (Kratos's session object) only with `includeSession: true`.
+   * `secondFactor` (`{redirectBrowserTo, apiLoginUrl}`) is set when Kratos
+   * issued the session at aal1 and wants the person's second factor: with
+   * cookies the browser is sent to Kratos's aal2 login unless
+   * `onSecondFactorRequired` says otherwise; token clients finish it through
+   * `apiLoginUrl` with their token.
    */
   async function loginWithPasskey({
     identifier,
@@ -218,10 +242,21 @@ export function createClient({ baseUrl = "", onRefreshRequired = "redirect" } = 
         session,
         ...(includeSession ? { include_session: true } : {}),
       });
+      const secondFactor = answer.second_factor
+        ? {
+            redirectBrowserTo: answer.second_factor.redirect_browser_to,
+            apiLoginUrl: answer.second_factor.api_login_url,
+          }
+        : null;
+      if (secondFactor && session === "cookie"
+          && follow(onSecondFactorRequired, secondFactor.redirectBrowserTo, answer)) {
+        return new Promise(() => {}); // the page is leaving
+      }
       return {
         identityId: answer.identity_id,
         sessionToken: answer.session_token ?? null,
         session: answer.session ?? null,
+        secondFactor,
       };
     } catch (error) {
       // Tell the passkey provider this credential is gone, where supported,

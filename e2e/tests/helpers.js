@@ -10,6 +10,10 @@ export const KRATOS = process.env.E2E_KRATOS_PUBLIC ?? "http://localhost:4533";
 export const OUT = process.env.E2E_OUTPUT ?? join(process.cwd(), "..", "test-output", "e2e");
 export const PRIVILEGED_MAX_AGE_MS = Number(process.env.E2E_PRIVILEGED_MAX_AGE_MS ?? 30000);
 export const PASSWORD = "a long demo password 7q2w";
+// The demo in front of the production-configured Kratos (second factors).
+export const EXISTING_BASE = process.env.E2E_EXISTING_BASE_URL ?? "http://localhost:18090";
+export const EXISTING_KRATOS = process.env.E2E_EXISTING_KRATOS_PUBLIC ?? "http://localhost:4833";
+export const EXISTING_KRATOS_ADMIN = process.env.E2E_EXISTING_KRATOS_ADMIN ?? "http://127.0.0.1:4834";
 
 mkdirSync(OUT, { recursive: true });
 
@@ -68,8 +72,8 @@ export async function screenshot(page, name) {
 }
 
 /** Sign up through the demo page (Kratos's browser registration flow). */
-export async function signUp(page, email) {
-  await page.goto(BASE + "/");
+export async function signUp(page, email, base = BASE) {
+  await page.goto(base + "/");
   await page.click("#link-signup");
   await page.fill("#signup-email", email);
   await page.fill("#signup-password", PASSWORD);

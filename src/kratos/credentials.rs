@@ -140,7 +140,7 @@ impl KratosClient {
 }
 
 /// The `page_token` of a `Link` header's `rel="next"` entry.
-fn next_page_token(link: &str) -> Option<String> {
+pub(super) fn next_page_token(link: &str) -> Option<String> {
     link.split(',').find_map(|entry| {
         let (target, params) = entry.split_once(';')?;
         if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {

@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use crate::configuration::KratosSettings;
 use crate::domain::{IdentityId, KratosSessionId, SessionDelivery};
+use crate::login_marker::{self, LoginMarker};
 use crate::metrics::Metrics;
 
 pub mod credentials;
+pub mod sessions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KratosError {
@@ -296,15 +298,23 @@ impl KratosClient {
     /// recovery endpoint (see DESIGN.md, "Minting a Kratos session").
     /// Kratos itself refuses deleted (`IdentityNotFound`) and disabled
     /// (`IdentityDisabled`) identities, so no separate check is needed.
+    /// The redemption carries the flow's mark, so the after-recovery hooks
+    /// can tell this login from a real recovery (`crate::login_marker`).
     pub async fn mint_session(
         &self,
         identity: IdentityId,
         delivery: SessionDelivery,
         client: &ClientContext,
+        marker: &LoginMarker,
     ) -> Result<MintedSession, KratosError> {
         let (recovery_flow_id, code) = self.create_recovery_code(identity, delivery).await?;
         let credential = self
-            .redeem_recovery_code(recovery_flow_id, &code, client)
+            .redeem_recovery_code(
+                recovery_flow_id,
+                &code,
+                &marker.mark(recovery_flow_id),
+                client,
+            )
             .await?;
         Ok(MintedSession {
             recovery_flow_id,
@@ -405,6 +415,7 @@ impl KratosClient {
         &self,
         flow_id: Uuid,
         code: &SecretString,
+        mark: &str,
         client: &ClientContext,
     ) -> Result<MintedCredential, KratosError> {
         const OP: &str = "redeem_recovery_code";
@@ -430,7 +441,11 @@ impl KratosClient {
             .http
             .post(url)
             .headers(headers)
-            .json(&serde_json::json!({ "method": "code", "code": code.expose_secret() }))
+            .json(&serde_json::json!({
+                "method": "code",
+                "code": code.expose_secret(),
+                "transient_payload": { login_marker::FIELD: mark },
+            }))
             .send()
             .await
             .map_err(unavailable(OP))?;

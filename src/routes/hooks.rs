@@ -1,4 +1,5 @@
-//! Kratos's after-registration `web_hook` (admin listener).
+//! Kratos's `web_hook`s (admin listener): after registration, and after
+//! recovery (`crate::recovery_hook`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
@@ -9,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::domain::IdentityId;
 use crate::error::ApiError;
+use crate::recovery_hook::{self, AfterRecovery};
 use crate::state::AppState;
 
 /// The body `kratos/after-registration.jsonnet` renders.
@@ -46,6 +48,45 @@ pub async fn after_registration(
     authenticate(&state, &req)?;
     state.store.record_registration(body.identity_id).await?;
     tracing::info!(identity = %body.identity_id, "after-registration webhook recorded");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Kratos's after-recovery `web_hook` (`kratos/after-recovery.jsonnet`,
+/// `response.ignore: false`): leaves passkey logins alone; for a real
+/// recovery, revokes the person's other sessions (when configured) and
+/// forwards `notify` to the notifier. A refusal makes Kratos refuse the
+/// recovery.
+#[utoipa::path(
+    post,
+    path = "/hooks/kratos/after-recovery",
+    tag = "hooks",
+    request_body = AfterRecovery,
+    security(("webhook_key" = [])),
+    responses(
+        (status = 204, description = "Done: nothing for a passkey login; for a real recovery, sessions revoked and the notifier told in the background"),
+        (status = 400, description = "`malformed_request`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`webhook_unauthorized`", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: revoking the sessions failed", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`: revoking the sessions failed", body = crate::error::ErrorResponse),
+    )
+)]
+pub async fn after_recovery(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<AfterRecovery>,
+) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &req)?;
+    recovery_hook::after_recovery(
+        &state.marker,
+        &state.kratos,
+        &state.notifier,
+        &state.settings.recovery_hook,
+        &state.metrics,
+        body.into_inner(),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -14,16 +14,19 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
+use crate::configuration::RequiredAal;
 use crate::domain::{
-    CeremonyId, IdentityId, LoginIdentifier, LoginRecordId, PasskeyId, SessionDelivery,
+    CeremonyId, IdentityId, KratosSessionId, LoginIdentifier, LoginRecordId, PasskeyId,
+    SessionDelivery,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, CauseChain};
 use crate::kratos::{ClientContext, KratosError, MintedCredential, SessionCredential};
 use crate::login_records::PendingSession;
 use crate::metrics::Outcome;
 use crate::routes::ceremonies::{open_ceremony, start_ceremony, CeremonyStarted, Expected};
 use crate::routes::counted;
 use crate::sealed_ceremony::CeremonyBody;
+use crate::session::{second_factor_api_url, second_factor_url};
 use crate::state::AppState;
 use crate::store::{LoginUpdate, PasskeyRow};
 use crate::webauthn_policy::CeremonyFailure;
@@ -153,10 +156,30 @@ pub struct LoginAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     session_token: Option<String>,
     /// Only with `"include_session": true`: the session as Kratos's
-    /// `whoami` returns it (no secrets inside).
+    /// `whoami` returns it (no secrets inside). Absent while a second
+    /// factor is pending, or when Kratos could not describe it right then.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     session: Option<Value>,
+    /// Only when Kratos wants the person's second factor before the session
+    /// is usable (`session.whoami.required_aal: highest_available` and a
+    /// second factor set up): the session is issued at aal1 and is
+    /// completed in Kratos's own aal2 login, where this says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    second_factor: Option<SecondFactor>,
+}
+
+/// Where to present the second factor, as Kratos's own login says it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecondFactor {
+    /// Browsers: Kratos's aal2 login (`/self-service/login/browser?aal=aal2`),
+    /// returning to `sessions.refresh_return_to`. The same URL every other
+    /// endpoint answers `session_aal2_required` with.
+    redirect_browser_to: String,
+    /// Token clients: `GET` it with the session token (`X-Session-Token`)
+    /// to start Kratos's aal2 API login flow, then submit the second factor
+    /// to that flow; the same session is upgraded.
+    api_login_url: String,
 }
 
 /// Finish a passkey login and mint a genuine Kratos session.
@@ -166,7 +189,7 @@ pub struct LoginAnswer {
     tag = "login",
     request_body = VerifyRequest,
     responses(
-        (status = 200, description = "The Kratos session was minted (cookie mode: with Kratos's `Set-Cookie`)", body = LoginAnswer),
+        (status = 200, description = "The Kratos session was minted (cookie mode: with Kratos's `Set-Cookie`); with `second_factor` when Kratos wants one before the session is usable", body = LoginAnswer),
         (status = 400, description = "`malformed_request`, `credential_unknown`, `user_handle_mismatch`, `user_handle_missing`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
         (status = 403, description = "`credential_cloned`, `identity_inactive`", body = crate::error::ErrorResponse),
         (status = 404, description = "`ceremony_not_found`: unknown, altered, or already used; `identity_not_found`", body = crate::error::ErrorResponse),
@@ -210,6 +233,7 @@ pub async fn verify(
         identity_id: logged_in.identity,
         session_token,
         session: logged_in.session,
+        second_factor: logged_in.second_factor,
     }))
 }
 
@@ -241,6 +265,7 @@ struct LoggedIn {
     identity: IdentityId,
     credential: MintedCredential,
     session: Option<Value>,
+    second_factor: Option<SecondFactor>,
 }
 
 async fn finish_login(
@@ -316,9 +341,10 @@ async fn finish_login(
         }
         Err(failure) => return Err(failure.into()),
     };
+    let minted_at = chrono::Utc::now();
     let minted = match state
         .kratos
-        .mint_session(identity, request.session, client)
+        .mint_session(identity, request.session, client, &state.marker)
         .await
     {
         Ok(minted) => minted,
@@ -336,10 +362,14 @@ async fn finish_login(
             detail: "no session cookie".into(),
         })
     })?;
-    let session = if request.include_session {
-        Some(described(state, &presented, identity).await?)
+    // From here on the session exists and is the person's: it is handed
+    // out whatever Kratos says next, never left behind.
+    let described = if request.include_session
+        || state.settings.kratos.whoami_required_aal == RequiredAal::HighestAvailable
+    {
+        describe(state, &presented, identity).await?
     } else {
-        None
+        Described::Later
     };
     let changed = passkey.update_credential(&result) == Some(true);
     let record_id = LoginRecordId::generate();
@@ -357,44 +387,89 @@ async fn finish_login(
             backup_state: result.backup_state(),
             identity_id: identity,
             recovery_flow_id: minted.recovery_flow_id,
-            session_id: session.as_ref().map(|(id, _)| *id),
+            session_id: match &described {
+                Described::Session { id, .. } => Some(*id),
+                _ => None,
+            },
             delivery: request.session,
             confirmed_user_handle,
         })
         .await?;
-    if session.is_none() {
+    let second_factor_pending = matches!(described, Described::SecondFactorPending { .. });
+    if !matches!(described, Described::Session { .. }) {
         state.login_records.complete_later(PendingSession {
             record: record_id,
             identity,
             credential: presented,
+            minted_at,
+            second_factor_pending,
         });
     }
-    tracing::info!(identity = %identity, passkey = %passkey_id, record = %record_id, recovery_flow = %minted.recovery_flow_id, delivery = request.session.as_str(), "passkey login minted a Kratos session");
+    tracing::info!(identity = %identity, passkey = %passkey_id, record = %record_id, recovery_flow = %minted.recovery_flow_id, delivery = request.session.as_str(), second_factor_pending, "passkey login minted a Kratos session");
+    let (session, second_factor) = match described {
+        Described::Session { raw, .. } => (request.include_session.then_some(raw), None),
+        Described::SecondFactorPending {
+            redirect_browser_to,
+        } => (
+            None,
+            Some(SecondFactor {
+                redirect_browser_to,
+                api_login_url: second_factor_api_url(&state.settings).to_string(),
+            }),
+        ),
+        Described::Later => (None, None),
+    };
     Ok(LoggedIn {
         identity,
         credential: minted.credential,
-        session: session.map(|(_, raw)| raw),
+        session,
+        second_factor,
     })
 }
 
-/// The minted session as `whoami` answers it, for a login that asked.
-async fn described(
+/// What Kratos's `whoami` said of a session just minted.
+enum Described {
+    /// The session as `whoami` answers it.
+    Session { id: KratosSessionId, raw: Value },
+    /// Kratos wants the person's second factor before the session is
+    /// usable (`session.whoami.required_aal: highest_available`).
+    SecondFactorPending { redirect_browser_to: String },
+    /// Not asked, or Kratos did not answer now: the login record learns
+    /// the session's id after the answer has gone out.
+    Later,
+}
+
+/// Asks `whoami` about the minted session. Only a session of another
+/// identity (revoked at once) fails the login: anything else Kratos says
+/// leaves the person with the session Kratos issued.
+async fn describe(
     state: &AppState,
     presented: &SessionCredential,
     identity: IdentityId,
-) -> Result<(crate::domain::KratosSessionId, Value), ApiError> {
-    let (session, raw) = state
-        .kratos
-        .minted_session(presented, identity)
-        .await
-        .map_err(mint_error)?;
-    let raw = serde_json::from_slice(&raw).map_err(|e| {
-        mint_error(KratosError::Protocol {
-            operation: "whoami",
-            detail: e.to_string(),
-        })
-    })?;
-    Ok((session.id, raw))
+) -> Result<Described, ApiError> {
+    match state.kratos.minted_session(presented, identity).await {
+        Ok((session, raw)) => match serde_json::from_slice(&raw) {
+            Ok(raw) => Ok(Described::Session {
+                id: session.id,
+                raw,
+            }),
+            Err(error) => {
+                tracing::warn!(identity = %identity, %error, "Kratos's whoami answer is not JSON");
+                Ok(Described::Later)
+            }
+        },
+        Err(KratosError::Aal2Required {
+            redirect_browser_to,
+        }) => Ok(Described::SecondFactorPending {
+            redirect_browser_to: second_factor_url(&state.settings, redirect_browser_to.as_deref())
+                .to_string(),
+        }),
+        Err(error @ KratosError::SessionOfAnotherIdentity { .. }) => Err(mint_error(error)),
+        Err(error) => {
+            tracing::warn!(identity = %identity, cause = ?CauseChain(&error), "the minted session could not be described now");
+            Ok(Described::Later)
+        }
+    }
 }
 
 /// Whether `handle` is the passkey's user handle, or one of the candidates

@@ -53,6 +53,7 @@ pub fn admin(cfg: &mut web::ServiceConfig) {
         resource("/hooks/kratos/after-registration")
             .route(web::post().to(hooks::after_registration)),
     )
+    .service(resource("/hooks/kratos/after-recovery").route(web::post().to(hooks::after_recovery)))
     .service(
         resource("/admin/identities/{identity_id}/passkeys")
             .route(web::get().to(admin::list))

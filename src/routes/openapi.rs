@@ -43,10 +43,11 @@ pub struct PublicApi;
 #[openapi(
     info(
         title = "kratos-passkeys admin API",
-        description = "The internal listener: Kratos's after-registration webhook, support endpoints, metrics and health."
+        description = "The internal listener: Kratos's after-registration and after-recovery webhooks, support endpoints, metrics and health."
     ),
     paths(
         hooks::after_registration,
+        hooks::after_recovery,
         admin::list,
         admin::remove,
         admin::remove_all,

@@ -39,12 +39,17 @@ function kratosProblem(flow) {
 
 async function whoami() {
   const { status, data } = await kratos("/sessions/whoami");
+  if (status === 403 && data?.redirect_browser_to) {
+    // Signed in, but Kratos wants the second factor first: its aal2 login.
+    window.location.assign(data.redirect_browser_to);
+    return new Promise(() => {});
+  }
   return status === 200 ? data : null;
 }
 
 // --- screens and messages ---------------------------------------------------
 
-const screens = ["loading", "signin", "signup", "welcome", "refresh", "home"];
+const screens = ["loading", "signin", "signup", "welcome", "refresh", "aal2", "home"];
 function show(name) {
   for (const s of screens) $(`screen-${s}`).hidden = s !== name;
 }
@@ -242,12 +247,41 @@ async function signup(event) {
   });
 }
 
-// Kratos's re-authentication (`refresh=true`) sends the browser back here
-// with ?flow=…; confirm the password, then finish what was started.
-async function refreshFlow(flowId) {
+// Kratos's aal2 login (after a passkey, for a person with a second factor)
+// sends the browser here with ?flow=…: ask for the TOTP code.
+function secondFactorFlow(flow) {
+  show("aal2");
+  $("aal2-code").focus();
+  $("form-aal2").onsubmit = async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    await busy(form.querySelector("button"), async () => {
+      const answer = await kratos(`/self-service/login?flow=${flow.id}`, {
+        method: "POST",
+        body: { method: "totp", totp_code: form.elements.totp_code.value, csrf_token: csrfToken(flow) },
+      });
+      if (answer.status === 422 && answer.data?.redirect_browser_to) {
+        return window.location.assign(answer.data.redirect_browser_to);
+      }
+      if (answer.status !== 200) return say(kratosProblem(answer.data), "error");
+      form.reset();
+      say(`Signed in. Welcome back, ${answer.data.session.identity.traits.email}.`, "ok");
+      await renderHome(answer.data.session);
+    });
+  };
+}
+
+// Kratos's login flows send the browser back here with ?flow=…: the
+// second factor (aal2), or re-authentication (`refresh=true`): confirm the
+// password, then finish what was started.
+async function loginFlow(flowId) {
   const { status, data } = await kratos(`/self-service/login/flows?id=${encodeURIComponent(flowId)}`);
   history.replaceState(null, "", "/");
   if (status !== 200) return false;
+  if (data.requested_aal === "aal2") {
+    secondFactorFlow(data);
+    return true;
+  }
   if (!data.refresh) return false;
   const identifier = data.ui.nodes.find((n) => n.attributes?.name === "identifier")?.attributes.value ?? "";
   $("refresh-email").value = identifier;
@@ -334,4 +368,4 @@ $("btn-passkey-signin").addEventListener("click", async (e) => {
 if (!passkeysSupported()) say("This browser cannot use passkeys; sign in with your password.", "info");
 
 const flowId = new URLSearchParams(location.search).get("flow");
-if (!(flowId && (await refreshFlow(flowId)))) await refreshHome();
+if (!(flowId && (await loginFlow(flowId)))) await refreshHome();

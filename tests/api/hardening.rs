@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use kratos_passkeys::configuration::RequiredAal;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -427,7 +428,8 @@ async fn the_gc_command_purges_what_kratos_no_longer_has() {
 
 #[tokio::test]
 async fn metrics_count_ceremonies_kratos_calls_and_the_pool() {
-    let app = spawn_app().await;
+    // aal1: the login record is completed after the answer, and counted.
+    let app = spawn_app_with(|s| s.kratos.whoami_required_aal = RequiredAal::Aal1).await;
     let (_, auth) = app.signed_in_user().await;
     let mut authenticator = Authenticator::new();
     app.register_passkey(&auth, &mut authenticator).await;

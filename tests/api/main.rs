@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod demo;
 mod enrollment;
+mod existing_kratos;
 mod faults;
 mod hardening;
 mod health;

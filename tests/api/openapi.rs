@@ -55,6 +55,7 @@ async fn each_listener_documents_its_own_endpoints() {
             "/admin/identities/{identity_id}/passkeys/{passkey_id}",
             "/health/alive",
             "/health/ready",
+            "/hooks/kratos/after-recovery",
             "/hooks/kratos/after-registration",
             "/metrics",
         ]

@@ -1,0 +1,132 @@
+//! Marks the Kratos recovery flows this service creates to mint a session,
+//! so that Kratos's after-recovery hooks can tell a passkey login from a
+//! real account recovery.
+//!
+//! Kratos runs every `selfservice.flows.recovery.after` hook for the flows
+//! the service redeems, and its hooks see only the flow and the identity. A
+//! passkey login therefore submits, in the flow's `transient_payload`, an
+//! HMAC of the flow id under `ceremonies.keys`; Kratos hands it to the
+//! after-recovery web hook (`ctx.flow.transient_payload`) without storing
+//! it, and the hook endpoint checks it. Anyone may put something in a
+//! transient payload, nobody without the keys can put the right thing, and
+//! the mark of one flow is worthless for any other.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use secrecy::SecretString;
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::sealed_ceremony::{decode_keys, KeyError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The `transient_payload` field the mark travels in.
+pub const FIELD: &str = "kratos_passkeys_login";
+/// Binds the MAC to this use: the same keys seal ceremonies.
+const LABEL: &[u8] = b"kratos-passkeys recovery flow minted for a passkey login\0";
+const PREFIX: &str = "v1.";
+
+/// Signs and checks marks. The first key signs, every key checks, as for
+/// ceremonies, so rotating the keys never turns a login into a recovery.
+pub struct LoginMarker {
+    /// One keyed MAC per key, cloned for each mark.
+    keys: Vec<HmacSha256>,
+}
+
+impl std::fmt::Debug for LoginMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoginMarker({} keys)", self.keys.len())
+    }
+}
+
+impl LoginMarker {
+    pub fn new(keys: &[SecretString], refuse_development_key: bool) -> Result<Self, KeyError> {
+        let keys = decode_keys(keys, refuse_development_key)?
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| KeyError::Invalid { index })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { keys })
+    }
+
+    /// The mark of recovery flow `flow`.
+    pub fn mark(&self, flow: Uuid) -> String {
+        let tag = self
+            .keys
+            .first()
+            .map(|key| mac(key, flow).finalize().into_bytes().to_vec())
+            .unwrap_or_default();
+        format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Whether `mark` is this service's mark of `flow` (constant time).
+    pub fn is_mark_of(&self, flow: Uuid, mark: &str) -> bool {
+        let Some(tag) = mark
+            .strip_prefix(PREFIX)
+            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+        else {
+            return false;
+        };
+        self.keys
+            .iter()
+            .any(|key| mac(key, flow).verify_slice(&tag).is_ok())
+    }
+}
+
+fn mac(key: &HmacSha256, flow: Uuid) -> HmacSha256 {
+    let mut mac = key.clone();
+    mac.update(LABEL);
+    mac.update(flow.as_bytes());
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marker(keys: &[&str]) -> LoginMarker {
+        let keys: Vec<SecretString> = keys.iter().map(|k| SecretString::from(*k)).collect();
+        LoginMarker::new(&keys, false).expect("keys")
+    }
+
+    const A: &str = "ZGV2ZWxvcG1lbnQgb25seTogbm90IGEgc2VjcmV0ISE=";
+    const B: &str = "YW5vdGhlciBrZXkgb2YgdGhpcnR5LXR3byBieXRlcyE=";
+
+    #[test]
+    fn a_mark_checks_for_its_flow_only() {
+        let m = marker(&[A]);
+        let flow = Uuid::new_v4();
+        let mark = m.mark(flow);
+        assert!(m.is_mark_of(flow, &mark));
+        assert!(!m.is_mark_of(Uuid::new_v4(), &mark));
+    }
+
+    #[test]
+    fn forged_or_altered_marks_do_not_check() {
+        let m = marker(&[A]);
+        let flow = Uuid::new_v4();
+        let mark = m.mark(flow);
+        for forged in [
+            String::new(),
+            "v1.".to_string(),
+            "abc".to_string(),
+            mark.replacen("v1.", "v2.", 1),
+            format!("{}A", &mark[..mark.len() - 1]),
+            marker(&[B]).mark(flow),
+        ] {
+            assert!(!m.is_mark_of(flow, &forged), "{forged}");
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_marks_of_the_previous_key() {
+        let flow = Uuid::new_v4();
+        let old = marker(&[A]).mark(flow);
+        assert!(marker(&[B, A]).is_mark_of(flow, &old));
+        assert!(!marker(&[B]).is_mark_of(flow, &old));
+    }
+}
