@@ -44,6 +44,21 @@ async fn passkey_login(
         .expect("verify")
 }
 
+/// A cookie-mode login asking for the session object: Kratos's whole
+/// `Set-Cookie` for its session, and the answer.
+async fn cookie_login(app: &TestApp, authenticator: &mut Authenticator) -> (String, Value) {
+    let response = passkey_login(
+        app,
+        authenticator,
+        json!({"session": "cookie", "include_session": true}),
+    )
+    .await;
+    let cookie = set_cookie(&response).expect("Kratos's session cookie");
+    let (status, body) = status_and_json(response).await;
+    assert_eq!(status, 200, "{body}");
+    (cookie, body)
+}
+
 fn resolved_records_of(session: &str) -> String {
     format!("SELECT count(*) AS count FROM minted_sessions WHERE state = 'resolved' AND kratos_session_id = '{session}'")
 }
@@ -123,15 +138,7 @@ async fn a_browser_gets_kratos_cookie_and_the_aal2_redirect() {
     set_up_totp(&app.kratos, &setup_token).await;
     app.kratos.revoke_token(&setup_token).await;
 
-    let response = passkey_login(
-        &app,
-        &mut authenticator,
-        json!({"session": "cookie", "include_session": true}),
-    )
-    .await;
-    let cookie = set_cookie(&response).expect("Kratos's session cookie");
-    let (status, body) = status_and_json(response).await;
-    assert_eq!(status, 200, "{body}");
+    let (cookie, body) = cookie_login(&app, &mut authenticator).await;
     assert!(body["second_factor"]["redirect_browser_to"]
         .as_str()
         .expect("redirect")
@@ -164,15 +171,7 @@ async fn the_minted_session_follows_the_teams_session_policy() {
     let _ports = lock().await;
     let app = spawn_app_beside(|_| {}).await;
     let (_, _, mut authenticator) = person_with_passkey(&app).await;
-    let response = passkey_login(
-        &app,
-        &mut authenticator,
-        json!({"session": "cookie", "include_session": true}),
-    )
-    .await;
-    let cookie = set_cookie(&response).expect("the team's session cookie");
-    let (status, body) = status_and_json(response).await;
-    assert_eq!(status, 200, "{body}");
+    let (cookie, body) = cookie_login(&app, &mut authenticator).await;
     assert!(body.get("second_factor").is_none(), "{body}");
     // Kratos's lifespan (720h), not the project's own configuration's.
     let at = |k: &str| {

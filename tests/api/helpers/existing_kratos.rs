@@ -245,17 +245,9 @@ pub async fn recover_by_email(
             m["recipient"] == user.email.as_str() && m["recovery_code"].is_string()
         })
         .await;
-    let code = mail[0]["recovery_code"].as_str().expect("code").to_string();
-    let redeemed = submit(json!({"method": "code", "code": code}))
-        .await
-        .expect("redeem code");
-    let status = redeemed.status();
-    let body: Value = redeemed.json().await.expect("recovery json");
-    assert_eq!(status, 200, "{body}");
-    (
-        Uuid::parse_str(&flow_id).expect("uuid"),
-        continue_with_token(&body),
-    )
+    let code = mail[0]["recovery_code"].as_str().expect("code");
+    let token = redeem(kratos, &flow_id, code).await;
+    (Uuid::parse_str(&flow_id).expect("uuid"), token)
 }
 
 /// What a support agent does: an admin recovery code, redeemed as the
@@ -277,30 +269,30 @@ pub async fn recover_with_support_code(kratos: &Kratos, user: &TestUser) -> (Uui
         .find(|(k, _)| k == "flow")
         .map(|(_, v)| v.into_owned())
         .expect("flow id");
-    let redeemed = http
+    let code = created["recovery_code"].as_str().expect("code");
+    let token = redeem(kratos, &flow, code).await;
+    (Uuid::parse_str(&flow).expect("uuid"), token)
+}
+
+/// Redeems a recovery code in its API flow; the new session's token.
+async fn redeem(kratos: &Kratos, flow: &str, code: &str) -> String {
+    let redeemed = super::client()
         .post(kratos.public.join("self-service/recovery").expect("url"))
-        .query(&[("flow", flow.as_str())])
-        .json(&json!({"method": "code", "code": created["recovery_code"]}))
+        .query(&[("flow", flow)])
+        .json(&json!({"method": "code", "code": code}))
         .send()
         .await
         .expect("redeem code");
     let status = redeemed.status();
     let body: Value = redeemed.json().await.expect("recovery json");
     assert_eq!(status, 200, "{body}");
-    (
-        Uuid::parse_str(&flow).expect("uuid"),
-        continue_with_token(&body),
-    )
-}
-
-fn continue_with_token(flow: &Value) -> String {
-    flow["continue_with"]
+    body["continue_with"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|c| c["action"] == "set_ory_session_token")
         .and_then(|c| c["ory_session_token"].as_str())
-        .unwrap_or_else(|| panic!("no session token in {flow}"))
+        .unwrap_or_else(|| panic!("no session token in {body}"))
         .to_string()
 }
 
