@@ -69,12 +69,7 @@ pub fn refresh_url(settings: &Settings) -> Url {
 pub fn second_factor_url(settings: &Settings, kratos_redirect: Option<&str>) -> Url {
     let mut url = kratos_redirect
         .and_then(|r| Url::parse(r).ok())
-        .unwrap_or_else(|| {
-            let mut url =
-                crate::kratos::join(&settings.kratos.browser_url, "self-service/login/browser");
-            url.query_pairs_mut().append_pair("aal", "aal2");
-            url
-        });
+        .unwrap_or_else(|| aal2_login(settings, "browser"));
     if !url.query_pairs().any(|(k, _)| k == "return_to") {
         url.query_pairs_mut()
             .append_pair("return_to", settings.sessions.refresh_return_to.as_str());
@@ -84,7 +79,15 @@ pub fn second_factor_url(settings: &Settings, kratos_redirect: Option<&str>) -> 
 
 /// Kratos's aal2 API login, for token clients.
 pub fn second_factor_api_url(settings: &Settings) -> Url {
-    let mut url = crate::kratos::join(&settings.kratos.browser_url, "self-service/login/api");
+    aal2_login(settings, "api")
+}
+
+/// `/self-service/login/{flow}?aal=aal2` where browsers and apps reach Kratos.
+fn aal2_login(settings: &Settings, flow: &str) -> Url {
+    let mut url = crate::kratos::join(
+        &settings.kratos.browser_url,
+        &format!("self-service/login/{flow}"),
+    );
     url.query_pairs_mut().append_pair("aal", "aal2");
     url
 }

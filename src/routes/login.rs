@@ -387,16 +387,13 @@ async fn finish_login(
             backup_state: result.backup_state(),
             identity_id: identity,
             recovery_flow_id: minted.recovery_flow_id,
-            session_id: match &described {
-                Described::Session { id, .. } => Some(*id),
-                _ => None,
-            },
+            session_id: described.session_id(),
             delivery: request.session,
             confirmed_user_handle,
         })
         .await?;
     let second_factor_pending = matches!(described, Described::SecondFactorPending { .. });
-    if !matches!(described, Described::Session { .. }) {
+    if described.session_id().is_none() {
         state.login_records.complete_later(PendingSession {
             record: record_id,
             identity,
@@ -437,6 +434,15 @@ enum Described {
     /// Not asked, or Kratos did not answer now: the login record learns
     /// the session's id after the answer has gone out.
     Later,
+}
+
+impl Described {
+    fn session_id(&self) -> Option<KratosSessionId> {
+        match self {
+            Described::Session { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
 }
 
 /// Asks `whoami` about the minted session. Only a session of another
