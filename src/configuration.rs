@@ -25,6 +25,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub limits: LimitSettings,
     pub gc: GcSettings,
+    pub events: EventSettings,
     /// Which environment file was layered in (not read from the files).
     #[serde(skip)]
     pub environment: Environment,
@@ -180,6 +181,71 @@ pub struct GcSettings {
     pub interval: Duration,
 }
 
+/// The outbox of events and their delivery (see `src/events/`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// Where events are delivered, signed per Standard Webhooks. A YAML
+    /// list, or the same list as JSON in one environment variable
+    /// (`KRATOS_PASSKEYS__EVENTS__ENDPOINTS`), since each carries a secret.
+    #[serde(deserialize_with = "list_or_json")]
+    pub endpoints: Vec<EndpointSettings>,
+    /// One delivery attempt, connection included.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// The pause after the first failed attempt; it doubles with each
+    /// failure up to `max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub first_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// An event still undelivered this long after it happened is given up
+    /// (`failed`), and the identity's next events go out.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// Delivered (or given up) events stay for the audit this long, then
+    /// are purged.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often each replica looks for due deliveries (events written by
+    /// this replica go out at once).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Deliveries claimed at once (each a different identity or endpoint).
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    /// Names the endpoint in metrics and the audit; defaults to the URL's
+    /// host. Changing it starts the endpoint's queue afresh.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub url: Url,
+    /// `whsec_` and the base64 of 24 to 64 random bytes.
+    pub secret: SecretString,
+    /// Event types sent to it; empty: all.
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+fn list_or_json<'de, D>(deserializer: D) -> Result<Vec<EndpointSettings>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrJson {
+        List(Vec<EndpointSettings>),
+        Json(String),
+    }
+    match ListOrJson::deserialize(deserializer)? {
+        ListOrJson::List(list) => Ok(list),
+        ListOrJson::Json(raw) if raw.trim().is_empty() => Ok(Vec::new()),
+        ListOrJson::Json(raw) => serde_json::from_str(&raw).map_err(serde::de::Error::custom),
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct CorsSettings {
     pub allowed_origins: Vec<String>,
@@ -277,6 +343,39 @@ mod tests {
             ..settings
         };
         assert!(!format!("{with_notifier_key:?}").contains("notifier-secret-42"));
+    }
+
+    #[test]
+    fn event_endpoints_come_from_yaml_or_one_json_variable() {
+        let yaml = r#"
+endpoints:
+  - url: https://hooks.example.com/passkeys
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    types: [passkey.registered]
+request_timeout: 10s
+first_backoff: 5s
+max_backoff: 1h
+give_up_after: 72h
+retention: 30d
+poll_interval: 1s
+batch_size: 32
+"#;
+        let from_yaml: EventSettings = config::Config::builder()
+            .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("yaml");
+        assert_eq!(from_yaml.endpoints.len(), 1);
+        assert_eq!(from_yaml.endpoints[0].types, ["passkey.registered"]);
+        let json = r#"[{"name":"mailer","url":"https://mailer.internal/events","secret":"whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}]"#;
+        let from_json: EventSettings = config::Config::builder()
+            .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+            .set_override("endpoints", json)
+            .and_then(|b| b.build())
+            .and_then(|c| c.try_deserialize())
+            .expect("json");
+        assert_eq!(from_json.endpoints[0].name.as_deref(), Some("mailer"));
+        assert!(!format!("{from_json:?}").contains("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"));
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub enum ErrorId {
     CredentialCloned,
     IdentityInactive,
     IdentityNotFound,
+    SessionNotMinted,
     WebhookUnauthorized,
     RateLimited,
     NotFound,
@@ -87,9 +88,11 @@ impl ErrorId {
             | E::CredentialUnknown => StatusCode::BAD_REQUEST,
             E::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             E::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            E::CeremonyNotFound | E::PasskeyNotFound | E::IdentityNotFound | E::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            E::CeremonyNotFound
+            | E::PasskeyNotFound
+            | E::IdentityNotFound
+            | E::SessionNotMinted
+            | E::NotFound => StatusCode::NOT_FOUND,
             E::CeremonyExpired => StatusCode::GONE,
             E::CredentialAlreadyRegistered | E::PasskeyNameTaken => StatusCode::CONFLICT,
             E::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -159,6 +162,8 @@ pub enum ApiError {
     IdentityInactive,
     #[error("this account no longer exists")]
     IdentityNotFound,
+    #[error("no passkey login minted this Kratos session (a recovery, or another kind of login)")]
+    SessionNotMinted,
     #[error("the webhook API key is missing or wrong")]
     WebhookUnauthorized,
     #[error("too many requests; try again in {} s", retry_after_secs(*.retry_after))]
@@ -201,6 +206,7 @@ impl ApiError {
             ApiError::CredentialCloned => ErrorId::CredentialCloned,
             ApiError::IdentityInactive => ErrorId::IdentityInactive,
             ApiError::IdentityNotFound => ErrorId::IdentityNotFound,
+            ApiError::SessionNotMinted => ErrorId::SessionNotMinted,
             ApiError::WebhookUnauthorized => ErrorId::WebhookUnauthorized,
             ApiError::RateLimited { .. } => ErrorId::RateLimited,
             ApiError::NotFound => ErrorId::NotFound,

@@ -1,7 +1,7 @@
-//! Garbage collection: the single-use marks of expired ceremonies and login
-//! records that will never learn their session id (in the background and by
-//! `kratos-passkeys gc`), and, on demand, the passkeys of identities Kratos
-//! no longer has.
+//! Garbage collection: the single-use marks of expired ceremonies, login
+//! records that will never learn their session id, and events past their
+//! retention (in the background and by `kratos-passkeys gc`), and, on
+//! demand, the passkeys of identities Kratos no longer has.
 
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ pub struct Collected {
     pub identities_checked: usize,
     pub identities_purged: usize,
     pub passkeys_purged: usize,
+    pub events_purged: usize,
 }
 
 /// A login record still pending after this long lost its worker (the
@@ -35,12 +36,15 @@ pub fn spawn_background(state: web::Data<AppState>) {
         loop {
             ticker.tick().await;
             match sweep(&state).await {
-                Ok((0, 0)) => {}
-                Ok((purged, unresolved)) => {
+                Ok(Swept {
+                    ceremonies: 0,
+                    unresolved: 0,
+                    events: 0,
+                }) => {}
+                Ok(swept) => {
                     tracing::debug!(
-                        purged,
-                        unresolved,
-                        "ceremony marks purged, login records settled"
+                        ?swept,
+                        "ceremony marks and events purged, login records settled"
                     )
                 }
                 Err(error) => {
@@ -53,10 +57,18 @@ pub fn spawn_background(state: web::Data<AppState>) {
     });
 }
 
-/// The marks of expired ceremonies, and login records pending for good.
-async fn sweep(state: &AppState) -> Result<(usize, usize), crate::store::StoreError> {
+#[derive(Debug)]
+struct Swept {
+    ceremonies: usize,
+    unresolved: usize,
+    events: usize,
+}
+
+/// The marks of expired ceremonies, login records pending for good, and
+/// events settled longer ago than their retention.
+async fn sweep(state: &AppState) -> Result<Swept, crate::store::StoreError> {
     let now = state.clock.now();
-    let purged = state.store.purge_consumed_ceremonies(now).await?;
+    let ceremonies = state.store.purge_consumed_ceremonies(now).await?;
     let unresolved = state
         .store
         .give_up_stale_sessions(now - PENDING_FOR_GOOD)
@@ -67,22 +79,39 @@ async fn sweep(state: &AppState) -> Result<(usize, usize), crate::store::StoreEr
             "login records whose session id will stay unknown"
         );
     }
-    Ok((purged, unresolved))
+    let retention = chrono::Duration::from_std(state.settings.events.retention)
+        .unwrap_or(chrono::Duration::MAX);
+    let events = state
+        .store
+        .purge_settled_events(now.checked_sub_signed(retention).unwrap_or(now))
+        .await?;
+    Ok(Swept {
+        ceremonies,
+        unresolved,
+        events,
+    })
 }
 
 /// One full collection: the sweep, then every known identity is checked
 /// with Kratos and the deleted ones are purged.
 pub async fn collect(state: &AppState) -> anyhow::Result<Collected> {
-    let (expired_ceremonies, unresolved_logins) = sweep(state).await?;
+    let swept = sweep(state).await?;
     let mut collected = Collected {
-        expired_ceremonies,
-        unresolved_logins,
+        expired_ceremonies: swept.ceremonies,
+        unresolved_logins: swept.unresolved,
+        events_purged: swept.events,
         ..Collected::default()
     };
     for identity in state.store.identity_ids().await? {
         collected.identities_checked += 1;
         if state.kratos.identity(identity).await?.is_none() {
-            collected.passkeys_purged += state.store.purge_identity(identity).await?;
+            let events = state.events.clone();
+            collected.passkeys_purged += state
+                .store
+                .purge_identity(identity, move |removed| {
+                    events.identity_purged(identity, removed)
+                })
+                .await?;
             collected.identities_purged += 1;
             tracing::info!(%identity, "identity no longer exists in Kratos; purged");
         }

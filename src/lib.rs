@@ -10,6 +10,7 @@ pub mod configuration;
 pub mod cors;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod kratos;
 pub mod limits;

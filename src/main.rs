@@ -105,15 +105,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ImportKratos(args) => {
             let (state, _) = AppState::new(settings)?;
             let progress = Progress::on_terminal("scanned in Kratos");
-            let summary =
-                import_from_kratos(&state.kratos, &state.store, args.options(), &progress).await?;
+            let summary = import_from_kratos(
+                &state.kratos,
+                &state.store,
+                &state.events,
+                args.options(),
+                &progress,
+            )
+            .await?;
             println!("{summary}");
         }
         Command::ExportKratos(args) => {
             let (state, _) = AppState::new(settings)?;
             let progress = Progress::on_terminal("exported to Kratos");
-            let summary =
-                export_to_kratos(&state.kratos, &state.store, args.options(), &progress).await?;
+            let summary = export_to_kratos(
+                &state.kratos,
+                &state.store,
+                &state.events,
+                args.options(),
+                &progress,
+            )
+            .await?;
             println!("{summary}");
         }
         Command::Migrate => {

@@ -25,6 +25,9 @@ pub struct Metrics {
     recovery_hooks: IntCounterVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
+    event_deliveries: IntCounterVec,
+    events_undelivered: IntGauge,
+    events_oldest_undelivered: prometheus::Gauge,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +95,21 @@ impl Metrics {
             &["state"],
         )?;
         let pool_max = IntGauge::new("db_pool_max_connections", "Postgres pool size")?;
+        let event_deliveries = IntCounterVec::new(
+            Opts::new(
+                "event_deliveries_total",
+                "Event delivery attempts by endpoint and outcome: delivered, retry (failed, will try again), gave_up",
+            ),
+            &["endpoint", "outcome"],
+        )?;
+        let events_undelivered = IntGauge::new(
+            "events_undelivered",
+            "Event deliveries not yet made (the backlog), all endpoints",
+        )?;
+        let events_oldest_undelivered = prometheus::Gauge::new(
+            "events_oldest_undelivered_age_seconds",
+            "Age of the oldest event not yet delivered everywhere; 0 when none",
+        )?;
         registry.register(Box::new(ceremonies.clone()))?;
         registry.register(Box::new(kratos_duration.clone()))?;
         registry.register(Box::new(store_duration.clone()))?;
@@ -102,6 +120,9 @@ impl Metrics {
         registry.register(Box::new(recovery_hooks.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(event_deliveries.clone()))?;
+        registry.register(Box::new(events_undelivered.clone()))?;
+        registry.register(Box::new(events_oldest_undelivered.clone()))?;
         Ok(Self {
             registry,
             ceremonies,
@@ -114,6 +135,9 @@ impl Metrics {
             recovery_hooks,
             pool_connections,
             pool_max,
+            event_deliveries,
+            events_undelivered,
+            events_oldest_undelivered,
         })
     }
 
@@ -156,6 +180,18 @@ impl Metrics {
 
     pub fn recovery_hook(&self, outcome: &str, by: u64) {
         self.recovery_hooks.with_label_values(&[outcome]).inc_by(by);
+    }
+
+    pub fn event_delivery(&self, endpoint: &str, outcome: &str) {
+        self.event_deliveries
+            .with_label_values(&[endpoint, outcome])
+            .inc();
+    }
+
+    /// The outbox's backlog, read from the database just before rendering.
+    pub fn outbox_backlog(&self, undelivered: i64, oldest_age_seconds: f64) {
+        self.events_undelivered.set(undelivered);
+        self.events_oldest_undelivered.set(oldest_age_seconds);
     }
 
     pub fn rate_limited(&self, limit: &str) {

@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::configuration::Settings;
 use crate::error::ApiError;
+use crate::events::delivery::DeliveryWorker;
 use crate::routes;
 use crate::state::AppState;
 
@@ -46,6 +47,18 @@ impl Application {
         }
         crate::gc::spawn_background(state.clone());
         login_records.spawn();
+        if !state.event_endpoints.is_empty() {
+            // A pool of its own: a delivery round holds its connection
+            // while it sends.
+            let store = state.store.dedicated(&state.settings.database, 1);
+            DeliveryWorker::new(
+                store,
+                state.event_endpoints.clone(),
+                &state.settings.events,
+                state.metrics.clone(),
+            )?
+            .spawn();
+        }
         Self::with_listeners(state, public, admin)
     }
 

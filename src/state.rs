@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::clock::Clock;
 use crate::configuration::{Environment, Settings};
+use crate::events::{self, Endpoint, Events};
 use crate::kratos::KratosClient;
 use crate::limits::{ClientAddresses, RateLimiter};
 use crate::login_marker::LoginMarker;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub login_limiter: RateLimiter,
     pub failure_limiter: RateLimiter,
     pub login_records: LoginRecorder,
+    /// Builds the events the store writes with each change.
+    pub events: Events,
+    /// Where events are delivered (the delivery worker's, parsed once).
+    pub event_endpoints: Arc<Vec<Endpoint>>,
     allowed_origins: Vec<String>,
     cors_origins: Vec<String>,
 }
@@ -55,6 +60,11 @@ impl AppState {
             settings.kratos.request_timeout,
             metrics.clone(),
         )?;
+        let event_endpoints = Arc::new(
+            events::endpoints::parse(&settings.events.endpoints, production)
+                .map_err(|e| anyhow::anyhow!("invalid event settings: {e}"))?,
+        );
+        let events = Events::new(&event_endpoints);
         let clients = ClientAddresses::new(&settings.http).map_err(anyhow::Error::msg)?;
         let (login_records, worker) =
             LoginRecorder::new(store.clone(), kratos.clone(), metrics.clone());
@@ -88,6 +98,8 @@ impl AppState {
             notifier,
             clients,
             login_records,
+            events,
+            event_endpoints,
             allowed_origins,
             cors_origins,
         };

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use super::kratos_format::{credential_ids, kratos_credential, WebauthnCredential};
 use super::{by_reason, MigrationError, Options, Progress};
 use crate::domain::IdentityId;
+use crate::events::Events;
 use crate::kratos::credentials::{holds_passkeys, IdentityCredentials};
 use crate::kratos::KratosClient;
 use crate::store::{PasskeyRow, Store};
@@ -100,6 +101,7 @@ pub fn accepts_credential_patches(version: &str) -> bool {
 pub async fn export_to_kratos(
     kratos: &KratosClient,
     store: &Store,
+    events: &Events,
     options: Options,
     progress: &Progress,
 ) -> Result<ExportSummary, MigrationError> {
@@ -113,14 +115,14 @@ pub async fn export_to_kratos(
         ..ExportSummary::default()
     };
     if let Some(identity) = options.identity {
-        export_identity(kratos, store, identity, options, &mut summary).await?;
+        export_identity(kratos, store, events, identity, options, &mut summary).await?;
         progress.step();
     } else {
         let mut after = None;
         loop {
             let page = store.identities_with_passkeys(after, PAGE_SIZE).await?;
             for identity in &page {
-                export_identity(kratos, store, *identity, options, &mut summary).await?;
+                export_identity(kratos, store, events, *identity, options, &mut summary).await?;
                 progress.step();
             }
             match page.last() {
@@ -136,6 +138,7 @@ pub async fn export_to_kratos(
 async fn export_identity(
     kratos: &KratosClient,
     store: &Store,
+    events: &Events,
     identity: IdentityId,
     options: Options,
     summary: &mut ExportSummary,
@@ -171,6 +174,13 @@ async fn export_identity(
             return Err(MigrationError::ExportNotStored(identity));
         }
         tracing::info!(identity = %identity, exported = plan.exported.len(), "passkeys exported to Kratos");
+        // Kratos holds them now: the events follow the change, not with it.
+        let exported: Vec<_> = ours
+            .iter()
+            .filter(|row| plan.exported.contains(&row.credential_id))
+            .map(|row| events.exported(row))
+            .collect();
+        store.append_events(exported).await?;
     }
     summary.exported += plan.exported.len();
     Ok(())

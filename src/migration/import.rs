@@ -10,6 +10,7 @@ use super::kratos_format::{candidates, Candidate, SkipReason};
 use super::{by_reason, MigrationError, Options, Progress};
 use crate::aaguid::default_passkey_name;
 use crate::domain::PasskeyName;
+use crate::events::Events;
 use crate::kratos::credentials::{holds_passkeys, IdentityCredentials};
 use crate::kratos::KratosClient;
 use crate::store::{ImportedPasskey, Store};
@@ -57,6 +58,7 @@ impl fmt::Display for ImportSummary {
 pub async fn import_from_kratos(
     kratos: &KratosClient,
     store: &Store,
+    events: &Events,
     options: Options,
     progress: &Progress,
 ) -> Result<ImportSummary, MigrationError> {
@@ -69,7 +71,7 @@ pub async fn import_from_kratos(
             .identity_with_passkeys(id)
             .await?
             .ok_or(MigrationError::IdentityNotFound(id))?;
-        import_identity(store, &identity, options, &mut summary).await?;
+        import_identity(store, events, &identity, options, &mut summary).await?;
         progress.step();
     } else {
         let mut page_token: Option<String> = None;
@@ -78,7 +80,7 @@ pub async fn import_from_kratos(
                 .identities_with_passkeys(page_token.as_deref(), PAGE_SIZE)
                 .await?;
             for identity in &page.identities {
-                import_identity(store, identity, options, &mut summary).await?;
+                import_identity(store, events, identity, options, &mut summary).await?;
                 progress.step();
             }
             match page.next_page_token {
@@ -93,6 +95,7 @@ pub async fn import_from_kratos(
 
 async fn import_identity(
     store: &Store,
+    events: &Events,
     identity: &IdentityCredentials,
     options: Options,
     summary: &mut ImportSummary,
@@ -117,6 +120,10 @@ async fn import_identity(
             identity.id,
             found.into_iter().map(imported).collect(),
             options.dry_run,
+            {
+                let events = events.clone();
+                move |row| events.imported(row)
+            },
         )
         .await?;
     summary.imported += outcome.imported;

@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use crate::domain::{IdentityId, PasskeyId};
 use crate::error::ApiError;
+use crate::events::Actor;
+use crate::kratos::ClientContext;
 use crate::routes::passkeys::views;
 use crate::routes::PasskeyView;
 use crate::state::AppState;
@@ -24,6 +26,15 @@ pub struct Deleted {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // The outbox's backlog is read now; without the database it keeps its
+    // last value (readiness reports the database).
+    if let Ok(backlog) = state.store.outbox_backlog().await {
+        let age = backlog
+            .oldest
+            .map(|oldest| (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        state.metrics.outbox_backlog(backlog.undelivered, age);
+    }
     let body = state
         .metrics
         .render(state.store.pool().state(), state.store.pool_size());
@@ -69,12 +80,18 @@ pub async fn list(
 )]
 pub async fn remove(
     state: web::Data<AppState>,
+    client: ClientContext,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (identity, passkey) = path.into_inner();
+    let events = state.events.clone();
     if state
         .store
-        .delete_passkey(IdentityId::new(identity), PasskeyId::new(passkey))
+        .delete_passkey(
+            IdentityId::new(identity),
+            PasskeyId::new(passkey),
+            move |row| events.removed(row, Actor::Support, &client),
+        )
         .await?
     {
         tracing::info!(%identity, %passkey, "passkey revoked by an administrator");
@@ -98,10 +115,17 @@ pub async fn remove(
 )]
 pub async fn remove_all(
     state: web::Data<AppState>,
+    client: ClientContext,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let identity = IdentityId::new(*path);
-    let deleted = state.store.delete_all_passkeys(identity).await?;
+    let events = state.events.clone();
+    let deleted = state
+        .store
+        .delete_all_passkeys(identity, move |row| {
+            events.removed(row, Actor::Support, &client)
+        })
+        .await?;
     tracing::info!(%identity, deleted, "all passkeys revoked by an administrator");
     Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }

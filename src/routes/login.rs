@@ -7,7 +7,7 @@
 //! redeem a recovery code) and one statement to record it.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +20,7 @@ use crate::domain::{
     SessionDelivery,
 };
 use crate::error::{ApiError, CauseChain};
+use crate::events::{Minted, Refusal};
 use crate::kratos::{ClientContext, KratosError, MintedCredential, SessionCredential};
 use crate::login_records::PendingSession;
 use crate::metrics::Outcome;
@@ -61,10 +62,9 @@ pub struct OptionsRequest {
 )]
 pub async fn options(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: ClientContext,
     body: web::Json<OptionsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = client_context(&state, &req);
     let started = async {
         limit_client(&state, &client)?;
         let identifier = match body.identifier.as_deref() {
@@ -203,11 +203,10 @@ pub struct SecondFactor {
 )]
 pub async fn verify(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: ClientContext,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let client = client_context(&state, &req);
     let delivery = body.session;
     let logged_in = async {
         limit_client(&state, &client)?;
@@ -235,17 +234,6 @@ pub async fn verify(
         session: logged_in.session,
         second_factor: logged_in.second_factor,
     }))
-}
-
-fn client_context(state: &AppState, req: &HttpRequest) -> ClientContext {
-    ClientContext {
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        ip: state.clients.client_ip(req),
-    }
 }
 
 /// The unauthenticated endpoints are rate limited per client IP.
@@ -322,6 +310,7 @@ async fn finish_login(
             ApiError::RateLimited { retry_after }
         })?;
     if row.flagged_at.is_some() {
+        refused(state, &row, Refusal::CredentialCloned, client).await;
         return Err(ApiError::CredentialCloned);
     }
     let mut passkey = stored_passkey(&row)?;
@@ -335,7 +324,16 @@ async fn finish_login(
     let result = match verified {
         Ok(result) => result,
         Err(CeremonyFailure::CounterRegression) => {
-            state.store.flag_passkey(passkey_id).await?;
+            let (events, client) = (state.events.clone(), client.clone());
+            state
+                .store
+                .flag_passkey(passkey_id, move |flagged| {
+                    vec![
+                        events.flagged(flagged, &client),
+                        events.login_refused(flagged, Refusal::CredentialCloned, &client),
+                    ]
+                })
+                .await?;
             tracing::warn!(passkey = %passkey_id, identity = %identity, "signature counter went backwards; passkey disabled");
             return Err(ApiError::CredentialCloned);
         }
@@ -349,11 +347,20 @@ async fn finish_login(
     {
         Ok(minted) => minted,
         Err(KratosError::IdentityNotFound) => {
-            let purged = state.store.purge_identity(identity).await?;
+            let events = state.events.clone();
+            let purged = state
+                .store
+                .purge_identity(identity, move |removed| {
+                    events.identity_purged(identity, removed)
+                })
+                .await?;
             tracing::info!(identity = %identity, purged, "identity no longer exists in Kratos; passkeys purged");
             return Err(ApiError::IdentityNotFound);
         }
-        Err(KratosError::IdentityDisabled) => return Err(ApiError::IdentityInactive),
+        Err(KratosError::IdentityDisabled) => {
+            refused(state, &row, Refusal::IdentityInactive, client).await;
+            return Err(ApiError::IdentityInactive);
+        }
         Err(error) => return Err(mint_error(error)),
     };
     let presented = state.kratos.presented(&minted.credential).ok_or_else(|| {
@@ -373,6 +380,18 @@ async fn finish_login(
     };
     let changed = passkey.update_credential(&result) == Some(true);
     let record_id = LoginRecordId::generate();
+    let second_factor_pending = matches!(described, Described::SecondFactorPending { .. });
+    let event = state.events.login(
+        &row,
+        &Minted {
+            record: record_id,
+            session_id: described.session_id(),
+            delivery: request.session,
+            recovery_flow_id: minted.recovery_flow_id,
+            second_factor_pending,
+        },
+        client,
+    );
     state
         .store
         .record_login(LoginUpdate {
@@ -390,9 +409,12 @@ async fn finish_login(
             session_id: described.session_id(),
             delivery: request.session,
             confirmed_user_handle,
+            client_ip: client.ip.map(|ip| ip.to_string()),
+            user_agent: client.user_agent.clone(),
+            passkey_name: row.name.clone(),
+            event,
         })
         .await?;
-    let second_factor_pending = matches!(described, Described::SecondFactorPending { .. });
     if described.session_id().is_none() {
         state.login_records.complete_later(PendingSession {
             record: record_id,
@@ -475,6 +497,15 @@ async fn describe(
             tracing::warn!(identity = %identity, cause = ?CauseChain(&error), "the minted session could not be described now");
             Ok(Described::Later)
         }
+    }
+}
+
+/// Records a refusal a security team acts on. The refusal stands even when
+/// the event cannot be written (it is logged instead).
+async fn refused(state: &AppState, row: &PasskeyRow, refusal: Refusal, client: &ClientContext) {
+    let event = state.events.login_refused(row, refusal, client);
+    if let Err(error) = state.store.append_events(vec![event]).await {
+        tracing::warn!(passkey = %row.id, ?refusal, cause = ?CauseChain(&error), "the refused login's event could not be written");
     }
 }
 

@@ -2,6 +2,7 @@
 //! and shape the answer.
 
 mod admin;
+mod audit;
 mod ceremonies;
 mod demo;
 mod enrollment;
@@ -12,10 +13,15 @@ pub mod openapi;
 mod passkeys;
 mod registration;
 
-use actix_web::{web, HttpResponse};
+use std::future::{ready, Ready};
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
+use crate::kratos::ClientContext;
 use crate::metrics::{Metrics, Outcome};
+use crate::state::AppState;
 
 pub use passkeys::PasskeyView;
 
@@ -63,6 +69,13 @@ pub fn admin(cfg: &mut web::ServiceConfig) {
         resource("/admin/identities/{identity_id}/passkeys/{passkey_id}")
             .route(web::delete().to(admin::remove)),
     )
+    .service(
+        resource("/admin/identities/{identity_id}/events")
+            .route(web::get().to(audit::identity_events)),
+    )
+    .service(
+        resource("/admin/sessions/{kratos_session_id}").route(web::get().to(audit::minted_session)),
+    )
     .service(resource("/metrics").route(web::get().to(admin::metrics)))
     .service(resource("/openapi.json").route(web::get().to(openapi::admin_document)));
 }
@@ -80,6 +93,27 @@ fn counted<T>(
         Err(error) => metrics.ceremony(kind, Outcome::Failed(error.id().as_str())),
     }
     result
+}
+
+/// The caller's User-Agent and address (through a trusted proxy's header
+/// when configured): forwarded to Kratos with a mint, and written into events.
+impl FromRequest for ClientContext {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let ip = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| state.clients.client_ip(req));
+        ready(Ok(ClientContext {
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            ip,
+        }))
+    }
 }
 
 /// A resource that answers unknown methods with our JSON error.

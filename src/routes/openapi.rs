@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, enrollment, health, hooks, login, passkeys, registration};
+use super::{admin, audit, enrollment, health, hooks, login, passkeys, registration};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,7 +43,7 @@ pub struct PublicApi;
 #[openapi(
     info(
         title = "kratos-passkeys admin API",
-        description = "The internal listener: Kratos's after-registration and after-recovery webhooks, support endpoints, metrics and health."
+        description = "The internal listener: Kratos's after-registration and after-recovery webhooks, support and audit endpoints, metrics and health."
     ),
     paths(
         hooks::after_registration,
@@ -51,6 +51,8 @@ pub struct PublicApi;
         admin::list,
         admin::remove,
         admin::remove_all,
+        audit::identity_events,
+        audit::minted_session,
         admin::metrics,
         health::alive,
         health::ready,
@@ -60,6 +62,7 @@ pub struct PublicApi;
     tags(
         (name = "hooks", description = "Kratos webhooks"),
         (name = "support", description = "Support staff: an identity's passkeys"),
+        (name = "audit", description = "An identity's events, and which passkey minted a Kratos session"),
         (name = "operations", description = "Metrics"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -11,6 +11,8 @@ use uuid::Uuid;
 use crate::aaguid::authenticator_name;
 use crate::domain::{PasskeyId, PasskeyName};
 use crate::error::ApiError;
+use crate::events::Actor;
+use crate::kratos::ClientContext;
 use crate::session::CallerSession;
 use crate::state::AppState;
 use crate::store::PasskeyRow;
@@ -108,13 +110,20 @@ pub struct RenameRequest {
 pub async fn rename(
     state: web::Data<AppState>,
     session: CallerSession,
+    client: ClientContext,
     path: web::Path<Uuid>,
     body: web::Json<RenameRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = PasskeyName::parse(&body.name)?;
+    let events = state.events.clone();
     let row = state
         .store
-        .rename_passkey(session.identity_id(), PasskeyId::new(*path), name)
+        .rename_passkey(
+            session.identity_id(),
+            PasskeyId::new(*path),
+            name,
+            move |row, previous| events.renamed(row, previous, &client),
+        )
         .await?
         .ok_or(ApiError::PasskeyNotFound)?;
     Ok(HttpResponse::Ok().json(PasskeyView::from(row)))
@@ -139,12 +148,16 @@ pub async fn rename(
 pub async fn remove(
     state: web::Data<AppState>,
     session: CallerSession,
+    client: ClientContext,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     session.require_fresh(&state.settings)?;
+    let events = state.events.clone();
     if state
         .store
-        .delete_passkey(session.identity_id(), PasskeyId::new(*path))
+        .delete_passkey(session.identity_id(), PasskeyId::new(*path), move |row| {
+            events.removed(row, Actor::Person, &client)
+        })
         .await?
     {
         Ok(HttpResponse::NoContent().finish())

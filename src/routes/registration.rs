@@ -10,6 +10,7 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 use crate::aaguid::default_passkey_name;
 use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
+use crate::kratos::ClientContext;
 use crate::metrics::Outcome;
 use crate::routes::ceremonies::{
     consume, open_ceremony, start_ceremony, CeremonyStarted, Expected,
@@ -146,12 +147,21 @@ pub struct VerifyRequest {
 pub async fn verify(
     state: web::Data<AppState>,
     session: CallerSession,
+    client: ClientContext,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let view = async {
         let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
-        finish_registration(&state, &session, &body.ceremony_id, &body.credential, name).await
+        finish_registration(
+            &state,
+            &session,
+            &body.ceremony_id,
+            &body.credential,
+            name,
+            client,
+        )
+        .await
     }
     .await;
     let view = counted(&state.metrics, KIND, Outcome::Finished, view)?;
@@ -164,6 +174,7 @@ async fn finish_registration(
     ceremony_id: &CeremonyId,
     credential: &RegisterPublicKeyCredential,
     name: Option<PasskeyName>,
+    client: ClientContext,
 ) -> Result<PasskeyView, ApiError> {
     let identity = session.identity_id();
     let ceremony = open_ceremony(state, ceremony_id, Expected::Registration(identity))?;
@@ -188,6 +199,7 @@ async fn finish_registration(
         Some(name) => NewPasskeyName::Chosen(name),
         None => NewPasskeyName::Default(default_passkey_name(verified.aaguid)),
     };
+    let events = state.events.clone();
     let row = state
         .store
         .insert_passkey(
@@ -202,6 +214,7 @@ async fn finish_registration(
                 sign_count: i64::from(verified.sign_count),
             },
             name,
+            move |row| events.registered(row, &client),
         )
         .await?;
     tracing::info!(identity = %identity, passkey = %row.id, "passkey registered");

@@ -6,6 +6,8 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use super::outbox::{append, NewEvent};
+use super::passkeys::PasskeyRow;
 use super::schema::{identities, passkeys};
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, UserHandle};
@@ -88,19 +90,32 @@ impl Store {
         .await
     }
 
-    /// Forgets everything about an identity Kratos no longer has.
-    pub async fn purge_identity(&self, identity: IdentityId) -> Result<usize, StoreError> {
-        self.run("purge_identity", move |conn| {
-            conn.transaction(|conn| {
-                let removed = diesel::delete(
-                    passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
-                )
-                .execute(conn)?;
-                diesel::delete(identities::table.find(identity.as_uuid())).execute(conn)?;
-                Ok(removed)
+    /// Forgets everything about an identity Kratos no longer has; `event`
+    /// reports it with the passkeys removed (when there was anything).
+    pub async fn purge_identity(
+        &self,
+        identity: IdentityId,
+        event: impl FnOnce(&[PasskeyRow]) -> NewEvent + Send + 'static,
+    ) -> Result<usize, StoreError> {
+        let removed = self
+            .run("purge_identity", move |conn| {
+                conn.transaction(|conn| {
+                    let removed = diesel::delete(
+                        passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
+                    )
+                    .returning(PasskeyRow::as_returning())
+                    .get_results(conn)?;
+                    let known =
+                        diesel::delete(identities::table.find(identity.as_uuid())).execute(conn)?;
+                    if known > 0 || !removed.is_empty() {
+                        append(conn, &[event(&removed)])?;
+                    }
+                    Ok(removed.len())
+                })
             })
-        })
-        .await
+            .await?;
+        self.outbox_written();
+        Ok(removed)
     }
 }
 

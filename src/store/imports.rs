@@ -10,7 +10,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::identities::ensure_identity;
-use super::passkeys::free_default_name;
+use super::outbox::{append, NewEvent};
+use super::passkeys::{free_default_name, PasskeyRow};
 use super::schema::passkeys;
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};
@@ -65,21 +66,27 @@ impl Store {
         identity: IdentityId,
         credentials: Vec<ImportedPasskey>,
         dry_run: bool,
+        event: impl Fn(&PasskeyRow) -> NewEvent + Send + 'static,
     ) -> Result<ImportOutcome, StoreError> {
-        self.run("import_passkeys", move |conn| {
-            let result = conn.transaction(|conn| {
-                let outcome = import_all(conn, identity, &credentials)?;
-                if dry_run {
-                    return Err(Abort::DryRun(outcome));
+        let outcome = self
+            .run("import_passkeys", move |conn| {
+                let result = conn.transaction(|conn| {
+                    let outcome = import_all(conn, identity, &credentials, &event)?;
+                    if dry_run {
+                        return Err(Abort::DryRun(outcome));
+                    }
+                    Ok(outcome)
+                });
+                match result {
+                    Ok(outcome) | Err(Abort::DryRun(outcome)) => Ok(outcome),
+                    Err(Abort::Failed(error)) => Err(error),
                 }
-                Ok(outcome)
-            });
-            match result {
-                Ok(outcome) | Err(Abort::DryRun(outcome)) => Ok(outcome),
-                Err(Abort::Failed(error)) => Err(error),
-            }
-        })
-        .await
+            })
+            .await?;
+        if outcome.imported > 0 && !dry_run {
+            self.outbox_written();
+        }
+        Ok(outcome)
     }
 }
 
@@ -87,6 +94,7 @@ fn import_all(
     conn: &mut PgConnection,
     identity: IdentityId,
     credentials: &[ImportedPasskey],
+    event: &dyn Fn(&PasskeyRow) -> NewEvent,
 ) -> Result<ImportOutcome, Abort> {
     let mut outcome = ImportOutcome::default();
     if credentials.is_empty() {
@@ -104,7 +112,7 @@ fn import_all(
             Some(_) => outcome.owned_elsewhere += 1,
             None => {
                 let name = free_default_name(conn, identity, &credential.name)?;
-                diesel::insert_into(passkeys::table)
+                let row = diesel::insert_into(passkeys::table)
                     .values((
                         passkeys::id.eq(PasskeyId::generate().as_uuid()),
                         passkeys::identity_id.eq(identity.as_uuid()),
@@ -120,7 +128,9 @@ fn import_all(
                         passkeys::user_handle.eq(&credential.user_handle),
                         passkeys::unconfirmed_user_handles.eq(&credential.unconfirmed_user_handles),
                     ))
-                    .execute(conn)?;
+                    .returning(PasskeyRow::as_returning())
+                    .get_result(conn)?;
+                append(conn, &[event(&row)])?;
                 outcome.imported += 1;
             }
         }

@@ -5,6 +5,7 @@ mod ceremonies;
 mod identities;
 mod imports;
 mod logins;
+mod outbox;
 mod passkeys;
 mod pool;
 pub mod schema;
@@ -12,7 +13,8 @@ pub mod schema;
 pub use ceremonies::LoginCeremony;
 pub use identities::IdentityRow;
 pub use imports::{ImportOutcome, ImportedPasskey};
-pub use logins::{LoginRecord, LoginUpdate};
+pub use logins::{LoginRecord, LoginUpdate, MintedSessionRecord};
+pub use outbox::{Backlog, DeliveryResult, DeliveryRow, DueDelivery, EventRow, NewEvent};
 pub use passkeys::{NewPasskey, NewPasskeyName, PasskeyRow};
 
 use diesel::pg::PgConnection;
@@ -23,6 +25,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::ExposeSecret;
 
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use crate::configuration::DatabaseSettings;
 use crate::metrics::Metrics;
@@ -71,6 +75,9 @@ pub struct Store {
     pool: PgPool,
     pool_size: u32,
     metrics: Arc<Metrics>,
+    /// Woken after a transaction that wrote events commits, so this
+    /// replica's delivery worker sends them at once.
+    outbox: Arc<Notify>,
 }
 
 impl Store {
@@ -88,7 +95,34 @@ impl Store {
             pool,
             pool_size: settings.pool_size,
             metrics,
+            outbox: Arc::new(Notify::new()),
         }
+    }
+
+    /// The same database through a pool of its own, of `size` connections,
+    /// sharing this store's outbox signal: for the delivery worker, whose
+    /// transactions stay open while it sends, so requests never wait on it.
+    pub fn dedicated(&self, settings: &DatabaseSettings, size: u32) -> Self {
+        let own = Self::connect_lazy(
+            &DatabaseSettings {
+                pool_size: size,
+                ..settings.clone()
+            },
+            self.metrics.clone(),
+        );
+        Self {
+            outbox: self.outbox.clone(),
+            ..own
+        }
+    }
+
+    /// Resolves when events were written since the last call.
+    pub async fn outbox_written_since(&self) {
+        self.outbox.notified().await
+    }
+
+    fn outbox_written(&self) {
+        self.outbox.notify_one();
     }
 
     pub fn pool(&self) -> &PgPool {

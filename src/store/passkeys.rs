@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::identities::ensure_identity;
+use super::outbox::{append, NewEvent};
 use super::schema::passkeys;
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};
@@ -113,62 +114,87 @@ impl Store {
         .await
     }
 
-    /// Stores a verified passkey. A chosen name that is taken is refused; a
-    /// default name is numbered ("Passkey 2") until it is free.
+    /// Stores a verified passkey, with the event `event` makes of it. A
+    /// chosen name that is taken is refused; a default name is numbered
+    /// ("Passkey 2") until it is free.
     pub async fn insert_passkey(
         &self,
         passkey: NewPasskey,
         name: NewPasskeyName,
+        event: impl FnOnce(&PasskeyRow) -> NewEvent + Send + 'static,
     ) -> Result<PasskeyRow, StoreError> {
-        self.run("insert_passkey", move |conn| {
-            conn.transaction(|conn| {
-                let owner = ensure_identity(conn, passkey.identity_id)?;
-                let name = match name {
-                    NewPasskeyName::Chosen(name) => name,
-                    NewPasskeyName::Default(base) => {
-                        free_default_name(conn, passkey.identity_id, &base)?
-                    }
-                };
-                Ok(diesel::insert_into(passkeys::table)
-                    .values((
-                        passkeys::id.eq(PasskeyId::generate().as_uuid()),
-                        passkeys::identity_id.eq(passkey.identity_id.as_uuid()),
-                        passkeys::credential_id.eq(&passkey.credential_id),
-                        passkeys::credential.eq(&passkey.credential),
-                        passkeys::name.eq(name.as_str()),
-                        passkeys::aaguid.eq(passkey.aaguid),
-                        passkeys::transports.eq(&passkey.transports),
-                        passkeys::backup_eligible.eq(passkey.backup_eligible),
-                        passkeys::backup_state.eq(passkey.backup_state),
-                        passkeys::sign_count.eq(passkey.sign_count),
-                        // Registered here: the identity's own handle.
-                        passkeys::user_handle.eq(owner.user_handle.as_bytes().as_slice()),
-                    ))
-                    .returning(PasskeyRow::as_returning())
-                    .get_result(conn)?)
+        let row = self
+            .run("insert_passkey", move |conn| {
+                conn.transaction(|conn| {
+                    let owner = ensure_identity(conn, passkey.identity_id)?;
+                    let name = match name {
+                        NewPasskeyName::Chosen(name) => name,
+                        NewPasskeyName::Default(base) => {
+                            free_default_name(conn, passkey.identity_id, &base)?
+                        }
+                    };
+                    let row = diesel::insert_into(passkeys::table)
+                        .values((
+                            passkeys::id.eq(PasskeyId::generate().as_uuid()),
+                            passkeys::identity_id.eq(passkey.identity_id.as_uuid()),
+                            passkeys::credential_id.eq(&passkey.credential_id),
+                            passkeys::credential.eq(&passkey.credential),
+                            passkeys::name.eq(name.as_str()),
+                            passkeys::aaguid.eq(passkey.aaguid),
+                            passkeys::transports.eq(&passkey.transports),
+                            passkeys::backup_eligible.eq(passkey.backup_eligible),
+                            passkeys::backup_state.eq(passkey.backup_state),
+                            passkeys::sign_count.eq(passkey.sign_count),
+                            // Registered here: the identity's own handle.
+                            passkeys::user_handle.eq(owner.user_handle.as_bytes().as_slice()),
+                        ))
+                        .returning(PasskeyRow::as_returning())
+                        .get_result(conn)?;
+                    append(conn, &[event(&row)])?;
+                    Ok(row)
+                })
             })
-        })
-        .await
+            .await?;
+        self.outbox_written();
+        Ok(row)
     }
 
+    /// Renames one of the identity's passkeys; `event` gets the renamed row
+    /// and the name it had.
     pub async fn rename_passkey(
         &self,
         identity: IdentityId,
         id: PasskeyId,
         name: PasskeyName,
+        event: impl FnOnce(&PasskeyRow, &str) -> NewEvent + Send + 'static,
     ) -> Result<Option<PasskeyRow>, StoreError> {
-        self.run("rename_passkey", move |conn| {
-            Ok(diesel::update(
-                passkeys::table
-                    .find(id.as_uuid())
-                    .filter(passkeys::identity_id.eq(identity.as_uuid())),
-            )
-            .set(passkeys::name.eq(name.as_str()))
-            .returning(PasskeyRow::as_returning())
-            .get_result(conn)
-            .optional()?)
-        })
-        .await
+        let renamed = self
+            .run("rename_passkey", move |conn| {
+                conn.transaction(|conn| {
+                    let owned = passkeys::table
+                        .find(id.as_uuid())
+                        .filter(passkeys::identity_id.eq(identity.as_uuid()));
+                    let Some(previous) = owned
+                        .select(passkeys::name)
+                        .for_update()
+                        .first::<String>(conn)
+                        .optional()?
+                    else {
+                        return Ok(None);
+                    };
+                    let row = diesel::update(owned)
+                        .set(passkeys::name.eq(name.as_str()))
+                        .returning(PasskeyRow::as_returning())
+                        .get_result(conn)?;
+                    append(conn, &[event(&row, &previous)])?;
+                    Ok(Some(row))
+                })
+            })
+            .await?;
+        if renamed.is_some() {
+            self.outbox_written();
+        }
+        Ok(renamed)
     }
 
     /// Removes one of the identity's passkeys; false when it has no such passkey.
@@ -176,39 +202,86 @@ impl Store {
         &self,
         identity: IdentityId,
         id: PasskeyId,
+        event: impl FnOnce(&PasskeyRow) -> NewEvent + Send + 'static,
     ) -> Result<bool, StoreError> {
-        self.run("delete_passkey", move |conn| {
-            let deleted = diesel::delete(
-                passkeys::table
-                    .find(id.as_uuid())
-                    .filter(passkeys::identity_id.eq(identity.as_uuid())),
-            )
-            .execute(conn)?;
-            Ok(deleted == 1)
-        })
-        .await
+        let deleted = self
+            .run("delete_passkey", move |conn| {
+                conn.transaction(|conn| {
+                    let row = diesel::delete(
+                        passkeys::table
+                            .find(id.as_uuid())
+                            .filter(passkeys::identity_id.eq(identity.as_uuid())),
+                    )
+                    .returning(PasskeyRow::as_returning())
+                    .get_result(conn)
+                    .optional()?;
+                    if let Some(row) = &row {
+                        append(conn, &[event(row)])?;
+                    }
+                    Ok(row.is_some())
+                })
+            })
+            .await?;
+        if deleted {
+            self.outbox_written();
+        }
+        Ok(deleted)
     }
 
-    pub async fn delete_all_passkeys(&self, identity: IdentityId) -> Result<usize, StoreError> {
-        self.run("delete_all_passkeys", move |conn| {
-            Ok(
-                diesel::delete(
-                    passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
-                )
-                .execute(conn)?,
-            )
-        })
-        .await
+    /// Removes all of the identity's passkeys, an event for each.
+    pub async fn delete_all_passkeys(
+        &self,
+        identity: IdentityId,
+        event: impl Fn(&PasskeyRow) -> NewEvent + Send + 'static,
+    ) -> Result<usize, StoreError> {
+        let deleted = self
+            .run("delete_all_passkeys", move |conn| {
+                conn.transaction(|conn| {
+                    let mut rows = diesel::delete(
+                        passkeys::table.filter(passkeys::identity_id.eq(identity.as_uuid())),
+                    )
+                    .returning(PasskeyRow::as_returning())
+                    .get_results(conn)?;
+                    rows.sort_by_key(|row| (row.created_at, row.id));
+                    let new: Vec<NewEvent> = rows.iter().map(&event).collect();
+                    append(conn, &new)?;
+                    Ok(rows.len())
+                })
+            })
+            .await?;
+        if deleted > 0 {
+            self.outbox_written();
+        }
+        Ok(deleted)
     }
 
-    pub async fn flag_passkey(&self, id: PasskeyId) -> Result<(), StoreError> {
+    /// Disables a passkey whose counter went backwards, with the events
+    /// `events` makes of it (unless it was disabled already).
+    pub async fn flag_passkey(
+        &self,
+        id: PasskeyId,
+        events: impl FnOnce(&PasskeyRow) -> Vec<NewEvent> + Send + 'static,
+    ) -> Result<(), StoreError> {
         self.run("flag_passkey", move |conn| {
-            diesel::update(passkeys::table.find(id.as_uuid()))
+            conn.transaction(|conn| {
+                let flagged = diesel::update(
+                    passkeys::table
+                        .find(id.as_uuid())
+                        .filter(passkeys::flagged_at.is_null()),
+                )
                 .set(passkeys::flagged_at.eq(Utc::now()))
-                .execute(conn)?;
-            Ok(())
+                .returning(PasskeyRow::as_returning())
+                .get_result(conn)
+                .optional()?;
+                if let Some(row) = flagged {
+                    append(conn, &events(&row))?;
+                }
+                Ok(())
+            })
         })
-        .await
+        .await?;
+        self.outbox_written();
+        Ok(())
     }
 }
 

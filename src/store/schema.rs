@@ -48,13 +48,45 @@ diesel::table! {
         id -> Uuid,
         recovery_flow_id -> Nullable<Uuid>,
         state -> Text,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        passkey_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    events (seq) {
+        seq -> Int8,
+        id -> Uuid,
+        #[sql_name = "type"]
+        kind -> Text,
+        identity_id -> Uuid,
+        occurred_at -> Timestamptz,
+        payload -> Jsonb,
+        settled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    event_deliveries (event_seq, endpoint) {
+        event_seq -> Int8,
+        endpoint -> Text,
+        identity_id -> Uuid,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
     }
 }
 
 diesel::joinable!(passkeys -> identities (identity_id));
+diesel::joinable!(event_deliveries -> events (event_seq));
 diesel::allow_tables_to_appear_in_same_query!(
     identities,
     passkeys,
     consumed_ceremonies,
-    minted_sessions
+    minted_sessions,
+    events,
+    event_deliveries
 );

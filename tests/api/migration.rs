@@ -34,6 +34,7 @@ async fn try_import(
     import_from_kratos(
         &state.kratos,
         &state.store,
+        &state.events,
         only(identity, dry_run),
         &Progress::hidden(),
     )
@@ -53,6 +54,7 @@ async fn export(
     export_to_kratos(
         &state.kratos,
         &state.store,
+        &state.events,
         only(identity, dry_run),
         &Progress::hidden(),
     )

@@ -1,0 +1,331 @@
+//! The outbox: events written in the same transaction as the change they
+//! report, and the queue of their deliveries. The delivery worker claims
+//! due deliveries with `FOR UPDATE SKIP LOCKED` and holds the row locks
+//! while it sends them, so replicas never send one event at the same time;
+//! only the oldest undelivered event of an identity (per endpoint) is due,
+//! so each identity's events arrive in order.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::schema::{event_deliveries, events};
+use super::{Store, StoreError};
+use crate::domain::IdentityId;
+
+/// An event about to be written with the change it reports.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub identity_id: IdentityId,
+    pub occurred_at: DateTime<Utc>,
+    /// The body every endpoint receives.
+    pub payload: Value,
+    /// The configured endpoints that want this type.
+    pub endpoints: Vec<String>,
+    /// Not deliverable yet: a login event waiting for its session id.
+    pub held: bool,
+}
+
+/// A stored event as the audit reads it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub kind: String,
+    pub identity_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: Value,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// Where one event stands with one endpoint.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = event_deliveries)]
+pub struct DeliveryRow {
+    pub event_seq: i64,
+    pub endpoint: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A delivery the worker holds the lock of until it reports back.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DueDelivery {
+    #[diesel(sql_type = BigInt)]
+    pub event_seq: i64,
+    #[diesel(sql_type = Text)]
+    pub endpoint: String,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    pub occurred_at: DateTime<Utc>,
+    #[diesel(sql_type = Jsonb)]
+    pub payload: Value,
+}
+
+/// What became of one claimed delivery.
+#[derive(Debug, Clone)]
+pub enum DeliveryResult {
+    Delivered,
+    /// Try again after `retry_in`.
+    Retry {
+        error: String,
+        retry_in: std::time::Duration,
+    },
+    /// Never delivered: the identity's next events go out.
+    GiveUp {
+        error: String,
+    },
+}
+
+/// The queue as `/metrics` reports it.
+#[derive(Debug, Clone, Copy, Default, QueryableByName)]
+pub struct Backlog {
+    /// Deliveries not yet made (held ones included).
+    #[diesel(sql_type = BigInt)]
+    pub undelivered: i64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// Writes events (and their deliveries) on `conn`, inside the caller's
+/// transaction: one statement each.
+pub(super) fn append(conn: &mut PgConnection, new: &[NewEvent]) -> Result<(), StoreError> {
+    for event in new {
+        let state = if event.held { "held" } else { "pending" };
+        diesel::sql_query(
+            "WITH ev AS ( \
+               INSERT INTO events (id, type, identity_id, occurred_at, payload, settled_at) \
+               VALUES ($1, $2, $3, $4, $5, CASE WHEN cardinality($6::text[]) = 0 THEN $4 END) \
+               RETURNING seq) \
+             INSERT INTO event_deliveries (event_seq, endpoint, identity_id, state) \
+             SELECT ev.seq, endpoint, $3, $7 FROM ev, unnest($6::text[]) AS endpoint",
+        )
+        .bind::<SqlUuid, _>(event.id)
+        .bind::<Text, _>(event.kind)
+        .bind::<SqlUuid, _>(event.identity_id.as_uuid())
+        .bind::<Timestamptz, _>(event.occurred_at)
+        .bind::<Jsonb, _>(&event.payload)
+        .bind::<Array<Text>, _>(&event.endpoints)
+        .bind::<Text, _>(state)
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Makes a held event deliverable, with `data.kratos_session_id` filled
+/// in when it became known.
+pub(super) fn release(
+    conn: &mut PgConnection,
+    event: Uuid,
+    kratos_session_id: Option<Uuid>,
+) -> Result<(), StoreError> {
+    if let Some(session) = kratos_session_id {
+        diesel::sql_query(
+            "UPDATE events SET payload = jsonb_set(payload, '{data,kratos_session_id}', to_jsonb($2::text)) \
+             WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(event)
+        .bind::<Text, _>(session.to_string())
+        .execute(conn)?;
+    }
+    diesel::sql_query(
+        "UPDATE event_deliveries SET state = 'pending', next_attempt_at = now() \
+         WHERE state = 'held' AND event_seq = (SELECT seq FROM events WHERE id = $1)",
+    )
+    .bind::<SqlUuid, _>(event)
+    .execute(conn)?;
+    Ok(())
+}
+
+impl Store {
+    /// Writes events that report no change of their own (a refused login,
+    /// an export into Kratos).
+    pub async fn append_events(&self, new: Vec<NewEvent>) -> Result<(), StoreError> {
+        self.run("append_events", move |conn| {
+            conn.transaction(|conn| append(conn, &new))
+        })
+        .await?;
+        self.outbox_written();
+        Ok(())
+    }
+
+    /// An identity's events, newest first, before `before` (a `seq`).
+    pub async fn identity_events(
+        &self,
+        identity: IdentityId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(EventRow, Vec<DeliveryRow>)>, StoreError> {
+        self.run("identity_events", move |conn| {
+            let mut query = events::table
+                .filter(events::identity_id.eq(identity.as_uuid()))
+                .order(events::seq.desc())
+                .limit(limit)
+                .select(EventRow::as_select())
+                .into_boxed();
+            if let Some(before) = before {
+                query = query.filter(events::seq.lt(before));
+            }
+            let rows = query.load(conn)?;
+            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            let deliveries: Vec<DeliveryRow> = event_deliveries::table
+                .filter(event_deliveries::event_seq.eq_any(&seqs))
+                .order((event_deliveries::event_seq, event_deliveries::endpoint))
+                .select(DeliveryRow::as_select())
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let own = deliveries
+                        .iter()
+                        .filter(|d| d.event_seq == row.seq)
+                        .cloned()
+                        .collect();
+                    (row, own)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Claims up to `limit` due deliveries to `endpoints` (the oldest
+    /// undelivered one per identity and endpoint), hands them to `deliver`
+    /// while their rows stay locked, and saves what it reports, all in one
+    /// transaction. `deliver` runs on the blocking pool: it may block on
+    /// async work. Answers how many were claimed.
+    pub async fn deliver_due<F>(
+        &self,
+        endpoints: Vec<String>,
+        limit: i64,
+        deliver: F,
+    ) -> Result<usize, StoreError>
+    where
+        F: FnOnce(Vec<DueDelivery>) -> Vec<DeliveryResult> + Send + 'static,
+    {
+        self.run("deliver_due", move |conn| {
+            conn.transaction(|conn| {
+                let due: Vec<DueDelivery> = diesel::sql_query(
+                    "SELECT d.event_seq, d.endpoint, d.attempts, e.id AS event_id, \
+                       e.occurred_at, e.payload \
+                     FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
+                     WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
+                       AND d.endpoint = ANY($1) \
+                       AND NOT EXISTS (SELECT 1 FROM event_deliveries b \
+                         WHERE b.endpoint = d.endpoint AND b.identity_id = d.identity_id \
+                           AND b.state IN ('held', 'pending') AND b.event_seq < d.event_seq) \
+                     ORDER BY d.event_seq LIMIT $2 \
+                     FOR UPDATE OF d SKIP LOCKED",
+                )
+                .bind::<Array<Text>, _>(&endpoints)
+                .bind::<BigInt, _>(limit)
+                .load(conn)?;
+                if due.is_empty() {
+                    return Ok(0);
+                }
+                let claimed = due.len();
+                let keys: Vec<(i64, String)> = due
+                    .iter()
+                    .map(|d| (d.event_seq, d.endpoint.clone()))
+                    .collect();
+                let results = deliver(due);
+                for ((seq, endpoint), result) in keys.iter().zip(results) {
+                    settle(conn, *seq, endpoint, &result)?;
+                }
+                Ok(claimed)
+            })
+        })
+        .await
+    }
+
+    /// Deliveries not yet made, and when the oldest of their events happened.
+    pub async fn outbox_backlog(&self) -> Result<Backlog, StoreError> {
+        self.run("outbox_backlog", |conn| {
+            Ok(diesel::sql_query(
+                "SELECT count(*) AS undelivered, min(e.occurred_at) AS oldest \
+                 FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
+                 WHERE d.state IN ('held', 'pending')",
+            )
+            .get_result(conn)?)
+        })
+        .await
+    }
+
+    /// Purges events settled before `settled_before`.
+    pub async fn purge_settled_events(
+        &self,
+        settled_before: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.run("purge_settled_events", move |conn| {
+            Ok(
+                diesel::delete(events::table.filter(events::settled_at.lt(settled_before)))
+                    .execute(conn)?,
+            )
+        })
+        .await
+    }
+}
+
+fn settle(
+    conn: &mut PgConnection,
+    seq: i64,
+    endpoint: &str,
+    result: &DeliveryResult,
+) -> Result<(), StoreError> {
+    match result {
+        DeliveryResult::Delivered => {
+            diesel::sql_query(
+                "UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1, \
+                   delivered_at = now(), last_error = NULL \
+                 WHERE event_seq = $1 AND endpoint = $2",
+            )
+            .bind::<BigInt, _>(seq)
+            .bind::<Text, _>(endpoint)
+            .execute(conn)?;
+        }
+        DeliveryResult::Retry { error, retry_in } => {
+            diesel::sql_query(
+                "UPDATE event_deliveries SET attempts = attempts + 1, last_error = $3, \
+                   next_attempt_at = now() + $4 * interval '1 millisecond' \
+                 WHERE event_seq = $1 AND endpoint = $2",
+            )
+            .bind::<BigInt, _>(seq)
+            .bind::<Text, _>(endpoint)
+            .bind::<Text, _>(error)
+            .bind::<BigInt, _>(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX))
+            .execute(conn)?;
+        }
+        DeliveryResult::GiveUp { error } => {
+            diesel::sql_query(
+                "UPDATE event_deliveries SET state = 'failed', attempts = attempts + 1, \
+                   last_error = $3 \
+                 WHERE event_seq = $1 AND endpoint = $2",
+            )
+            .bind::<BigInt, _>(seq)
+            .bind::<Text, _>(endpoint)
+            .bind::<Text, _>(error)
+            .execute(conn)?;
+        }
+    }
+    diesel::sql_query(
+        "UPDATE events SET settled_at = now() WHERE seq = $1 AND settled_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM event_deliveries \
+             WHERE event_seq = $1 AND state IN ('held', 'pending'))",
+    )
+    .bind::<BigInt, _>(seq)
+    .execute(conn)?;
+    Ok(())
+}
