@@ -18,6 +18,8 @@ pg_url() { echo "postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$1"; }
 export KRATOS_COOKIE_SECRET="${KRATOS_COOKIE_SECRET:-dev-cookie-secret-0123456789abcdef}"
 export KRATOS_CIPHER_SECRET="${KRATOS_CIPHER_SECRET:-dev-cipher-secret-0123456789abcd}"
 export WEBHOOK_API_KEY="${WEBHOOK_API_KEY:-dev-webhook-key-0123456789}"
+# whsec_ and the base64 of "demo event receiver: not a secret" (33 bytes).
+EVENT_RECEIVER_SECRET="${EVENT_RECEIVER_SECRET:-whsec_ZGVtbyBldmVudCByZWNlaXZlcjogbm90IGEgc2VjcmV0}"
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -263,4 +265,36 @@ start_service() {
     die "$name did not become ready; see $LOG_DIR/$name.log"
   wait_http "http://127.0.0.1:$admin/health/ready" 10 ||
     die "$name's admin listener did not become ready; see $LOG_DIR/$name.log"
+}
+
+# --- The demo's event receiver ----------------------------------------------
+
+# start_event_receiver NAME PORT
+#
+# Runs scripts/event-receiver.py on 127.0.0.1:PORT with EVENT_RECEIVER_SECRET;
+# it prints one line per event into $LOG_DIR/NAME.log. A service delivers
+# to it with KRATOS_PASSKEYS__EVENTS__ENDPOINTS=$(event_endpoints ENDPOINT PORT).
+start_event_receiver() {
+  local name=$1 port=$2
+  if wait_http "http://127.0.0.1:$port/events" 1; then
+    # Reused only when it is ours: another receiver may hold another secret.
+    pid_alive "$name" || die "port $port is held by something this script did not start"
+    log "$name already answers on 127.0.0.1:$port; reusing it"
+    return 0
+  fi
+  command -v python3 >/dev/null || apt_install python3
+  log "starting $name on 127.0.0.1:$port"
+  (exec env "EVENT_RECEIVER_SECRET=$EVENT_RECEIVER_SECRET" \
+    python3 -u "$REPO/scripts/event-receiver.py" --host 127.0.0.1 --port "$port") \
+    >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$PID_DIR/$name.pid"
+  wait_http "http://127.0.0.1:$port/events" 10 ||
+    die "$name did not become ready; see $LOG_DIR/$name.log"
+}
+
+# event_endpoints ENDPOINT PORT: the KRATOS_PASSKEYS__EVENTS__ENDPOINTS value
+# (one endpoint, named ENDPOINT in metrics and the audit) for a receiver on PORT.
+event_endpoints() {
+  printf '[{"name":"%s","url":"http://127.0.0.1:%s/events","secret":"%s"}]' \
+    "$1" "$2" "$EVENT_RECEIVER_SECRET"
 }

@@ -46,7 +46,7 @@ func check(path string) error {
 		return fmt.Errorf("invalid compose file: %w", err)
 	}
 
-	want := []string{"kratos", "kratos-migrate", "kratos-passkeys", "postgres"}
+	want := []string{"event-receiver", "kratos", "kratos-migrate", "kratos-passkeys", "postgres"}
 	got := project.ServiceNames()
 	sort.Strings(got)
 	if strings.Join(got, ",") != strings.Join(want, ",") {
@@ -69,6 +69,7 @@ func check(path string) error {
 	published := map[string][]string{
 		"kratos":          {"4433", "4434"},
 		"kratos-passkeys": {"8080", "8081"},
+		"event-receiver":  {"8191"},
 	}
 	for service, ports := range published {
 		seen := map[string]bool{}
