@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::error::{JsonPayloadError, PathError};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
@@ -92,6 +92,7 @@ impl Application {
                 .app_data(admin_state.clone())
                 .app_data(json_config(limit))
                 .app_data(path_config())
+                .app_data(query_config())
                 .configure(routes::admin)
                 .default_service(web::to(routes::not_found))
         })
@@ -141,6 +142,12 @@ fn json_error(error: JsonPayloadError) -> ApiError {
         JsonPayloadError::Deserialize(e) => ApiError::MalformedRequest(e.to_string()),
         other => ApiError::MalformedRequest(other.to_string()),
     }
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error: QueryPayloadError, _req| {
+        ApiError::MalformedRequest(error.to_string()).into()
+    })
 }
 
 fn path_config() -> web::PathConfig {

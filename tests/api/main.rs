@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod demo;
 mod enrollment;
+mod events;
 mod existing_kratos;
 mod faults;
 mod hardening;

@@ -130,6 +130,7 @@ async fn a_passkey_kratos_registered_signs_in_here_after_import() {
     let dry = import(&app, user.id, true).await;
     assert_eq!((dry.imported, dry.skipped_total()), (1, 0), "{dry}");
     assert_eq!(row_counts(&app), (0, 0), "a dry run writes nothing");
+    assert_eq!(events_of(&app, "passkey.imported"), 0, "nor any event");
 
     let summary = import(&app, user.id, false).await;
     assert_eq!(
@@ -175,6 +176,21 @@ async fn a_passkey_kratos_registered_signs_in_here_after_import() {
     assert_eq!((again.imported, again.already_present), (0, 1), "{again}");
     assert!(again.to_string().ends_with("nothing to import"), "{again}");
     assert_eq!(row_counts(&app), (1, 1));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS count FROM events e JOIN passkeys p ON p.id::text = e.payload->'data'->'passkey'->>'id' \
+             WHERE e.type = 'passkey.imported' AND e.identity_id = '{}' AND e.payload->'data'->>'actor' = 'service'",
+            user.id
+        )),
+        1,
+        "one event for the one passkey imported"
+    );
+}
+
+fn events_of(app: &TestApp, kind: &str) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) AS count FROM events WHERE type = '{kind}'"
+    ))
 }
 
 #[tokio::test]
@@ -272,6 +288,7 @@ async fn a_passkey_registered_here_signs_in_with_kratos_after_export_where_krato
         .is_err());
     let dry = export(&app, user.id, true).await.expect("dry run");
     assert_eq!(dry.exported, 1, "{dry}");
+    assert_eq!(events_of(&app, "passkey.exported"), 0);
     assert!(
         app.kratos
             .login_in_kratos(&mut authenticator)
@@ -295,8 +312,14 @@ async fn a_passkey_registered_here_signs_in_with_kratos_after_export_where_krato
         (200, Some(user.id))
     );
 
+    assert_eq!(events_of(&app, "passkey.exported"), 1);
     let again = export(&app, user.id, false).await.expect("export again");
     assert_eq!((again.exported, again.already_in_kratos), (0, 1), "{again}");
+    assert_eq!(
+        events_of(&app, "passkey.exported"),
+        1,
+        "nothing new exported"
+    );
     // And it still signs in here.
     signs_in_here(&app, &mut authenticator, &user, json!({})).await;
 }

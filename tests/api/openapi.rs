@@ -51,8 +51,10 @@ async fn each_listener_documents_its_own_endpoints() {
     assert_eq!(
         paths(&admin),
         [
+            "/admin/identities/{identity_id}/events",
             "/admin/identities/{identity_id}/passkeys",
             "/admin/identities/{identity_id}/passkeys/{passkey_id}",
+            "/admin/sessions/{kratos_session_id}",
             "/health/alive",
             "/health/ready",
             "/hooks/kratos/after-recovery",

@@ -3,8 +3,12 @@
 
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
-use kratos_passkeys::store::schema::{consumed_ceremonies, identities, minted_sessions, passkeys};
-use kratos_passkeys::store::{IdentityRow, LoginRecord, PasskeyRow, MIGRATIONS};
+use kratos_passkeys::store::schema::{
+    consumed_ceremonies, event_deliveries, events, identities, minted_sessions, passkeys,
+};
+use kratos_passkeys::store::{
+    DeliveryRow, EventRow, IdentityRow, LoginRecord, MintedSessionRecord, PasskeyRow, MIGRATIONS,
+};
 
 use crate::helpers::create_database;
 
@@ -36,6 +40,8 @@ fn migrations_are_reversible() {
         tables(&mut conn),
         [
             "consumed_ceremonies",
+            "event_deliveries",
+            "events",
             "identities",
             "minted_sessions",
             "passkeys"
@@ -47,7 +53,7 @@ fn migrations_are_reversible() {
         "down removes everything up created"
     );
     conn.run_pending_migrations(MIGRATIONS).expect("up again");
-    assert_eq!(tables(&mut conn).len(), 4);
+    assert_eq!(tables(&mut conn).len(), 6);
 }
 
 #[test]
@@ -79,6 +85,21 @@ fn the_schema_matches_the_migrations() {
         .limit(0)
         .load(&mut conn)
         .expect("minted_sessions");
+    minted_sessions::table
+        .select(MintedSessionRecord::as_select())
+        .limit(0)
+        .load(&mut conn)
+        .expect("minted_sessions, as the audit reads them");
+    events::table
+        .select(EventRow::as_select())
+        .limit(0)
+        .load(&mut conn)
+        .expect("events");
+    event_deliveries::table
+        .select(DeliveryRow::as_select())
+        .limit(0)
+        .load(&mut conn)
+        .expect("event_deliveries");
 }
 
 const SESSION_RECORDS: &str = "2026-11-24-000004";

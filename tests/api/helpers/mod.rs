@@ -2,6 +2,7 @@
 //! fresh Postgres database and the shared real Kratos.
 
 pub mod binary;
+pub mod events;
 pub mod existing_kratos;
 pub mod kratos;
 pub mod kratos_own_passkeys;
