@@ -586,7 +586,7 @@ async fn two_replicas_never_send_one_event_at_the_same_time() {
 /// the process, and the restarted service sends every committed event.
 #[tokio::test]
 async fn killed_mid_delivery_every_committed_event_is_delivered_after_restart() {
-    let receiver = Receiver::start(Behaviour::Hold(Duration::from_secs(10))).await;
+    let receiver = Receiver::start(Behaviour::Hold(Duration::from_secs(30))).await;
     let (_, database_url) = crate::helpers::create_database();
     let (public, admin) = (binary::free_port(), binary::free_port());
     let start = || {

@@ -243,7 +243,8 @@ pub fn quick_retries(settings: &mut Settings) {
     settings.events.first_backoff = Duration::from_millis(100);
     settings.events.max_backoff = Duration::from_millis(400);
     settings.events.poll_interval = Duration::from_millis(100);
-    settings.events.request_timeout = Duration::from_secs(2);
+    // Generous: a delivery timed out on a loaded machine would be sent twice.
+    settings.events.request_timeout = Duration::from_secs(10);
 }
 
 /// The JSON the binary takes for the same endpoint.
