@@ -26,8 +26,9 @@ const SESSION_COOKIE: &str = "ory_kratos_session";
 #[derive(Debug, Clone)]
 pub struct Targets {
     pub service: Url,
-    /// A second instance of the service built from an older revision, with
-    /// its own database (login-token-baseline).
+    /// A second instance of the service with its own database: a build of
+    /// an older revision (login-token-baseline) or the current build with
+    /// no event endpoint (login-token-no-events).
     pub baseline_service: Url,
     pub kratos_public: Url,
     pub kratos_admin: Url,
@@ -47,8 +48,9 @@ pub struct Needs {
     pub service_passkey: bool,
     /// A passkey registered through Kratos's own settings flow (kratos-native).
     pub kratos_passkey: bool,
-    /// A passkey registered through the baseline build (login-token-baseline).
-    pub baseline_passkey: bool,
+    /// A passkey registered through the second instance
+    /// (login-token-baseline, login-token-no-events).
+    pub second_passkey: bool,
     /// An identity in the v26 Kratos with a passkey registered through its
     /// own settings flow (kratos-native-v26).
     pub kratos_v26_passkey: bool,
@@ -61,7 +63,7 @@ impl Needs {
             match mode {
                 Mode::LoginToken | Mode::LoginCookie => needs.service_passkey = true,
                 Mode::KratosNative => needs.kratos_passkey = true,
-                Mode::LoginTokenBaseline => needs.baseline_passkey = true,
+                Mode::LoginTokenBaseline | Mode::LoginTokenNoEvents => needs.second_passkey = true,
                 Mode::KratosNativeV26 => needs.kratos_v26_passkey = true,
                 Mode::Register => {}
             }
@@ -71,7 +73,7 @@ impl Needs {
 }
 
 /// One simulated person: an identity, a password, and up to four software
-/// passkeys (one held by kratos-passkeys, one by its baseline build, one by
+/// passkeys (one held by kratos-passkeys, one by its second instance, one by
 /// Kratos itself, one by the v26 Kratos, where the person has an identity of
 /// the same email too). They are separate authenticators because all use
 /// the same relying party id and a discoverable login picks the
@@ -82,7 +84,7 @@ pub struct VirtualUser {
     /// cookies it was given, like a browser with a fresh jar.
     http: reqwest::Client,
     service_passkey: Option<Authenticator>,
-    baseline_passkey: Option<Authenticator>,
+    second_passkey: Option<Authenticator>,
     kratos_passkey: Option<Authenticator>,
     kratos_v26_passkey: Option<Authenticator>,
     /// A counter for the register mode's fresh identities.
@@ -213,7 +215,7 @@ fn ceremony_id(options: &Value, step: &str) -> Result<Value> {
 }
 
 /// Registers a passkey through kratos-passkeys (at `service`: the current
-/// build or the baseline) with a session token.
+/// instance or the second one) with a session token.
 async fn register_through_service(
     http: &reqwest::Client,
     service: &Url,
@@ -377,9 +379,9 @@ impl VirtualUser {
         create_identity(&http, &t.kratos_admin, &email)
             .await
             .with_context(|| format!("virtual user {index}"))?;
-        // One Kratos session serves both builds: they validate it with the
-        // same Kratos.
-        let token = if needs.service_passkey || needs.baseline_passkey {
+        // One Kratos session serves both instances: they validate it with
+        // the same Kratos.
+        let token = if needs.service_passkey || needs.second_passkey {
             Some(api_login(&http, &t.kratos_public, &email).await?)
         } else {
             None
@@ -390,15 +392,15 @@ impl VirtualUser {
             }
             _ => None,
         };
-        let baseline_passkey = match &token {
-            Some(token) if needs.baseline_passkey => Some(
+        let second_passkey = match &token {
+            Some(token) if needs.second_passkey => Some(
                 new_passkey(
                     &http,
                     &t.baseline_service,
                     t,
                     token,
                     index,
-                    "the baseline kratos-passkeys",
+                    Build::Second.name(),
                 )
                 .await?,
             ),
@@ -426,7 +428,7 @@ impl VirtualUser {
             index,
             http,
             service_passkey,
-            baseline_passkey,
+            second_passkey,
             kratos_passkey,
             kratos_v26_passkey,
             registrations: 0,
@@ -443,9 +445,8 @@ impl VirtualUser {
                 self.service_login(t, Build::Current, Delivery::Cookie)
                     .await
             }
-            Mode::LoginTokenBaseline => {
-                self.service_login(t, Build::Baseline, Delivery::Token)
-                    .await
+            Mode::LoginTokenBaseline | Mode::LoginTokenNoEvents => {
+                self.service_login(t, Build::Second, Delivery::Token).await
             }
             Mode::KratosNative => self.kratos_login(t).await,
             Mode::KratosNativeV26 => self.kratos_api_login(t).await,
@@ -471,8 +472,8 @@ impl VirtualUser {
     }
 
     /// A discoverable passkey login through kratos-passkeys (the current
-    /// build or the baseline), which mints the Kratos session (token or
-    /// relayed cookie).
+    /// instance or the second one), which mints the Kratos session (token
+    /// or relayed cookie).
     async fn service_login(
         &mut self,
         t: &Targets,
@@ -481,7 +482,7 @@ impl VirtualUser {
     ) -> Result<Duration> {
         let (service, authenticator) = match build {
             Build::Current => (&t.service, self.service_passkey.as_mut()),
-            Build::Baseline => (&t.baseline_service, self.baseline_passkey.as_mut()),
+            Build::Second => (&t.baseline_service, self.second_passkey.as_mut()),
         };
         let authenticator = authenticator
             .with_context(|| format!("this virtual user has no passkey in {}", build.name()))?;
@@ -620,18 +621,19 @@ fn check_native_api_answer(body: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Which build of the service a login goes to.
+/// Which instance of the service a login goes to.
 #[derive(Debug, Clone, Copy)]
 enum Build {
     Current,
-    Baseline,
+    /// The baseline build, or the current one without event endpoints.
+    Second,
 }
 
 impl Build {
     fn name(self) -> &'static str {
         match self {
             Build::Current => "kratos-passkeys",
-            Build::Baseline => "the baseline kratos-passkeys",
+            Build::Second => "the second kratos-passkeys instance",
         }
     }
 }
@@ -742,9 +744,11 @@ mod tests {
     #[test]
     fn needs_follow_the_modes() {
         let needs = Needs::of([Mode::LoginTokenBaseline, Mode::KratosNative]);
-        assert!(needs.baseline_passkey && needs.kratos_passkey && !needs.service_passkey);
+        assert!(needs.second_passkey && needs.kratos_passkey && !needs.service_passkey);
+        let needs = Needs::of([Mode::LoginTokenNoEvents]);
+        assert!(needs.second_passkey && !needs.service_passkey);
         let needs = Needs::of([Mode::LoginCookie, Mode::Register]);
-        assert!(needs.service_passkey && !needs.baseline_passkey && !needs.kratos_passkey);
+        assert!(needs.service_passkey && !needs.second_passkey && !needs.kratos_passkey);
         assert!(!needs.kratos_v26_passkey);
         let needs = Needs::of([Mode::KratosNativeV26]);
         assert!(needs.kratos_v26_passkey && !needs.kratos_passkey && !needs.service_passkey);

@@ -17,22 +17,30 @@
 //!   second Kratos of that release (`--kratos-v26-public`);
 //! - `login-token-baseline`: `login-token` against a second instance of the
 //!   service built from an older revision (`--baseline-service`), to compare
-//!   two builds in one run.
+//!   two builds in one run;
+//! - `login-token-no-events`: `login-token` against a second instance of the
+//!   same build with no event endpoint (also `--baseline-service`), while
+//!   the first delivers every event to the load tool's own receiver
+//!   (`--events-receiver`), to measure what delivering the outbox costs.
 //!
 //! Modes run one after the other (`--modes`), then some of them take turns
 //! for `--rounds` rounds (`--interleave A,B[,C...]`), so a comparison
 //! survives a noisy machine. It reports completed ceremonies, errors,
 //! throughput, latency percentiles, CPU seconds per ceremony of the
 //! processes whose pids it is given, and, when the service (and the
-//! baseline) serve Prometheus metrics, where a ceremony's time goes.
+//! baseline) serve Prometheus metrics, where a ceremony's time goes. With
+//! `--events-receiver` it also counts the events the service delivers,
+//! waits for its outbox to empty after the last run, and reports whether
+//! every login's event arrived.
 //! `scripts/bench` starts a dedicated stack and runs it.
 
 mod ceremonies;
 mod measure;
+mod receiver;
 mod report;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,8 +53,12 @@ use serde::Serialize;
 use url::Url;
 
 use crate::ceremonies::{Needs, Targets, VirtualUser};
-use crate::measure::{CpuSource, Latency, Scrape};
-use crate::report::{Baseline, CpuUse, Phase, Report, RunConfig, SecondKratos};
+use crate::measure::{CpuSource, Latency, Samples, Scrape, EVENTS_UNDELIVERED, EVENT_DELIVERIES};
+use crate::receiver::Receiver;
+use crate::report::{
+    Baseline, CpuUse, EventDelivery, EventsSetup, Phase, PhaseEvents, Report, RunConfig,
+    SecondKratos,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -66,6 +78,9 @@ pub enum Mode {
     #[value(name = "kratos-native-v26")]
     #[serde(rename = "kratos-native-v26")]
     KratosNativeV26,
+    /// `login-token` against the same build with no event endpoint
+    /// (`--baseline-service`), beside the current one delivering events.
+    LoginTokenNoEvents,
 }
 
 impl Mode {
@@ -77,6 +92,7 @@ impl Mode {
             Mode::KratosNative => "kratos-native",
             Mode::LoginTokenBaseline => "login-token-baseline",
             Mode::KratosNativeV26 => "kratos-native-v26",
+            Mode::LoginTokenNoEvents => "login-token-no-events",
         }
     }
 
@@ -85,18 +101,30 @@ impl Mode {
         matches!(self, Mode::KratosNative | Mode::KratosNativeV26)
     }
 
-    /// Whether the mode runs against the baseline build of the service.
-    pub fn is_baseline(self) -> bool {
-        matches!(self, Mode::LoginTokenBaseline)
+    /// Whether the mode runs against the second instance of the service
+    /// (`--baseline-service`): the baseline build, or the current build
+    /// without event endpoints.
+    pub fn on_second_instance(self) -> bool {
+        matches!(self, Mode::LoginTokenBaseline | Mode::LoginTokenNoEvents)
     }
 
-    /// The key of the service process in a phase's CPU figures: the build
-    /// this mode exercises (kratos-native: the current one, idle).
+    /// Whether a completed ceremony of this mode makes the current
+    /// instance write an event, and of which type.
+    pub fn event_type(self) -> Option<&'static str> {
+        match self {
+            Mode::LoginToken | Mode::LoginCookie => Some(LOGIN_EVENT),
+            Mode::Register => Some(REGISTERED_EVENT),
+            _ => None,
+        }
+    }
+
+    /// The key of the service process in a phase's CPU figures: the
+    /// instance this mode exercises (kratos-native: the current one, idle).
     pub fn service_cpu_key(self) -> &'static str {
-        if self.is_baseline() {
-            BASELINE_SERVICE_CPU
-        } else {
-            SERVICE_CPU
+        match self {
+            Mode::LoginTokenBaseline => BASELINE_SERVICE_CPU,
+            Mode::LoginTokenNoEvents => NO_EVENTS_SERVICE_CPU,
+            _ => SERVICE_CPU,
         }
     }
 
@@ -114,8 +142,13 @@ impl Mode {
 /// The names CPU figures are recorded under (JSON keys, so stable).
 pub const SERVICE_CPU: &str = "service";
 pub const BASELINE_SERVICE_CPU: &str = "baseline_service";
+pub const NO_EVENTS_SERVICE_CPU: &str = "no_events_service";
 pub const KRATOS_CPU: &str = "kratos";
 pub const KRATOS_V26_CPU: &str = "kratos_v26";
+
+/// The event types a passkey login and a passkey registration write.
+pub const LOGIN_EVENT: &str = "passkey.login";
+pub const REGISTERED_EVENT: &str = "passkey.registered";
 
 #[derive(Debug, Parser)]
 #[command(name = "kratos-passkeys-bench", version, about, long_about = None)]
@@ -149,10 +182,12 @@ struct Cli {
     /// kratos-passkeys admin listener (for /metrics).
     #[arg(long, default_value = "http://127.0.0.1:8181/")]
     service_admin: Url,
-    /// The baseline build's public listener (login-token-baseline).
+    /// The second instance's public listener: the baseline build
+    /// (login-token-baseline) or the current build without event endpoints
+    /// (login-token-no-events).
     #[arg(long, default_value = "http://127.0.0.1:8280/")]
     baseline_service: Url,
-    /// The baseline build's admin listener (for its /metrics).
+    /// The second instance's admin listener (for its /metrics).
     #[arg(long, default_value = "http://127.0.0.1:8281/")]
     baseline_service_admin: Url,
     /// What the baseline build is, for the reports (e.g. its git revision).
@@ -177,7 +212,8 @@ struct Cli {
     /// The service's pid, for its CPU time.
     #[arg(long)]
     service_pid: Option<u32>,
-    /// The baseline service's pid, for its CPU time.
+    /// The second instance's pid (baseline or no event endpoint), for its
+    /// CPU time.
     #[arg(long)]
     baseline_pid: Option<u32>,
     /// Kratos's pid, for its CPU time.
@@ -202,6 +238,17 @@ struct Cli {
     /// A free-form note about how the stack was built, for the reports.
     #[arg(long)]
     note: Option<String>,
+    /// Be the current instance's event endpoint: listen here (loopback,
+    /// e.g. 127.0.0.1:8190), answer 204 to every POST, count the events,
+    /// and after the last run wait for the service's outbox to empty and
+    /// report whether every login's event arrived. The service must be
+    /// configured to deliver to it.
+    #[arg(long)]
+    events_receiver: Option<SocketAddr>,
+    /// Seconds to wait after the last run for the event backlog (the
+    /// service's kratos_passkeys_events_undelivered gauge) to empty.
+    #[arg(long, default_value_t = 120.0)]
+    events_drain: f64,
 }
 
 fn loopback_only(name: &str, url: &Url) -> Result<()> {
@@ -256,6 +303,13 @@ fn plan(cli: &Cli) -> Result<Vec<Step>> {
     if steps.is_empty() {
         bail!("nothing to run: give --modes or --interleave");
     }
+    // Both would log in to the one second instance and be reported as two
+    // different things.
+    if steps.iter().any(|s| s.mode == Mode::LoginTokenBaseline)
+        && steps.iter().any(|s| s.mode == Mode::LoginTokenNoEvents)
+    {
+        bail!("login-token-baseline and login-token-no-events both use the second instance (--baseline-service); run one of them");
+    }
     Ok(steps)
 }
 
@@ -285,9 +339,28 @@ struct Tally {
 
 const ERROR_SAMPLES: usize = 3;
 
+/// The ceremonies completed on the current instance that write an event
+/// there, warm-ups and set-up included: what its event endpoint should get.
+#[derive(Default)]
+struct Made {
+    logins: AtomicU64,
+    registrations: AtomicU64,
+}
+
+impl Made {
+    fn record(&self, mode: Mode, n: u64) {
+        match mode.event_type() {
+            Some(LOGIN_EVENT) => self.logins.fetch_add(n, Ordering::Relaxed),
+            Some(_) => self.registrations.fetch_add(n, Ordering::Relaxed),
+            None => 0,
+        };
+    }
+}
+
 /// Runs every virtual user until `limit`; hands the users back.
 async fn drive(
     targets: &Arc<Targets>,
+    made: &Arc<Made>,
     users: Vec<VirtualUser>,
     mode: Mode,
     limit: Limit,
@@ -295,12 +368,16 @@ async fn drive(
     let mut tasks = Vec::with_capacity(users.len());
     for mut user in users {
         let targets = targets.clone();
+        let made = made.clone();
         let limit = limit.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             while limit.next() {
                 match user.ceremony(&targets, mode).await {
-                    Ok(elapsed) => tally.samples.push(measure::micros(elapsed)),
+                    Ok(elapsed) => {
+                        made.record(mode, 1);
+                        tally.samples.push(measure::micros(elapsed));
+                    }
                     Err(error) => {
                         tally.errors += 1;
                         if tally.error_samples.len() < ERROR_SAMPLES {
@@ -341,12 +418,15 @@ struct Probes {
     metrics_http: reqwest::Client,
     service_admin: Url,
     baseline_service_admin: Url,
+    made: Arc<Made>,
+    /// The current instance's event endpoint, when the load tool is it.
+    receiver: Option<Receiver>,
 }
 
 impl Probes {
     /// The admin listener whose /metrics describe `mode`'s ceremonies.
     fn admin_for(&self, mode: Mode) -> &Url {
-        if mode.is_baseline() {
+        if mode.on_second_instance() {
             &self.baseline_service_admin
         } else {
             &self.service_admin
@@ -371,10 +451,18 @@ async fn run_step(
     let mut users = users;
     if cli.warmup > 0.0 {
         let deadline = Instant::now() + Duration::from_secs_f64(cli.warmup);
-        (users, _) = drive(targets, users, step.mode, Limit::Until(deadline)).await?;
+        (users, _) = drive(
+            targets,
+            &probes.made,
+            users,
+            step.mode,
+            Limit::Until(deadline),
+        )
+        .await?;
     }
     let admin = probes.admin_for(step.mode);
     let metrics_before = measure::scrape(&probes.metrics_http, admin).await;
+    let received_before = probes.receiver.as_ref().map(|r| r.counts().requests);
     let cpu_before = probes.cpu()?;
     let machine_before = measure::machine_cpu();
     let started = Instant::now();
@@ -382,11 +470,32 @@ async fn run_step(
         Some(count) => Limit::Count(Arc::new(AtomicU64::new(0)), count),
         None => Limit::Until(started + Duration::from_secs_f64(cli.duration)),
     };
-    let (users, tally) = drive(targets, users, step.mode, limit).await?;
+    let (users, tally) = drive(targets, &probes.made, users, step.mode, limit).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = probes.cpu()?;
     let machine_after = measure::machine_cpu();
+    let received_after = probes.receiver.as_ref().map(|r| r.counts().requests);
     let metrics_after = measure::scrape(&probes.metrics_http, admin).await;
+    // The current instance's backlog, whichever instance the run used.
+    let events = match (received_before, received_after) {
+        (Some(before), Some(after)) => {
+            let backlog = if admin == &probes.service_admin {
+                metrics_after
+                    .samples()
+                    .and_then(|s| s.value(EVENTS_UNDELIVERED))
+            } else {
+                measure::scrape(&probes.metrics_http, &probes.service_admin)
+                    .await
+                    .samples()
+                    .and_then(|s| s.value(EVENTS_UNDELIVERED))
+            };
+            Some(PhaseEvents {
+                received: after - before,
+                backlog_after: backlog,
+            })
+        }
+        _ => None,
+    };
 
     let completed = tally.samples.len() as u64;
     let cpu = cpu_after
@@ -401,9 +510,14 @@ async fn run_step(
         _ => None,
     };
     let (breakdown, breakdown_note) = match (metrics_before, metrics_after) {
-        (Scrape::Found(before), Scrape::Found(after)) => {
-            (Some(measure::breakdown(&before, &after, completed)), None)
-        }
+        (Scrape::Found(before), Scrape::Found(after)) => (
+            Some(measure::breakdown(
+                &before.histograms(),
+                &after.histograms(),
+                completed,
+            )),
+            None,
+        ),
         (Scrape::Unavailable(why), _) | (_, Scrape::Unavailable(why)) => (None, Some(why)),
     };
     let label = match step.round {
@@ -426,9 +540,74 @@ async fn run_step(
         load_average_after: measure::load_average(),
         breakdown,
         breakdown_note,
+        events,
         samples: tally.samples,
     };
     Ok((users, phase))
+}
+
+/// After the last run: waits until the current instance's outbox is empty
+/// and the receiver has an event of every login and registration made
+/// there, or `--events-drain` seconds pass, and says how that went.
+async fn settle_events(
+    cli: &Cli,
+    probes: &Probes,
+    receiver: &Receiver,
+    deliveries_before: Option<&Samples>,
+) -> EventDelivery {
+    let logins = probes.made.logins.load(Ordering::Relaxed);
+    let registrations = probes.made.registrations.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(cli.events_drain.max(0.0));
+    let mut backlog_after_last_run = None;
+    let mut first = true;
+    let (settled_in_s, last) = loop {
+        let scrape = measure::scrape(&probes.metrics_http, &probes.service_admin).await;
+        let backlog = scrape.samples().and_then(|s| s.value(EVENTS_UNDELIVERED));
+        if first {
+            backlog_after_last_run = backlog;
+            first = false;
+        }
+        let counts = receiver.counts();
+        let all_in = counts.of_type(LOGIN_EVENT) >= logins
+            && counts.of_type(REGISTERED_EVENT) >= registrations;
+        // Without the gauge, the receiver's counts alone.
+        if all_in && backlog.is_none_or(|b| b <= 0.0) {
+            break (Some(started.elapsed().as_secs_f64()), scrape);
+        }
+        if Instant::now() >= deadline {
+            break (None, scrape);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let attempts = match (deliveries_before, last.samples()) {
+        (Some(before), Some(after)) => {
+            let moved = |outcome: &str| {
+                let label = format!("outcome=\"{outcome}\"");
+                after.sum_with(EVENT_DELIVERIES, &label) - before.sum_with(EVENT_DELIVERIES, &label)
+            };
+            Some(report::DeliveryAttempts {
+                delivered: moved("delivered"),
+                retry: moved("retry"),
+                gave_up: moved("gave_up"),
+            })
+        }
+        _ => None,
+    };
+    let received = receiver.counts();
+    let delivery = EventDelivery {
+        receiver: format!("http://{}/", receiver.addr),
+        logins_made: logins,
+        registrations_made: registrations,
+        received,
+        backlog_after_last_run,
+        settled_in_s,
+        waited_s: started.elapsed().as_secs_f64(),
+        backlog_at_end: last.samples().and_then(|s| s.value(EVENTS_UNDELIVERED)),
+        attempts,
+    };
+    eprintln!("kratos-passkeys-bench: {}", report::events_line(&delivery));
+    delivery
 }
 
 async fn ensure_ready(http: &reqwest::Client, url: Url, what: &str) -> Result<()> {
@@ -482,6 +661,11 @@ async fn run(cli: Cli) -> Result<bool> {
     loopback_only("kratos-admin", &cli.kratos_admin)?;
     loopback_only("kratos-v26-public", &cli.kratos_v26_public)?;
     loopback_only("kratos-v26-admin", &cli.kratos_v26_admin)?;
+    if let Some(addr) = cli.events_receiver {
+        if !addr.ip().is_loopback() {
+            bail!("--events-receiver {addr}: only a loopback address is allowed");
+        }
+    }
     if cli.users == 0 {
         bail!("--users must be at least 1");
     }
@@ -536,7 +720,10 @@ async fn run(cli: Cli) -> Result<bool> {
     } else {
         None
     };
-    if modes.iter().any(|m| !m.is_native() && !m.is_baseline()) {
+    if modes
+        .iter()
+        .any(|m| !m.is_native() && !m.on_second_instance())
+    {
         ensure_ready(
             &http,
             join(&cli.service, "health/ready")?,
@@ -544,11 +731,12 @@ async fn run(cli: Cli) -> Result<bool> {
         )
         .await?;
     }
-    if modes.iter().any(|m| m.is_baseline()) {
+    let second = modes.iter().copied().find(|m| m.on_second_instance());
+    if second.is_some() {
         ensure_ready(
             &http,
             join(&cli.baseline_service, "health/ready")?,
-            "the baseline kratos-passkeys",
+            "the second kratos-passkeys instance",
         )
         .await?;
     }
@@ -558,7 +746,9 @@ async fn run(cli: Cli) -> Result<bool> {
         sources.push((SERVICE_CPU, CpuSource::Process(pid)));
     }
     if let Some(pid) = cli.baseline_pid {
-        sources.push((BASELINE_SERVICE_CPU, CpuSource::Process(pid)));
+        // Named after what the second instance is in this run.
+        let key = second.map_or(BASELINE_SERVICE_CPU, Mode::service_cpu_key);
+        sources.push((key, CpuSource::Process(pid)));
     }
     if let Some(pid) = cli.kratos_pid {
         sources.push((KRATOS_CPU, CpuSource::Process(pid)));
@@ -569,12 +759,33 @@ async fn run(cli: Cli) -> Result<bool> {
     if let Some(pid) = cli.postgres_pid {
         sources.push(("postgres", CpuSource::ProcessTree(pid)));
     }
+    let receiver = match cli.events_receiver {
+        Some(addr) => {
+            let receiver = Receiver::start(addr).await?;
+            eprintln!(
+                "kratos-passkeys-bench: receiving events on http://{}/",
+                receiver.addr
+            );
+            Some(receiver)
+        }
+        None => None,
+    };
+    // The service's delivery counters before anything of this run.
+    let deliveries_before = match receiver {
+        Some(_) => measure::scrape(&http, &cli.service_admin)
+            .await
+            .samples()
+            .cloned(),
+        None => None,
+    };
     let probes = Probes {
         ticks: measure::clock_ticks(),
         sources,
         metrics_http: http.clone(),
         service_admin: cli.service_admin.clone(),
         baseline_service_admin: cli.baseline_service_admin.clone(),
+        made: Arc::new(Made::default()),
+        receiver,
     };
     // Fail now, not after the set-up, when a pid is wrong.
     probes
@@ -602,6 +813,10 @@ async fn run(cli: Cli) -> Result<bool> {
     for task in tasks {
         users.push(task.await.context("set-up panicked")??);
     }
+    if needs.service_passkey {
+        // Each user registered a passkey through the current instance.
+        probes.made.record(Mode::Register, users.len() as u64);
+    }
     let setup_s = setup_started.elapsed().as_secs_f64();
     eprintln!("kratos-passkeys-bench: set-up done in {setup_s:.1} s");
 
@@ -619,6 +834,12 @@ async fn run(cli: Cli) -> Result<bool> {
         eprintln!("  {}", report::one_line(&phase));
         phases.push(phase);
     }
+    let events = match &probes.receiver {
+        Some(receiver) => {
+            Some(settle_events(&cli, &probes, receiver, deliveries_before.as_ref()).await)
+        }
+        None => None,
+    };
 
     let config = RunConfig {
         users: cli.users,
@@ -633,9 +854,15 @@ async fn run(cli: Cli) -> Result<bool> {
             cli.rounds
         },
         service: cli.service.to_string(),
-        baseline: modes.iter().any(|m| m.is_baseline()).then(|| Baseline {
+        baseline: modes.contains(&Mode::LoginTokenBaseline).then(|| Baseline {
             rev: cli.baseline_rev.clone(),
             service: cli.baseline_service.to_string(),
+        }),
+        no_events_service: modes
+            .contains(&Mode::LoginTokenNoEvents)
+            .then(|| cli.baseline_service.to_string()),
+        events: probes.receiver.as_ref().map(|r| EventsSetup {
+            receiver: format!("http://{}/", r.addr),
         }),
         kratos_public: cli.kratos_public.to_string(),
         kratos_release,
@@ -647,7 +874,7 @@ async fn run(cli: Cli) -> Result<bool> {
         cpu_measured: probes.sources.iter().map(|(n, _)| n.to_string()).collect(),
         note: cli.note.clone(),
     };
-    let report = Report::new(
+    let mut report = Report::new(
         cli.label.clone(),
         started_at,
         machine,
@@ -655,6 +882,9 @@ async fn run(cli: Cli) -> Result<bool> {
         setup_s,
         phases,
     );
+    if let Some(events) = events {
+        report.add_events(events);
+    }
     println!("{}", report::table(&report));
     if let Some(path) = &cli.json {
         let json = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
@@ -774,6 +1004,8 @@ mod tests {
             metrics_http: reqwest::Client::new(),
             service_admin: cli.service_admin.clone(),
             baseline_service_admin: cli.baseline_service_admin.clone(),
+            made: Arc::default(),
+            receiver: None,
         };
         assert_eq!(probes.admin_for(B).port(), Some(9281));
         assert_eq!(probes.admin_for(T).port(), Some(8181));
@@ -814,6 +1046,47 @@ mod tests {
         assert_eq!(T.kratos_cpu_key(), KRATOS_CPU);
         // The service it leaves idle is the current build, as kratos-native's.
         assert_eq!(V.service_cpu_key(), SERVICE_CPU);
+    }
+
+    #[test]
+    fn the_instance_without_event_endpoints_is_the_second_one() {
+        let cli = Cli::parse_from([
+            "kratos-passkeys-bench",
+            "--modes",
+            "login-token",
+            "--interleave",
+            "login-token-no-events,login-token,kratos-native",
+            "--rounds",
+            "1",
+            "--events-receiver",
+            "127.0.0.1:8190",
+        ]);
+        let modes: Vec<Mode> = plan(&cli).unwrap().iter().map(|s| s.mode).collect();
+        use Mode::{KratosNative as N, LoginToken as T, LoginTokenNoEvents as E};
+        assert_eq!(modes, vec![T, E, T, N]);
+        assert_eq!(E.name(), "login-token-no-events");
+        assert!(E.on_second_instance() && !T.on_second_instance());
+        assert_eq!(E.service_cpu_key(), NO_EVENTS_SERVICE_CPU);
+        assert_eq!(cli.events_receiver.unwrap().port(), 8190);
+        // Only the current instance's ceremonies are its endpoint's events.
+        assert_eq!(T.event_type(), Some(LOGIN_EVENT));
+        assert_eq!(Mode::LoginCookie.event_type(), Some(LOGIN_EVENT));
+        assert_eq!(Mode::Register.event_type(), Some(REGISTERED_EVENT));
+        assert_eq!(E.event_type(), None);
+        assert_eq!(N.event_type(), None);
+        let made = Made::default();
+        made.record(T, 3);
+        made.record(Mode::Register, 2);
+        made.record(E, 5);
+        assert_eq!(made.logins.load(Ordering::Relaxed), 3);
+        assert_eq!(made.registrations.load(Ordering::Relaxed), 2);
+
+        let both = Cli::parse_from([
+            "kratos-passkeys-bench",
+            "--interleave",
+            "login-token-baseline,login-token-no-events",
+        ]);
+        assert!(plan(&both).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use url::Url;
 pub struct Latency {
     pub p50_ms: f64,
     pub p90_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
@@ -37,6 +38,7 @@ impl Latency {
         Self {
             p50_ms: rank(50.0),
             p90_ms: rank(90.0),
+            p95_ms: rank(95.0),
             p99_ms: rank(99.0),
             max_ms: f64::from(sorted[sorted.len() - 1]) / 1000.0,
             mean_ms: total / sorted.len() as f64 / 1000.0,
@@ -211,12 +213,96 @@ impl Machine {
 #[derive(Debug, Clone, Default)]
 pub struct Histograms(BTreeMap<(String, String), (f64, f64)>);
 
+/// Every sample of a Prometheus text exposition, keyed by (series name,
+/// label set as written).
+#[derive(Debug, Clone, Default)]
+pub struct Samples(BTreeMap<(String, String), f64>);
+
+/// The backlog gauge of the service's event outbox.
+pub const EVENTS_UNDELIVERED: &str = "kratos_passkeys_events_undelivered";
+/// The service's event delivery attempts, by endpoint and outcome.
+pub const EVENT_DELIVERIES: &str = "kratos_passkeys_event_deliveries_total";
+
+impl Samples {
+    /// Reads `name{labels} value` and `name value` lines; comments and
+    /// anything unparsable are ignored.
+    pub fn parse(text: &str) -> Self {
+        let mut samples = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (series, labels, rest) = match (line.find('{'), line.rfind('}')) {
+                (Some(open), Some(close)) if open < close => {
+                    (&line[..open], &line[open + 1..close], &line[close + 1..])
+                }
+                _ => match line.split_once(char::is_whitespace) {
+                    Some((series, rest)) => (series, "", rest),
+                    None => continue,
+                },
+            };
+            let Some(value) = rest
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            samples.insert((series.to_string(), labels.to_string()), value);
+        }
+        Self(samples)
+    }
+
+    /// The value of a series without labels.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.0.get(&(name.to_string(), String::new())).copied()
+    }
+
+    /// A series summed over every label set that contains `label` (as
+    /// written, e.g. `outcome="retry"`); 0 when there is none.
+    pub fn sum_with(&self, name: &str, label: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|((series, labels), _)| series == name && labels.contains(label))
+            .map(|(_, value)| value)
+            .sum()
+    }
+
+    /// The `_sum` and `_count` pairs.
+    pub fn histograms(&self) -> Histograms {
+        let mut sums: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let mut counts: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for ((series, labels), &value) in &self.0 {
+            if let Some(name) = series.strip_suffix("_sum") {
+                sums.insert((name.to_string(), labels.clone()), value);
+            } else if let Some(name) = series.strip_suffix("_count") {
+                counts.insert((name.to_string(), labels.clone()), value);
+            }
+        }
+        Histograms(
+            sums.into_iter()
+                .filter_map(|(key, sum)| counts.get(&key).map(|&count| (key, (sum, count))))
+                .collect(),
+        )
+    }
+}
+
 /// What a scrape found.
 #[derive(Debug, Clone)]
 pub enum Scrape {
-    Found(Histograms),
+    Found(Samples),
     /// The service has no `/metrics` (404) or it did not answer; why.
     Unavailable(String),
+}
+
+impl Scrape {
+    pub fn samples(&self) -> Option<&Samples> {
+        match self {
+            Scrape::Found(samples) => Some(samples),
+            Scrape::Unavailable(_) => None,
+        }
+    }
 }
 
 pub async fn scrape(http: &reqwest::Client, admin: &Url) -> Scrape {
@@ -236,48 +322,9 @@ pub async fn scrape(http: &reqwest::Client, admin: &Url) -> Scrape {
         return Scrape::Unavailable(format!("GET /metrics answered HTTP {status}"));
     }
     match response.text().await {
-        Ok(text) => Scrape::Found(parse_histograms(&text)),
+        Ok(text) => Scrape::Found(Samples::parse(&text)),
         Err(e) => Scrape::Unavailable(format!("reading /metrics: {e}")),
     }
-}
-
-/// Reads `<name>_sum{labels} value` and `<name>_count{labels} value` lines
-/// of the Prometheus text format; everything else is ignored.
-pub fn parse_histograms(text: &str) -> Histograms {
-    let mut sums: BTreeMap<(String, String), f64> = BTreeMap::new();
-    let mut counts: BTreeMap<(String, String), f64> = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (series, labels, rest) = match (line.find('{'), line.rfind('}')) {
-            (Some(open), Some(close)) if open < close => {
-                (&line[..open], &line[open + 1..close], &line[close + 1..])
-            }
-            _ => match line.split_once(char::is_whitespace) {
-                Some((series, rest)) => (series, "", rest),
-                None => continue,
-            },
-        };
-        let Some(value) = rest
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-        else {
-            continue;
-        };
-        if let Some(name) = series.strip_suffix("_sum") {
-            sums.insert((name.to_string(), labels.to_string()), value);
-        } else if let Some(name) = series.strip_suffix("_count") {
-            counts.insert((name.to_string(), labels.to_string()), value);
-        }
-    }
-    Histograms(
-        sums.into_iter()
-            .filter_map(|(key, sum)| counts.get(&key).map(|&count| (key, (sum, count))))
-            .collect(),
-    )
 }
 
 /// One histogram series that moved during a run, per ceremony.
@@ -320,12 +367,17 @@ pub fn breakdown(before: &Histograms, after: &Histograms, ceremonies: u64) -> Ve
 mod tests {
     use super::*;
 
+    fn parse_histograms(text: &str) -> Histograms {
+        Samples::parse(text).histograms()
+    }
+
     #[test]
     fn percentiles_use_nearest_rank() {
         let samples: Vec<u32> = (1..=100).map(|ms| ms * 1000).collect();
         let latency = Latency::of(&samples);
         assert_eq!(latency.p50_ms, 50.0);
         assert_eq!(latency.p90_ms, 90.0);
+        assert_eq!(latency.p95_ms, 95.0);
         assert_eq!(latency.p99_ms, 99.0);
         assert_eq!(latency.max_ms, 100.0);
         assert_eq!(latency.mean_ms, 50.5);
@@ -369,6 +421,32 @@ other_seconds_count 2
         assert!((take.calls_per_ceremony - 2.0).abs() < 1e-9);
         assert!((take.mean_ms - 50.0).abs() < 1e-9);
         assert!((take.ms_per_ceremony - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn gauges_and_counters_are_read_by_name() {
+        let samples = Samples::parse(
+            r#"# TYPE kratos_passkeys_events_undelivered gauge
+kratos_passkeys_events_undelivered 7
+kratos_passkeys_event_deliveries_total{endpoint="bench",outcome="delivered"} 40
+kratos_passkeys_event_deliveries_total{endpoint="bench",outcome="retry"} 2
+kratos_passkeys_event_deliveries_total{endpoint="other",outcome="retry"} 1
+"#,
+        );
+        assert_eq!(samples.value(EVENTS_UNDELIVERED), Some(7.0));
+        assert_eq!(samples.value("kratos_passkeys_absent"), None);
+        assert_eq!(
+            samples.sum_with(EVENT_DELIVERIES, r#"outcome="retry""#),
+            3.0
+        );
+        assert_eq!(
+            samples.sum_with(EVENT_DELIVERIES, r#"outcome="delivered""#),
+            40.0
+        );
+        assert_eq!(
+            samples.sum_with(EVENT_DELIVERIES, r#"outcome="gave_up""#),
+            0.0
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The results: per run, pooled over the interleaved rounds, the ratios of
 //! each interleaved build's login to Kratos's native one (and of the current
 //! build's to a v26 Kratos's native one, when that ran too), the baseline
-//! build against the current one when both ran, as JSON (serde), a terminal
-//! table and markdown.
+//! build against the current one when both ran (or the current build with
+//! one event endpoint against itself with none), whether every event
+//! reached the endpoint, as JSON (serde), a terminal table and markdown.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,7 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::measure::{BreakdownRow, Latency, Machine};
-use crate::Mode;
+use crate::receiver::Counts;
+use crate::{Mode, LOGIN_EVENT, REGISTERED_EVENT};
 
 /// CPU time one process (or group) used during a run.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -61,8 +63,23 @@ pub struct Phase {
     pub breakdown: Option<Vec<BreakdownRow>>,
     /// Why there is no breakdown.
     pub breakdown_note: Option<String>,
+    /// The current instance's event delivery around the run, when the
+    /// load tool was its endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<PhaseEvents>,
     #[serde(skip)]
     pub samples: Vec<u32>,
+}
+
+/// What the current instance's event endpoint saw of one run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PhaseEvents {
+    /// Requests the receiver answered during the measured run (whichever
+    /// run's events they were).
+    pub received: u64,
+    /// The current instance's kratos_passkeys_events_undelivered right
+    /// after the run.
+    pub backlog_after: Option<f64>,
 }
 
 impl Phase {
@@ -166,6 +183,14 @@ impl Phase {
             load_average_after: runs.last().and_then(|p| p.load_average_after),
             breakdown,
             breakdown_note: runs.iter().find_map(|p| p.breakdown_note.clone()),
+            events: runs
+                .iter()
+                .map(|p| p.events)
+                .collect::<Option<Vec<_>>>()
+                .map(|events| PhaseEvents {
+                    received: events.iter().map(|e| e.received).sum(),
+                    backlog_after: events.last().and_then(|e| e.backlog_after),
+                }),
             samples,
         }
     }
@@ -263,6 +288,14 @@ pub struct RunConfig {
     pub service: String,
     /// The baseline build, when a mode used it.
     pub baseline: Option<Baseline>,
+    /// The current build's second instance without event endpoints, when
+    /// login-token-no-events used it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_events_service: Option<String>,
+    /// The load tool's event receiver, when it was the current instance's
+    /// event endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsSetup>,
     pub kratos_public: String,
     /// The benchmark Kratos's release (its /admin/version): the one the
     /// service mints on and kratos-native runs on.
@@ -275,6 +308,31 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The second instance of the service this run compared the current
+    /// one with, if any, and how the reports name each.
+    fn pair(&self) -> Option<Pair> {
+        if self.no_events_service.is_some() {
+            Some(Pair {
+                kind: PairKind::EventEndpoint,
+                second_mode: Mode::LoginTokenNoEvents,
+                second: NO_ENDPOINT.to_string(),
+                current: if self.events.is_some() {
+                    ONE_ENDPOINT
+                } else {
+                    "the first instance"
+                }
+                .to_string(),
+            })
+        } else {
+            self.baseline.as_ref().map(|b| Pair {
+                kind: PairKind::Builds,
+                second_mode: Mode::LoginTokenBaseline,
+                second: b.before(),
+                current: AFTER.to_string(),
+            })
+        }
+    }
+
     /// The Kratos release a native login ran on, when known.
     fn release_of(&self, mode: Mode) -> Option<&str> {
         match mode {
@@ -309,6 +367,104 @@ impl Baseline {
 }
 
 const AFTER: &str = "after (current)";
+const NO_ENDPOINT: &str = "no event endpoint";
+const ONE_ENDPOINT: &str = "one event endpoint";
+
+/// What the two instances of the service in one run are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairKind {
+    /// The baseline revision (before) and the current build (after).
+    Builds,
+    /// The current build twice: with no event endpoint and with one.
+    EventEndpoint,
+}
+
+/// The second instance and the current one, named for the reports.
+struct Pair {
+    kind: PairKind,
+    /// The mode that logs in to the second instance.
+    second_mode: Mode,
+    second: String,
+    current: String,
+}
+
+/// The load tool as the current instance's event endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsSetup {
+    pub receiver: String,
+}
+
+/// The service's own count of delivery attempts during the invocation
+/// (kratos_passkeys_event_deliveries_total, all endpoints).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DeliveryAttempts {
+    pub delivered: f64,
+    pub retry: f64,
+    pub gave_up: f64,
+}
+
+/// Whether every event the current instance wrote in this invocation
+/// reached its endpoint (the load tool), and how long that took.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDelivery {
+    pub receiver: String,
+    /// Logins completed on the current instance (login-token,
+    /// login-cookie), warm-ups included: each writes a passkey.login event.
+    pub logins_made: u64,
+    /// Passkeys registered through the current instance (set-up and the
+    /// register mode): each writes a passkey.registered event.
+    pub registrations_made: u64,
+    pub received: Counts,
+    /// kratos_passkeys_events_undelivered right after the last run.
+    pub backlog_after_last_run: Option<f64>,
+    /// Seconds after the last run until the backlog was empty and every
+    /// event was in; None when that did not happen within the wait.
+    pub settled_in_s: Option<f64>,
+    pub waited_s: f64,
+    /// kratos_passkeys_events_undelivered when the wait ended.
+    pub backlog_at_end: Option<f64>,
+    pub attempts: Option<DeliveryAttempts>,
+}
+
+impl EventDelivery {
+    /// (made, received) of the types the load tool knows it made.
+    fn expected(&self) -> [(&'static str, u64, u64); 2] {
+        [
+            (
+                LOGIN_EVENT,
+                self.logins_made,
+                self.received.of_type(LOGIN_EVENT),
+            ),
+            (
+                REGISTERED_EVENT,
+                self.registrations_made,
+                self.received.of_type(REGISTERED_EVENT),
+            ),
+        ]
+    }
+
+    fn failures(&self) -> Vec<String> {
+        let mut failures: Vec<String> = self
+            .expected()
+            .iter()
+            .filter(|(_, made, got)| got < made)
+            .map(|(kind, made, got)| {
+                format!(
+                    "event delivery: {got} {kind} events of {made} reached the endpoint within {:.0} s of the last run",
+                    self.waited_s
+                )
+            })
+            .collect();
+        if let Some(backlog) = self.backlog_at_end.filter(|b| *b > 0.0) {
+            failures.push(format!(
+                "event delivery: {backlog} deliveries still undelivered {:.0} s after the last run",
+                self.waited_s
+            ));
+        }
+        failures
+    }
+}
 
 /// One figure over the interleaved rounds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -385,9 +541,11 @@ pub struct BreakdownPair {
 /// same interleaved rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct BeforeAfter {
-    /// "before (REV)".
+    /// Two builds, or one build with and without an event endpoint.
+    pub kind: PairKind,
+    /// "before (REV)" (or "no event endpoint").
     pub before: String,
-    /// "after (current)".
+    /// "after (current)" (or "one event endpoint").
     pub after: String,
     pub before_mode: Mode,
     pub after_mode: Mode,
@@ -421,7 +579,11 @@ pub struct Report {
     /// The current build's login against the v26 Kratos's native one.
     pub comparison_v26: Option<Comparison>,
     pub before_after: Option<BeforeAfter>,
-    /// Runs with errors or without a single completed ceremony.
+    /// Whether every event reached the endpoint, when the load tool was it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventDelivery>,
+    /// Runs with errors or without a single completed ceremony, and events
+    /// that did not arrive.
     pub failures: Vec<String>,
 }
 
@@ -481,8 +643,15 @@ impl Report {
             baseline_comparison,
             comparison_v26,
             before_after,
+            events: None,
             failures,
         }
+    }
+
+    /// Adds how event delivery went; missing events fail the run.
+    pub fn add_events(&mut self, events: EventDelivery) {
+        self.failures.extend(events.failures());
+        self.events = Some(events);
     }
 }
 
@@ -497,12 +666,26 @@ struct Runs<'a> {
 /// A figure of one build's run, given the native run of the same round.
 type Figure = fn(&Phase, Option<&Phase>) -> Option<f64>;
 
+/// The absolute rows of the before/after table.
+const SERVICE_CPU_ROW: &str = "the service's own CPU per login, ms";
+const P50_ROW: &str = "p50, ms";
+const P95_ROW: &str = "p95, ms";
+const P99_ROW: &str = "p99, ms";
+const THROUGHPUT_ROW: &str = "logins per second";
+const STACK_CPU_ROW: &str = "CPU per login, service + Kratos + PostgreSQL, ms";
+
+/// The bound on what one event endpoint may cost a login: 5 %.
+const OUTBOX_BOUND: f64 = 0.05;
+
 /// The figures of the before/after table (all of the `Figure` shape).
 mod figures {
     use super::{divide, Phase};
 
     pub fn p50(p: &Phase, _: Option<&Phase>) -> Option<f64> {
         (p.completed > 0).then_some(p.latency.p50_ms)
+    }
+    pub fn p95(p: &Phase, _: Option<&Phase>) -> Option<f64> {
+        (p.completed > 0).then_some(p.latency.p95_ms)
     }
     pub fn p99(p: &Phase, _: Option<&Phase>) -> Option<f64> {
         (p.completed > 0).then_some(p.latency.p99_ms)
@@ -553,14 +736,14 @@ impl Runs<'_> {
     fn comparisons(&self) -> (Option<Comparison>, Option<Comparison>, Option<Comparison>) {
         let interleave = &self.config.interleave;
         let native = self.reference();
-        let baseline = self.config.baseline.as_ref();
-        let after = baseline.map(|_| AFTER.to_string());
+        let pair = self.config.pair();
+        let after = pair.as_ref().map(|p| p.current.clone());
         // The current build's login: the first interleaved mode that is
-        // neither a native login, the baseline, nor the reference.
+        // neither a native login, the second instance's, nor the reference.
         let current = interleave
             .iter()
             .copied()
-            .find(|&m| Some(m) != native && !m.is_native() && !m.is_baseline());
+            .find(|&m| Some(m) != native && !m.is_native() && !m.on_second_instance());
         let v26 = Mode::KratosNativeV26;
         let with_v26 = if interleave.contains(&v26) {
             current.and_then(|ours| self.comparison(ours, v26, after.clone()))
@@ -582,8 +765,8 @@ impl Runs<'_> {
         let before = interleave
             .iter()
             .copied()
-            .find(|&m| m != native && m.is_baseline())
-            .and_then(|ours| self.comparison(ours, native, baseline.map(Baseline::before)));
+            .find(|&m| m != native && m.on_second_instance())
+            .and_then(|ours| self.comparison(ours, native, pair.map(|p| p.second)));
         (current, before, with_v26)
     }
 
@@ -616,19 +799,23 @@ impl Runs<'_> {
         })
     }
 
-    /// The baseline build against the current one, when both were
+    /// The second instance against the current one (the baseline build,
+    /// or the same build without an event endpoint), when both were
     /// interleaved: each figure per round, then its median and range.
     fn before_after(&self) -> Option<BeforeAfter> {
-        let baseline = self.config.baseline.as_ref()?;
+        let pair = self.config.pair()?;
         let interleave = &self.config.interleave;
-        let before_mode = interleave.iter().copied().find(|m| m.is_baseline())?;
+        let before_mode = interleave
+            .iter()
+            .copied()
+            .find(|&m| m == pair.second_mode)?;
         let native = interleave
             .contains(&Mode::KratosNative)
             .then_some(Mode::KratosNative);
         let after_mode = interleave
             .iter()
             .copied()
-            .find(|&m| !m.is_native() && !m.is_baseline())?;
+            .find(|&m| !m.is_native() && !m.on_second_instance())?;
         // Rounds in which both builds ran (and the native login, if any).
         let rounds: Vec<(&Phase, &Phase, Option<&Phase>)> = (1..=self.config.rounds)
             .filter_map(|round| {
@@ -663,24 +850,13 @@ impl Runs<'_> {
             ];
             wanted.extend(ratios);
         }
-        let absolute: [(String, Unit, Figure); 5] = [
-            (
-                "the service's own CPU per login, ms".to_string(),
-                Unit::CpuMs,
-                figures::service,
-            ),
-            ("p50, ms".to_string(), Unit::Ms, figures::p50),
-            ("p99, ms".to_string(), Unit::Ms, figures::p99),
-            (
-                "logins per second".to_string(),
-                Unit::PerSecond,
-                figures::per_s,
-            ),
-            (
-                "CPU per login, service + Kratos + PostgreSQL, ms".to_string(),
-                Unit::CpuMs,
-                figures::stack,
-            ),
+        let absolute: [(String, Unit, Figure); 6] = [
+            (SERVICE_CPU_ROW.to_string(), Unit::CpuMs, figures::service),
+            (P50_ROW.to_string(), Unit::Ms, figures::p50),
+            (P95_ROW.to_string(), Unit::Ms, figures::p95),
+            (P99_ROW.to_string(), Unit::Ms, figures::p99),
+            (THROUGHPUT_ROW.to_string(), Unit::PerSecond, figures::per_s),
+            (STACK_CPU_ROW.to_string(), Unit::CpuMs, figures::stack),
         ];
         wanted.extend(absolute);
         let rows = wanted
@@ -711,8 +887,9 @@ impl Runs<'_> {
             _ => None,
         };
         Some(BeforeAfter {
-            before: baseline.before(),
-            after: AFTER.to_string(),
+            kind: pair.kind,
+            before: pair.second,
+            after: pair.current,
             before_mode,
             after_mode,
             native,
@@ -805,8 +982,18 @@ fn spread(value: Option<Spread>, unit: Unit) -> String {
 }
 
 pub fn one_line(p: &Phase) -> String {
+    let events = p
+        .events
+        .map(|e| {
+            format!(
+                "; {} events received, backlog {} after",
+                e.received,
+                opt(e.backlog_after, 0)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{} ceremonies, {} errors, {:.1}/s, p50 {:.1} ms, p99 {:.1} ms, service CPU {} ms, Kratos CPU {} ms per ceremony",
+        "{} ceremonies, {} errors, {:.1}/s, p50 {:.1} ms, p99 {:.1} ms, service CPU {} ms, Kratos CPU {} ms per ceremony{events}",
         p.completed,
         p.errors,
         p.throughput_per_s,
@@ -815,6 +1002,96 @@ pub fn one_line(p: &Phase) -> String {
         opt(p.service_cpu_ms(), 2),
         opt(p.kratos_cpu_ms(), 2),
     )
+}
+
+/// How event delivery went, in one line.
+pub fn events_line(e: &EventDelivery) -> String {
+    let kinds = e
+        .expected()
+        .iter()
+        .map(|(kind, made, got)| format!("{got} of {made} {kind}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let settled = match e.settled_in_s {
+        Some(s) => format!("all in {s:.1} s after the last run"),
+        None => format!(
+            "NOT all in {:.0} s after the last run (backlog then {})",
+            e.waited_s,
+            opt(e.backlog_at_end, 0)
+        ),
+    };
+    format!(
+        "events received: {kinds} ({} requests, {} distinct); backlog {} right after the last run, {settled}",
+        e.received.requests,
+        e.received.distinct,
+        opt(e.backlog_after_last_run, 0),
+    )
+}
+
+/// "the change" column's name: after ÷ before, or with ÷ without.
+fn change_label(kind: PairKind) -> &'static str {
+    match kind {
+        PairKind::Builds => "after ÷ before",
+        PairKind::EventEndpoint => "one endpoint ÷ none",
+    }
+}
+
+/// The median change of one before/after row.
+fn change_of(ba: &BeforeAfter, figure: &str) -> Option<Spread> {
+    ba.rows
+        .iter()
+        .find(|r| r.figure == figure)
+        .and_then(|r| r.after_over_before)
+}
+
+/// What one event endpoint costs a login, against the bound:
+/// lines of markdown (empty for a before/after of two builds).
+fn outbox_cost(ba: &BeforeAfter) -> Vec<String> {
+    if ba.kind != PairKind::EventEndpoint {
+        return Vec::new();
+    }
+    let mut lines = Vec::new();
+    // Throughput is the bound: at least 95 % of the logins a second.
+    if let Some(t) = change_of(ba, THROUGHPUT_ROW) {
+        let cost = (1.0 - t.median) * 100.0;
+        let met = t.median >= 1.0 - OUTBOX_BOUND;
+        lines.push(format!(
+            "**The outbox's cost in login throughput: {:.1} % {}** (logins per second, one endpoint ÷ none, median of the rounds' ratios and their range: {}). The issue's bound, at most {:.0} %: **{}**.",
+            cost.abs(),
+            if cost >= 0.0 { "fewer" } else { "more" },
+            spread(Some(t), Unit::Ratio),
+            OUTBOX_BOUND * 100.0,
+            if met { "met" } else { "not met" }
+        ));
+    }
+    let others: Vec<String> = [
+        ("p50", P50_ROW),
+        ("p95", P95_ROW),
+        (
+            "CPU per login (service + Kratos + PostgreSQL)",
+            STACK_CPU_ROW,
+        ),
+        ("the service's own CPU per login", SERVICE_CPU_ROW),
+    ]
+    .iter()
+    .filter_map(|(name, row)| {
+        change_of(ba, row).map(|c| {
+            let within = if c.median <= 1.0 + OUTBOX_BOUND {
+                "within 5 %"
+            } else {
+                "more than 5 %"
+            };
+            format!("{name} {} ({within})", ratio(c.median))
+        })
+    })
+    .collect();
+    if !others.is_empty() {
+        lines.push(format!(
+            "The rest, one endpoint ÷ none, median of the rounds: {}.",
+            others.join(", ")
+        ));
+    }
+    lines
 }
 
 const COLUMNS: [&str; 15] = [
@@ -970,11 +1247,12 @@ pub fn table(r: &Report) -> String {
     if let Some(ba) = &r.before_after {
         let _ = writeln!(
             out,
-            "\n{} / {}, median (range) over rounds: {} | {} | after ÷ before",
+            "\n{} / {}, median (range) over rounds: {} | {} | {}",
             ba.before_mode.name(),
             ba.after_mode.name(),
             ba.before,
-            ba.after
+            ba.after,
+            change_label(ba.kind)
         );
         for row in &ba.rows {
             let _ = writeln!(
@@ -986,6 +1264,14 @@ pub fn table(r: &Report) -> String {
                 spread(row.after_over_before, Unit::Ratio),
             );
         }
+    }
+    if let Some(ba) = &r.before_after {
+        for line in outbox_cost(ba) {
+            let _ = writeln!(out, "\n{}", line.replace("**", ""));
+        }
+    }
+    if let Some(e) = &r.events {
+        let _ = writeln!(out, "\n{}", events_line(e));
     }
     for p in all_phases(r) {
         if !p.error_samples.is_empty() {
@@ -1040,23 +1326,48 @@ fn before_after_markdown(out: &mut String, ba: &BeforeAfter) {
         .map(|s| s.rounds)
         .max()
         .unwrap_or(0);
+    let plural = if rounds == 1 { "" } else { "s" };
+    let native = ba.native.map(Mode::name).unwrap_or("nothing else");
+    let change = change_label(ba.kind);
+    match ba.kind {
+        PairKind::Builds => {
+            let _ = writeln!(
+                out,
+                "### Before and after: {}, {}, and {}, {}\n",
+                ba.before_mode.name(),
+                ba.before,
+                ba.after_mode.name(),
+                ba.after
+            );
+            let _ = writeln!(
+                out,
+                "Same run, same Kratos and PostgreSQL, the builds taking turns with {native} in each of {rounds} round{plural}. Each cell is the median over the rounds, the range in brackets; \"{change}\" divides the two builds' figures within each round first (so for the ratio rows the native login cancels out). Below 1× is better for latency and CPU, above 1× for throughput.\n",
+            );
+        }
+        PairKind::EventEndpoint => {
+            let _ = writeln!(
+                out,
+                "### The outbox's cost: {} with {} ÷ {} with none ({})\n",
+                ba.after_mode.name(),
+                ba.after,
+                ba.after_mode.name(),
+                ba.before_mode.name()
+            );
+            let _ = writeln!(
+                out,
+                "Same build, two instances, same Kratos and PostgreSQL: {} logs in to one that delivers every event to one endpoint (the load tool's receiver), {} to one with {} (both write the events to their outbox), taking turns with {native} in each of {rounds} round{plural}. Each cell is the median over the rounds, the range in brackets; \"{change}\" divides the two instances' figures within each round first. Below 1× is better for latency and CPU, above 1× for throughput. The instance with the endpoint delivers in the background, so part of a run's delivery work can fall into the next run (see the backlog after each run under \"Event delivery\").\n",
+                ba.after_mode.name(),
+                ba.before_mode.name(),
+                ba.before,
+            );
+        }
+    }
+    for line in outbox_cost(ba) {
+        let _ = writeln!(out, "{line}\n");
+    }
     let _ = writeln!(
         out,
-        "### Before and after: {}, {}, and {}, {}\n",
-        ba.before_mode.name(),
-        ba.before,
-        ba.after_mode.name(),
-        ba.after
-    );
-    let _ = writeln!(
-        out,
-        "Same run, same Kratos and PostgreSQL, the builds taking turns with {} in each of {rounds} round{}. Each cell is the median over the rounds, the range in brackets; \"after ÷ before\" divides the two builds' figures within each round first (so for the ratio rows the native login cancels out). Below 1× is better for latency and CPU, above 1× for throughput.\n",
-        ba.native.map(Mode::name).unwrap_or("nothing else"),
-        if rounds == 1 { "" } else { "s" }
-    );
-    let _ = writeln!(
-        out,
-        "| figure | {} | {} | after ÷ before |\n| --- | ---: | ---: | ---: |",
+        "| figure | {} | {} | {change} |\n| --- | ---: | ---: | ---: |",
         ba.before, ba.after
     );
     for row in &ba.rows {
@@ -1072,9 +1383,13 @@ fn before_after_markdown(out: &mut String, ba: &BeforeAfter) {
     let _ = writeln!(out);
     match &ba.breakdown {
         Some(pairs) if !pairs.is_empty() => {
+            let what = match ba.kind {
+                PairKind::Builds => "build",
+                PairKind::EventEndpoint => "instance",
+            };
             let _ = writeln!(
                 out,
-                "Where a login's time goes in each build, all rounds pooled, from each build's own /metrics (– : the build has no such step):\n"
+                "Where a login's time goes in each {what}, all rounds pooled, from each {what}'s own /metrics (– : the {what} has no such step):\n"
             );
             let _ = writeln!(
                 out,
@@ -1103,9 +1418,93 @@ fn before_after_markdown(out: &mut String, ba: &BeforeAfter) {
         _ => {
             let _ = writeln!(
                 out,
-                "No side-by-side breakdown: a build's /metrics were not available (see below).\n"
+                "No side-by-side breakdown: an instance's /metrics were not available (see below).\n"
             );
         }
+    }
+}
+
+/// Whether every event reached the endpoint, and the backlog run by run.
+fn events_markdown(out: &mut String, r: &Report, e: &EventDelivery) {
+    let _ = writeln!(out, "### Event delivery\n");
+    let _ = writeln!(
+        out,
+        "login-token's instance delivers every event to one endpoint, {}: the load tool, answering 204 to every POST (it checks no signature). Made on that instance in this invocation, warm-ups and set-up included: {} login{} and {} passkey registration{}.\n",
+        e.receiver,
+        e.logins_made,
+        if e.logins_made == 1 { "" } else { "s" },
+        e.registrations_made,
+        if e.registrations_made == 1 { "" } else { "s" },
+    );
+    let _ = writeln!(
+        out,
+        "| event type | made | received (distinct) |\n| --- | ---: | ---: |"
+    );
+    for (kind, made, got) in e.expected() {
+        let _ = writeln!(out, "| {kind} | {made} | {got} |");
+    }
+    for (kind, got) in &e.received.by_type {
+        if kind != LOGIN_EVENT && kind != REGISTERED_EVENT {
+            let _ = writeln!(out, "| {kind} | – | {got} |");
+        }
+    }
+    let _ = writeln!(out);
+    let attempts = e
+        .attempts
+        .map(|a| {
+            format!(
+                " The service counted {:.0} deliveries, {:.0} failed attempts (retried) and {:.0} given up.",
+                a.delivered, a.retry, a.gave_up
+            )
+        })
+        .unwrap_or_default();
+    let settled = match e.settled_in_s {
+        Some(s) => {
+            format!("the backlog was empty and every event in **{s:.1} s** after the last run")
+        }
+        None => format!(
+            "**not every event was in {:.0} s after the last run** (backlog then {})",
+            e.waited_s,
+            opt(e.backlog_at_end, 0)
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "The receiver answered {} requests ({} distinct events, {} repeated) and refused {}.{attempts} Backlog (kratos_passkeys_events_undelivered) right after the last run: {}; {settled}.\n",
+        e.received.requests,
+        e.received.distinct,
+        e.received.requests.saturating_sub(e.received.distinct),
+        e.received.refused,
+        opt(e.backlog_after_last_run, 0),
+    );
+    let runs: Vec<&Phase> = r
+        .sequential
+        .iter()
+        .chain(r.interleaved.iter())
+        .filter(|p| p.events.is_some())
+        .collect();
+    if !runs.is_empty() {
+        let _ = writeln!(
+            out,
+            "Run by run: events the receiver got during the run (whichever run made them) and the backlog of login-token's instance right after it.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| run | ceremonies | events received during the run | backlog after the run |\n| --- | ---: | ---: | ---: |"
+        );
+        for p in runs {
+            if let Some(ev) = p.events {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    p.label,
+                    p.completed,
+                    ev.received,
+                    opt(ev.backlog_after, 0)
+                );
+            }
+        }
+        let _ = writeln!(out);
     }
 }
 
@@ -1191,8 +1590,21 @@ pub fn markdown(r: &Report) -> String {
             .collect();
         md_table(&mut out, &phases);
         let _ = writeln!(out);
+        if let Some(service) = &c.no_events_service {
+            if c.interleave.contains(&Mode::LoginTokenNoEvents) {
+                let endpoint = c
+                    .events
+                    .as_ref()
+                    .map(|e| format!("delivers every event to one endpoint ({}: the load tool, answering 204 to every POST)", e.receiver))
+                    .unwrap_or_else(|| "is the first instance".into());
+                let _ = writeln!(
+                    out,
+                    "login-token-no-events is the same login against a second instance of the same build with no event endpoint ({service}, its own database); login-token's instance {endpoint}. On login-token-no-events rows the service CPU column (and so the stack's) is that instance's process; the instance a row does not exercise is not counted (the one with the endpoint may still be delivering the previous run's events).\n",
+                );
+            }
+        }
         if let Some(b) = &c.baseline {
-            if c.interleave.iter().any(|m| m.is_baseline()) {
+            if c.interleave.contains(&Mode::LoginTokenBaseline) {
                 let _ = writeln!(
                     out,
                     "login-token-baseline is {}: the same login against the baseline build ({}, its own database); login-token is {}. On login-token-baseline rows the service CPU column (and so the stack's) is the baseline's process; the build a row does not exercise sits idle and is not counted.\n",
@@ -1251,10 +1663,10 @@ pub fn markdown(r: &Report) -> String {
         match &p.breakdown {
             Some(rows) if !rows.is_empty() => {
                 any = true;
-                // With two builds in the run, say whose /metrics these are.
-                let build = match &c.baseline {
-                    Some(b) if p.mode.is_baseline() => format!(", {}", b.before()),
-                    Some(_) => format!(", {AFTER}"),
+                // With two instances in the run, say whose /metrics these are.
+                let build = match c.pair() {
+                    Some(pair) if p.mode == pair.second_mode => format!(", {}", pair.second),
+                    Some(pair) => format!(", {}", pair.current),
                     None => String::new(),
                 };
                 let _ = writeln!(
@@ -1290,6 +1702,9 @@ pub fn markdown(r: &Report) -> String {
             .find_map(|p| p.breakdown_note.clone())
             .unwrap_or_else(|| "no histogram moved during the runs".into());
         let _ = writeln!(out, "Not available: {why}.\n");
+    }
+    if let Some(e) = &r.events {
+        events_markdown(&mut out, r, e);
     }
     let errors: Vec<&Phase> = all_phases(r)
         .into_iter()
@@ -1347,6 +1762,7 @@ mod tests {
             load_average_after: None,
             breakdown,
             breakdown_note: None,
+            events: None,
             samples,
         }
     }
@@ -1376,6 +1792,8 @@ mod tests {
                 rev: "71ae81a".into(),
                 service: "http://127.0.0.1:8280/".into(),
             }),
+            no_events_service: None,
+            events: None,
             kratos_public: "http://127.0.0.1:4633/".into(),
             kratos_release: None,
             kratos_v26: None,
@@ -1795,6 +2213,191 @@ mod tests {
         // No release known: no claim about one.
         assert!(v26.native_release.is_none());
         assert!(markdown(&r).contains("### Ratios: login-token / kratos-native-v26\n"));
+    }
+
+    /// Three rounds of the same build without an event endpoint and with
+    /// one, and Kratos's native login. Per login: 20 ms without (round 2:
+    /// 22 ms), 21 ms with; 100 logins each in 10 s, but 96 with the
+    /// endpoint; the endpoint's instance uses a little more CPU.
+    fn with_and_without_events() -> Report {
+        use crate::NO_EVENTS_SERVICE_CPU;
+        let mut phases = Vec::new();
+        for round in 1..=3 {
+            let mut none = phase(
+                Mode::LoginTokenNoEvents,
+                Some(round),
+                100,
+                if round == 2 { 22 } else { 20 },
+                &[
+                    (NO_EVENTS_SERVICE_CPU, 0.10),
+                    (SERVICE_CPU, 0.01),
+                    ("kratos", 0.5),
+                    ("postgres", 0.4),
+                ],
+                None,
+            );
+            none.events = Some(PhaseEvents {
+                received: 3,
+                backlog_after: Some(0.0),
+            });
+            phases.push(none);
+            let mut one = phase(
+                Mode::LoginToken,
+                Some(round),
+                96,
+                21,
+                &[
+                    (NO_EVENTS_SERVICE_CPU, 0.0),
+                    (SERVICE_CPU, 0.12),
+                    ("kratos", 0.48),
+                    ("postgres", 0.42),
+                ],
+                None,
+            );
+            one.events = Some(PhaseEvents {
+                received: 93,
+                backlog_after: Some(3.0),
+            });
+            phases.push(one);
+            phases.push(phase(
+                Mode::KratosNative,
+                Some(round),
+                100,
+                10,
+                &[("kratos", 0.5), ("postgres", 0.3)],
+                None,
+            ));
+        }
+        let mut config = config(
+            vec![
+                Mode::LoginTokenNoEvents,
+                Mode::LoginToken,
+                Mode::KratosNative,
+            ],
+            false,
+        );
+        config.no_events_service = Some("http://127.0.0.1:8280/".into());
+        config.events = Some(EventsSetup {
+            receiver: "http://127.0.0.1:8190/".into(),
+        });
+        Report::new(None, Utc::now(), machine(), config, 1.0, phases)
+    }
+
+    fn delivery(logins_received: u64, backlog: f64) -> EventDelivery {
+        let mut received = Counts {
+            requests: logins_received + 2 + 1,
+            distinct: logins_received + 2,
+            ..Counts::default()
+        };
+        received
+            .by_type
+            .insert(LOGIN_EVENT.to_string(), logins_received);
+        received.by_type.insert(REGISTERED_EVENT.to_string(), 2);
+        EventDelivery {
+            receiver: "http://127.0.0.1:8190/".into(),
+            logins_made: 300,
+            registrations_made: 2,
+            received,
+            backlog_after_last_run: Some(3.0),
+            settled_in_s: (backlog == 0.0).then_some(0.4),
+            waited_s: 0.4,
+            backlog_at_end: Some(backlog),
+            attempts: Some(DeliveryAttempts {
+                delivered: 302.0,
+                retry: 0.0,
+                gave_up: 0.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn one_event_endpoint_is_compared_with_none() {
+        let mut r = with_and_without_events();
+        let ba = r.before_after.as_ref().unwrap();
+        assert_eq!(ba.kind, PairKind::EventEndpoint);
+        assert_eq!(
+            (ba.before_mode, ba.after_mode),
+            (Mode::LoginTokenNoEvents, Mode::LoginToken)
+        );
+        assert_eq!(
+            (ba.before.as_str(), ba.after.as_str()),
+            ("no event endpoint", "one event endpoint")
+        );
+        let throughput = row(ba, THROUGHPUT_ROW).after_over_before.unwrap();
+        assert!((throughput.median - 0.96).abs() < 1e-9);
+        let p95 = row(ba, P95_ROW);
+        assert_eq!(p95.after.unwrap().median, 21.0);
+        assert_eq!(p95.before.unwrap().max, 22.0);
+        // Each instance's own process: 0.10 s over 100 logins, 0.12 over 96.
+        let service = row(ba, SERVICE_CPU_ROW);
+        assert!((service.before.unwrap().median - 1.0).abs() < 1e-9);
+        assert!((service.after.unwrap().median - 1.25).abs() < 1e-9);
+        let c = r.comparison.as_ref().unwrap();
+        assert_eq!(c.build.as_deref(), Some("one event endpoint"));
+        let second = r.baseline_comparison.as_ref().unwrap();
+        assert_eq!(second.ours, Mode::LoginTokenNoEvents);
+        assert_eq!(second.build.as_deref(), Some("no event endpoint"));
+        let pooled = r
+            .interleaved_pooled
+            .iter()
+            .find(|p| p.mode == Mode::LoginToken)
+            .unwrap();
+        assert_eq!(pooled.events.unwrap().received, 279);
+        assert_eq!(pooled.events.unwrap().backlog_after, Some(3.0));
+
+        r.add_events(delivery(300, 0.0));
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        let md = markdown(&r);
+        for needle in [
+            "### The outbox's cost: login-token with one event endpoint ÷ login-token with none (login-token-no-events)",
+            "**The outbox's cost in login throughput: 4.0 % fewer** (logins per second, one endpoint ÷ none, median of the rounds' ratios and their range: 0.96× (0.96–0.96×)). The issue's bound, at most 5 %: **met**.",
+            "| figure | no event endpoint | one event endpoint | one endpoint ÷ none |",
+            "| p95, ms | 20.0 (20.0–22.0) | 21.0 (21.0–21.0) |",
+            "login-token-no-events is the same login against a second instance of the same build with no event endpoint (http://127.0.0.1:8280/",
+            "### Event delivery",
+            "| passkey.login | 300 | 300 |",
+            "| passkey.registered | 2 | 2 |",
+            "| login-token | 96 | 93 | 3 |",
+            "every event in **0.4 s** after the last run",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        assert!(!md.contains("before ("), "{md}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["before_after"]["kind"], "event_endpoint");
+        assert_eq!(json["events"]["logins_made"], 300);
+        assert_eq!(
+            json["config"]["events"]["receiver"],
+            "http://127.0.0.1:8190/"
+        );
+        assert!(table(&r).contains("events received: 300 of 300 passkey.login"));
+    }
+
+    #[test]
+    fn a_missing_event_or_a_backlog_fails_the_run() {
+        let mut r = with_and_without_events();
+        r.add_events(delivery(299, 1.0));
+        assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
+        assert!(r.failures[0].contains("299 passkey.login events of 300"));
+        assert!(r.failures[1].contains("1 deliveries still undelivered"));
+        assert!(markdown(&r)
+            .contains("**not every event was in 0 s after the last run** (backlog then 1)"));
+    }
+
+    #[test]
+    fn a_throughput_cost_above_the_bound_is_not_met() {
+        let mut ba = with_and_without_events().before_after.unwrap();
+        for row in &mut ba.rows {
+            if row.figure == THROUGHPUT_ROW {
+                row.after_over_before = Spread::of(&[Some(0.93), Some(0.94), Some(0.96)]);
+            }
+        }
+        let lines = outbox_cost(&ba);
+        assert!(lines[0].contains("0.94× (0.93–0.96×)"), "{lines:?}");
+        assert!(lines[0].contains("6.0 % fewer"), "{lines:?}");
+        assert!(lines[0].ends_with("**not met**."), "{lines:?}");
+        // Two builds: no such verdict.
+        assert!(outbox_cost(&three_builds().before_after.unwrap()).is_empty());
     }
 
     #[test]
