@@ -18,6 +18,9 @@ use crate::error::CauseChain;
 use crate::metrics::Metrics;
 use crate::store::{DeliveryResult, DueDelivery, Store};
 
+/// How long a round waits, once woken by a new event, for more to come.
+const GATHER: Duration = Duration::from_millis(50);
+
 /// When to try again after a failed attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct RetrySchedule {
@@ -115,7 +118,11 @@ impl DeliveryWorker {
                     continue;
                 }
                 tokio::select! {
-                    _ = worker.store.outbox_written_since() => {}
+                    _ = worker.store.outbox_written_since() => {
+                        // Under load, events come in runs: a moment's wait
+                        // sends a run in one round instead of one each.
+                        tokio::time::sleep(GATHER.min(worker.poll_interval)).await;
+                    }
                     _ = tokio::time::sleep(worker.poll_interval) => {}
                 }
             }

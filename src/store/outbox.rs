@@ -242,9 +242,7 @@ impl Store {
                     .map(|d| (d.event_seq, d.endpoint.clone()))
                     .collect();
                 let results = deliver(due);
-                for ((seq, endpoint), result) in keys.iter().zip(results) {
-                    settle(conn, *seq, endpoint, &result)?;
-                }
+                settle(conn, &keys, &results)?;
                 Ok(claimed)
             })
         })
@@ -279,53 +277,65 @@ impl Store {
     }
 }
 
+/// Saves what became of a round's deliveries: the delivered ones in one
+/// statement (the usual case), the others one by one; then marks the
+/// events that are done everywhere.
 fn settle(
     conn: &mut PgConnection,
-    seq: i64,
-    endpoint: &str,
-    result: &DeliveryResult,
+    keys: &[(i64, String)],
+    results: &[DeliveryResult],
 ) -> Result<(), StoreError> {
-    match result {
-        DeliveryResult::Delivered => {
-            diesel::sql_query(
-                "UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1, \
-                   delivered_at = now(), last_error = NULL \
-                 WHERE event_seq = $1 AND endpoint = $2",
-            )
-            .bind::<BigInt, _>(seq)
-            .bind::<Text, _>(endpoint)
-            .execute(conn)?;
-        }
-        DeliveryResult::Retry { error, retry_in } => {
-            diesel::sql_query(
-                "UPDATE event_deliveries SET attempts = attempts + 1, last_error = $3, \
-                   next_attempt_at = now() + $4 * interval '1 millisecond' \
-                 WHERE event_seq = $1 AND endpoint = $2",
-            )
-            .bind::<BigInt, _>(seq)
-            .bind::<Text, _>(endpoint)
-            .bind::<Text, _>(error)
-            .bind::<BigInt, _>(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX))
-            .execute(conn)?;
-        }
-        DeliveryResult::GiveUp { error } => {
-            diesel::sql_query(
-                "UPDATE event_deliveries SET state = 'failed', attempts = attempts + 1, \
-                   last_error = $3 \
-                 WHERE event_seq = $1 AND endpoint = $2",
-            )
-            .bind::<BigInt, _>(seq)
-            .bind::<Text, _>(endpoint)
-            .bind::<Text, _>(error)
-            .execute(conn)?;
+    let (mut seqs, mut endpoints) = (Vec::new(), Vec::new());
+    for ((seq, endpoint), result) in keys.iter().zip(results) {
+        match result {
+            DeliveryResult::Delivered => {
+                seqs.push(*seq);
+                endpoints.push(endpoint.clone());
+            }
+            DeliveryResult::Retry { error, retry_in } => {
+                diesel::sql_query(
+                    "UPDATE event_deliveries SET attempts = attempts + 1, last_error = $3, \
+                       next_attempt_at = now() + $4 * interval '1 millisecond' \
+                     WHERE event_seq = $1 AND endpoint = $2",
+                )
+                .bind::<BigInt, _>(seq)
+                .bind::<Text, _>(endpoint)
+                .bind::<Text, _>(error)
+                .bind::<BigInt, _>(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX))
+                .execute(conn)?;
+            }
+            DeliveryResult::GiveUp { error } => {
+                diesel::sql_query(
+                    "UPDATE event_deliveries SET state = 'failed', attempts = attempts + 1, \
+                       last_error = $3 \
+                     WHERE event_seq = $1 AND endpoint = $2",
+                )
+                .bind::<BigInt, _>(seq)
+                .bind::<Text, _>(endpoint)
+                .bind::<Text, _>(error)
+                .execute(conn)?;
+            }
         }
     }
+    if !seqs.is_empty() {
+        diesel::sql_query(
+            "UPDATE event_deliveries d SET state = 'delivered', attempts = attempts + 1, \
+               delivered_at = now(), last_error = NULL \
+             FROM unnest($1::bigint[], $2::text[]) AS done (event_seq, endpoint) \
+             WHERE d.event_seq = done.event_seq AND d.endpoint = done.endpoint",
+        )
+        .bind::<Array<BigInt>, _>(&seqs)
+        .bind::<Array<Text>, _>(&endpoints)
+        .execute(conn)?;
+    }
+    let touched: Vec<i64> = keys.iter().map(|(seq, _)| *seq).collect();
     diesel::sql_query(
-        "UPDATE events SET settled_at = now() WHERE seq = $1 AND settled_at IS NULL \
-           AND NOT EXISTS (SELECT 1 FROM event_deliveries \
-             WHERE event_seq = $1 AND state IN ('held', 'pending'))",
+        "UPDATE events e SET settled_at = now() \
+         WHERE e.seq = ANY($1) AND e.settled_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM event_deliveries d \
+             WHERE d.event_seq = e.seq AND d.state IN ('held', 'pending'))",
     )
-    .bind::<BigInt, _>(seq)
+    .bind::<Array<BigInt>, _>(&touched)
     .execute(conn)?;
     Ok(())
 }
