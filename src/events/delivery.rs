@@ -19,7 +19,10 @@ use crate::metrics::Metrics;
 use crate::store::{DeliveryResult, DueDelivery, Store};
 
 /// How long a round waits, once woken by a new event, for more to come.
-const GATHER: Duration = Duration::from_millis(50);
+const GATHER: Duration = Duration::from_millis(20);
+/// Passes per round: each sends the identities' next events, so one busy
+/// identity gets up to this many delivered per round, in order.
+const PASSES: usize = 8;
 
 /// When to try again after a failed attempt.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +138,7 @@ impl DeliveryWorker {
         let runtime = tokio::runtime::Handle::current();
         let worker = self.clone();
         self.store
-            .deliver_due(names, self.batch_size, move |due| {
+            .deliver_due(names, self.batch_size, PASSES, move |due| {
                 // On the blocking pool, holding the claimed rows' locks.
                 runtime.block_on(worker.send_all(due))
             })

@@ -204,45 +204,39 @@ impl Store {
 
     /// Claims up to `limit` due deliveries to `endpoints` (the oldest
     /// undelivered one per identity and endpoint), hands them to `deliver`
-    /// while their rows stay locked, and saves what it reports, all in one
-    /// transaction. `deliver` runs on the blocking pool: it may block on
-    /// async work. Answers how many were claimed.
+    /// while their rows stay locked, and saves what it reports; then, in
+    /// the same transaction, the deliveries that became due by it (each
+    /// identity's next), for up to `passes` passes. Other replicas see the
+    /// delivered rows as pending and locked until the commit, so they never
+    /// take an identity's next event meanwhile. `deliver` runs on the
+    /// blocking pool: it may block on async work. Answers how many were
+    /// claimed.
     pub async fn deliver_due<F>(
         &self,
         endpoints: Vec<String>,
         limit: i64,
-        deliver: F,
+        passes: usize,
+        mut deliver: F,
     ) -> Result<usize, StoreError>
     where
-        F: FnOnce(Vec<DueDelivery>) -> Vec<DeliveryResult> + Send + 'static,
+        F: FnMut(Vec<DueDelivery>) -> Vec<DeliveryResult> + Send + 'static,
     {
         self.run("deliver_due", move |conn| {
             conn.transaction(|conn| {
-                let due: Vec<DueDelivery> = diesel::sql_query(
-                    "SELECT d.event_seq, d.endpoint, d.attempts, e.id AS event_id, \
-                       e.occurred_at, e.payload \
-                     FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
-                     WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
-                       AND d.endpoint = ANY($1) \
-                       AND NOT EXISTS (SELECT 1 FROM event_deliveries b \
-                         WHERE b.endpoint = d.endpoint AND b.identity_id = d.identity_id \
-                           AND b.state IN ('held', 'pending') AND b.event_seq < d.event_seq) \
-                     ORDER BY d.event_seq LIMIT $2 \
-                     FOR UPDATE OF d SKIP LOCKED",
-                )
-                .bind::<Array<Text>, _>(&endpoints)
-                .bind::<BigInt, _>(limit)
-                .load(conn)?;
-                if due.is_empty() {
-                    return Ok(0);
+                let mut claimed = 0;
+                for _ in 0..passes.max(1) {
+                    let due = claim_due(conn, &endpoints, limit)?;
+                    if due.is_empty() {
+                        break;
+                    }
+                    claimed += due.len();
+                    let keys: Vec<(i64, String)> = due
+                        .iter()
+                        .map(|d| (d.event_seq, d.endpoint.clone()))
+                        .collect();
+                    let results = deliver(due);
+                    settle(conn, &keys, &results)?;
                 }
-                let claimed = due.len();
-                let keys: Vec<(i64, String)> = due
-                    .iter()
-                    .map(|d| (d.event_seq, d.endpoint.clone()))
-                    .collect();
-                let results = deliver(due);
-                settle(conn, &keys, &results)?;
                 Ok(claimed)
             })
         })
@@ -275,6 +269,28 @@ impl Store {
         })
         .await
     }
+}
+
+fn claim_due(
+    conn: &mut PgConnection,
+    endpoints: &[String],
+    limit: i64,
+) -> Result<Vec<DueDelivery>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT d.event_seq, d.endpoint, d.attempts, e.id AS event_id, \
+           e.occurred_at, e.payload \
+         FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
+         WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
+           AND d.endpoint = ANY($1) \
+           AND NOT EXISTS (SELECT 1 FROM event_deliveries b \
+             WHERE b.endpoint = d.endpoint AND b.identity_id = d.identity_id \
+               AND b.state IN ('held', 'pending') AND b.event_seq < d.event_seq) \
+         ORDER BY d.event_seq LIMIT $2 \
+         FOR UPDATE OF d SKIP LOCKED",
+    )
+    .bind::<Array<Text>, _>(endpoints)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
 }
 
 /// Saves what became of a round's deliveries: the delivered ones in one
