@@ -99,7 +99,7 @@ impl Store {
                    FROM recorded RETURNING seq) \
                  INSERT INTO event_deliveries (event_seq, endpoint, identity_id, state) \
                  SELECT ev.seq, endpoint, $8, \
-                   CASE WHEN $7::uuid IS NULL THEN 'held' ELSE 'pending' END \
+                   CASE WHEN $19 THEN 'held' ELSE 'pending' END \
                  FROM ev, unnest($18::text[]) AS endpoint",
             )
             .bind::<SqlUuid, _>(update.passkey_id.as_uuid())
@@ -120,6 +120,7 @@ impl Store {
             .bind::<Timestamptz, _>(event.occurred_at)
             .bind::<Jsonb, _>(&event.payload)
             .bind::<Array<Text>, _>(&event.endpoints)
+            .bind::<Bool, _>(event.held)
             .execute(conn)?;
             Ok(())
         })

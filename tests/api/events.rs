@@ -16,10 +16,8 @@ use crate::helpers::events::{
 };
 use crate::helpers::{
     assert_error, spawn_app_with, spawn_with_settings, status_and_json, Auth, Authenticator,
-    TestApp,
+    TestApp, TEST_USER_AGENT,
 };
-
-const USER_AGENT: &str = "kratos-passkeys-tests/events";
 
 async fn rename(app: &TestApp, auth: &Auth, passkey: &Value, name: &str) -> (u16, Value) {
     let response = app
@@ -28,7 +26,7 @@ async fn rename(app: &TestApp, auth: &Auth, passkey: &Value, name: &str) -> (u16
             &format!("/passkeys/{}", passkey["id"].as_str().expect("id")),
             auth,
         )
-        .header("User-Agent", USER_AGENT)
+        .header("User-Agent", TEST_USER_AGENT)
         .json(&json!({ "name": name }))
         .send()
         .await
@@ -36,28 +34,14 @@ async fn rename(app: &TestApp, auth: &Auth, passkey: &Value, name: &str) -> (u16
     status_and_json(response).await
 }
 
-/// A passkey login; answers the verify body.
+/// A token-mode passkey login; answers the verify body.
 async fn login(
     app: &TestApp,
     authenticator: &mut Authenticator,
     include_session: bool,
 ) -> (u16, Value) {
-    let (_, options) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
-    let credential = authenticator.login(&options);
-    let response = app
-        .http
-        .post(app.url("/passkeys/login/verify"))
-        .header("User-Agent", USER_AGENT)
-        .json(
-            &json!({"ceremony_id": options["ceremony_id"], "credential": credential,
-            "session": "token", "include_session": include_session}),
-        )
-        .send()
-        .await
-        .expect("verify");
-    status_and_json(response).await
+    let body = json!({"session": "token", "include_session": include_session});
+    status_and_json(app.passkey_login(authenticator, body).await).await
 }
 
 /// Every event's (identity, id) in the order they were written.
@@ -102,17 +86,6 @@ fn kinds(got: &[Delivery]) -> Vec<String> {
     got.iter().map(Delivery::kind).collect()
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
-
 #[tokio::test]
 async fn every_change_and_login_is_one_signed_event_in_order() {
     let receiver = Receiver::start(Behaviour::Accept).await;
@@ -140,7 +113,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
             &format!("/passkeys/{}", second["id"].as_str().expect("id")),
             &auth,
         )
-        .header("User-Agent", USER_AGENT)
+        .header("User-Agent", TEST_USER_AGENT)
         .send()
         .await
         .expect("delete");
@@ -185,7 +158,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     );
     assert_eq!(data[1]["passkey"]["name"], "Phone");
     assert_eq!(data[1]["previous_name"], first["name"]);
-    assert_eq!(data[1]["client"]["user_agent"], USER_AGENT);
+    assert_eq!(data[1]["client"]["user_agent"], TEST_USER_AGENT);
     assert_eq!(data[1]["client"]["ip"], "127.0.0.1");
     assert_eq!(data[2]["passkey"]["id"], second["id"]);
     assert_eq!(data[3]["passkey"]["id"], first["id"]);
@@ -193,7 +166,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     assert_eq!(data[3]["session_delivery"], "token");
     assert_eq!(data[3]["second_factor_pending"], false);
     assert!(data[3]["recovery_flow_id"].is_string());
-    assert_eq!(data[3]["client"]["user_agent"], USER_AGENT);
+    assert_eq!(data[3]["client"]["user_agent"], TEST_USER_AGENT);
     assert_eq!(
         (&data[4]["actor"], &data[4]["passkey"]["id"]),
         (&json!("person"), &second["id"])
@@ -301,7 +274,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     assert_eq!(minted["identity_id"], user.id.to_string());
     assert_eq!(minted["passkey"]["name"], "Phone");
     assert_eq!(minted["passkey"]["id"], Value::Null, "removed since");
-    assert_eq!(minted["client"]["user_agent"], USER_AGENT);
+    assert_eq!(minted["client"]["user_agent"], TEST_USER_AGENT);
     assert_eq!(minted["client"]["ip"], "127.0.0.1");
     assert_eq!(minted["session_delivery"], "token");
     let Auth::Token(password_token) = &auth else {
@@ -324,7 +297,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     // Nothing more came, and nothing is left to deliver.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(first_of_each(&receiver.accepted()).len(), 6);
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(
         text.contains("kratos_passkeys_events_undelivered 0"),
         "{text}"
@@ -386,7 +359,10 @@ async fn refusals_flags_and_purges_are_events() {
     assert_eq!(cloned_events[1]["data"]["reason"], "counter_regression");
     assert_eq!(cloned_events[1]["data"]["passkey"]["id"], passkey["id"]);
     assert_eq!(cloned_events[2]["data"]["reason"], "credential_cloned");
-    assert_eq!(cloned_events[3]["data"]["client"]["user_agent"], USER_AGENT);
+    assert_eq!(
+        cloned_events[3]["data"]["client"]["user_agent"],
+        TEST_USER_AGENT
+    );
     let inactive_events = of(inactive.id);
     assert_eq!(inactive_events[1]["type"], "passkey.login_refused");
     assert_eq!(inactive_events[1]["data"]["reason"], "identity_inactive");
@@ -474,7 +450,7 @@ async fn a_failing_receiver_is_retried_with_backoff_until_it_accepts() {
         6,
     )
     .await;
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(
         text.contains(
             r#"kratos_passkeys_event_deliveries_total{endpoint="test-receiver",outcome="retry"} 18"#
@@ -520,7 +496,7 @@ async fn a_receiver_down_for_a_while_gets_everything_in_order_once_back() {
         2,
     )
     .await;
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(
         text.contains("kratos_passkeys_events_undelivered 6"),
         "{text}"
@@ -540,7 +516,7 @@ async fn a_receiver_down_for_a_while_gets_everything_in_order_once_back() {
         6,
     )
     .await;
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(
         text.contains("kratos_passkeys_events_undelivered 0"),
         "{text}"
@@ -561,7 +537,7 @@ async fn an_event_given_up_lets_the_identitys_next_ones_go() {
         2,
     )
     .await;
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(text.contains(r#"kratos_passkeys_event_deliveries_total{endpoint="test-receiver",outcome="gave_up"} 2"#), "{text}");
 }
 

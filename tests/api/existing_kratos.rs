@@ -22,37 +22,15 @@ async fn person_with_passkey(app: &TestApp) -> (TestUser, String, Authenticator)
     (user, token, authenticator)
 }
 
-async fn passkey_login(
-    app: &TestApp,
-    authenticator: &mut Authenticator,
-    body: Value,
-) -> reqwest::Response {
-    let (status, options) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
-    assert_eq!(status, 200, "{options}");
-    let credential = authenticator.login(&options);
-    let mut request = json!({"ceremony_id": options["ceremony_id"], "credential": credential});
-    for (key, value) in body.as_object().expect("object") {
-        request[key] = value.clone();
-    }
-    app.http
-        .post(app.url("/passkeys/login/verify"))
-        .json(&request)
-        .send()
-        .await
-        .expect("verify")
-}
-
 /// A cookie-mode login asking for the session object: Kratos's whole
 /// `Set-Cookie` for its session, and the answer.
 async fn cookie_login(app: &TestApp, authenticator: &mut Authenticator) -> (String, Value) {
-    let response = passkey_login(
-        app,
-        authenticator,
-        json!({"session": "cookie", "include_session": true}),
-    )
-    .await;
+    let response = app
+        .passkey_login(
+            authenticator,
+            json!({"session": "cookie", "include_session": true}),
+        )
+        .await;
     let cookie = set_cookie(&response).expect("Kratos's session cookie");
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
@@ -72,7 +50,9 @@ async fn a_person_with_totp_gets_the_session_and_finishes_in_kratos() {
     app.kratos.revoke_token(&setup_token).await;
     assert!(active_sessions(&app.kratos, user.id).await.is_empty());
 
-    let response = passkey_login(&app, &mut authenticator, json!({"session": "token"})).await;
+    let response = app
+        .passkey_login(&mut authenticator, json!({"session": "token"}))
+        .await;
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
     let token = body["session_token"].as_str().expect("token").to_string();
@@ -211,7 +191,9 @@ async fn the_notifier_hears_of_real_recoveries_only() {
     let (user, _, mut authenticator) = person_with_passkey(&app).await;
     let about = |b: &Value| b["identity_id"] == user.id.to_string();
 
-    let response = passkey_login(&app, &mut authenticator, json!({"session": "token"})).await;
+    let response = app
+        .passkey_login(&mut authenticator, json!({"session": "token"}))
+        .await;
     assert_eq!(response.status(), 200);
     // Kratos called the hook, which recognised the passkey login.
     assert_eq!(hook_count(&app, "passkey_login").await, 1);
@@ -254,7 +236,9 @@ async fn a_real_recovery_signs_out_everywhere_a_passkey_login_does_not() {
     let (user, first, mut authenticator) = person_with_passkey(&app).await;
     let second = app.kratos.login_token(&user).await;
 
-    let response = passkey_login(&app, &mut authenticator, json!({"session": "token"})).await;
+    let response = app
+        .passkey_login(&mut authenticator, json!({"session": "token"}))
+        .await;
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
     let passkey_token = body["session_token"].as_str().expect("token").to_string();
@@ -329,15 +313,7 @@ async fn the_hook_wants_its_key_and_a_mark_of_that_very_flow() {
 
 /// `recovery_hook_total{outcome}` from the service's metrics.
 async fn hook_count(app: &TestApp, outcome: &str) -> u64 {
-    let text = app
-        .http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics().await;
     let prefix = format!("kratos_passkeys_recovery_hook_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))

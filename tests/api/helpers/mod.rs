@@ -100,6 +100,9 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings
 }
 
+/// The User-Agent the shared request helpers send.
+pub const TEST_USER_AGENT: &str = "kratos-passkeys-tests/1.0";
+
 pub struct TestApp {
     pub public: String,
     pub admin: String,
@@ -292,6 +295,49 @@ impl TestApp {
     /// The number of passkeys stored, for everyone.
     pub fn passkeys_stored(&self) -> i64 {
         self.count("SELECT count(*) AS count FROM passkeys")
+    }
+
+    /// A passkey login on `authenticator`: options, then verify with
+    /// `body`'s fields added (`session`, `include_session`), sent with the
+    /// tests' User-Agent.
+    pub async fn passkey_login(
+        &self,
+        authenticator: &mut Authenticator,
+        body: Value,
+    ) -> reqwest::Response {
+        let (status, options) = self
+            .post_json(
+                "/passkeys/login/options",
+                &Auth::None,
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{options}");
+        let credential = authenticator.login(&options);
+        let mut request =
+            serde_json::json!({"ceremony_id": options["ceremony_id"], "credential": credential});
+        for (key, value) in body.as_object().expect("object") {
+            request[key] = value.clone();
+        }
+        self.http
+            .post(self.url("/passkeys/login/verify"))
+            .header("User-Agent", TEST_USER_AGENT)
+            .json(&request)
+            .send()
+            .await
+            .expect("verify")
+    }
+
+    /// The admin listener's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
     }
 
     /// Registers a passkey on `authenticator` through the service.
