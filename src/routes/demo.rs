@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-const CLIENT_JS: &str = include_str!("../../static/client.js");
+const CLIENT_JS: &str = include_str!("../../client/index.js");
 const DEMO_HTML: &str = include_str!("../../static/demo/index.html");
 const DEMO_JS: &str = include_str!("../../static/demo/demo.js");
 const DEMO_CSS: &str = include_str!("../../static/demo/demo.css");

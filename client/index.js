@@ -1,13 +1,17 @@
-// kratos-passkeys browser client: a plain ES module, no build step.
-// Served by kratos-passkeys at /passkeys/client.js.
+// kratos-passkeys browser client: a plain ES module, no build step, no
+// dependencies. The npm package @kratos-passkeys/client (client/ in the
+// kratos-passkeys repository); kratos-passkeys also serves this very file
+// at /passkeys/client.js.
 //
+//   import { addPasskey, loginWithPasskey } from "@kratos-passkeys/client";
 //   import { addPasskey, loginWithPasskey } from "/passkeys/client.js";
 //
 // Every call sends the Kratos session cookie (credentials: "include").
 // Refusals become PasskeyError with the service's stable error id.
 // A prompt the person cancels resolves to null: a quiet outcome, not an error.
+// Types: index.d.ts.
 
-/** A refusal from kratos-passkeys (or the network), with a stable `id`. */
+/** A refusal from kratos-passkeys (or the network, or the browser), with a stable `id`. */
 export class PasskeyError extends Error {
   constructor(id, message, { status = 0, redirectTo = null, body = null } = {}) {
     super(message);
@@ -19,30 +23,52 @@ export class PasskeyError extends Error {
   }
 }
 
+// The browser's WebAuthn pieces, read when used (never at import), so the
+// module also loads where there are none (a server render, node's tests).
+const credentialClass = () => globalThis.PublicKeyCredential;
+
 /** True when the browser can run WebAuthn at all. */
 export function passkeysSupported() {
-  return typeof window !== "undefined" && "PublicKeyCredential" in window &&
-    typeof navigator.credentials?.create === "function";
+  return typeof credentialClass() !== "undefined" &&
+    typeof globalThis.navigator?.credentials?.create === "function";
 }
 
 /** True when the browser can offer passkeys in the username field's autofill. */
 export async function autofillSupported() {
   if (!passkeysSupported()) return false;
-  const check = window.PublicKeyCredential.isConditionalMediationAvailable;
-  return typeof check === "function" ? Boolean(await check.call(window.PublicKeyCredential)) : false;
+  const check = credentialClass().isConditionalMediationAvailable;
+  if (typeof check !== "function") return false;
+  try { return Boolean(await check.call(credentialClass())); } catch { return false; }
 }
 
-// --- base64url, for browsers without the WebAuthn JSON helpers -------------
+/**
+ * True when the browser can create a passkey quietly right after a password
+ * sign-in (`mediation: "conditional"` creation, which `upgradeToPasskey`
+ * uses): `PublicKeyCredential.getClientCapabilities()` says `conditionalCreate`.
+ */
+export async function conditionalCreateSupported() {
+  if (!passkeysSupported()) return false;
+  const capabilities = credentialClass().getClientCapabilities;
+  if (typeof capabilities !== "function") return false;
+  try { return (await capabilities.call(credentialClass()))?.conditionalCreate === true; } catch { return false; }
+}
 
-function toBase64url(buffer) {
-  const bytes = new Uint8Array(buffer);
+// --- base64url and the WebAuthn JSON forms, for browsers without the
+// WebAuthn JSON helpers (parseCreationOptionsFromJSON, toJSON) -------------
+
+/** An ArrayBuffer or view as base64url without padding. */
+export function toBase64url(buffer) {
+  const bytes = ArrayBuffer.isView(buffer)
+    ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+    : new Uint8Array(buffer);
   let binary = "";
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-function fromBase64url(text) {
-  const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+/** base64url (with or without padding) as an ArrayBuffer. */
+export function fromBase64url(text) {
+  const base64 = text.replace(/=+$/, "").replace(/-/g, "+").replace(/_/g, "/");
   const padded = base64 + "===".slice((base64.length + 3) % 4);
   const binary = atob(padded);
   const bytes = new Uint8Array(binary.length);
@@ -52,10 +78,15 @@ function fromBase64url(text) {
 
 const withIds = (list) => (list ?? []).map((c) => ({ ...c, id: fromBase64url(c.id) }));
 
-function creationOptions(json) {
-  const parse = window.PublicKeyCredential?.parseCreationOptionsFromJSON;
+/**
+ * The service's creation options (`publicKey` of the registration options)
+ * as `navigator.credentials.create()` takes them: the browser's own
+ * `parseCreationOptionsFromJSON` where it has one, else decoded here.
+ */
+export function parseCreationOptions(json) {
+  const parse = credentialClass()?.parseCreationOptionsFromJSON;
   if (typeof parse === "function") {
-    try { return parse.call(window.PublicKeyCredential, json); } catch { /* fall back below */ }
+    try { return parse.call(credentialClass(), json); } catch { /* fall back below */ }
   }
   return {
     ...json,
@@ -65,15 +96,17 @@ function creationOptions(json) {
   };
 }
 
-function requestOptions(json) {
-  const parse = window.PublicKeyCredential?.parseRequestOptionsFromJSON;
+/** The same for login (request) options and `navigator.credentials.get()`. */
+export function parseRequestOptions(json) {
+  const parse = credentialClass()?.parseRequestOptionsFromJSON;
   if (typeof parse === "function") {
-    try { return parse.call(window.PublicKeyCredential, json); } catch { /* fall back below */ }
+    try { return parse.call(credentialClass(), json); } catch { /* fall back below */ }
   }
   return { ...json, challenge: fromBase64url(json.challenge), allowCredentials: withIds(json.allowCredentials) };
 }
 
-function credentialJSON(credential) {
+/** A PublicKeyCredential (registration or login) as the JSON the service verifies. */
+export function credentialToJSON(credential) {
   if (typeof credential.toJSON === "function") {
     try { return credential.toJSON(); } catch { /* fall back below */ }
   }
@@ -100,6 +133,65 @@ function credentialJSON(credential) {
 // A prompt the person closed, or one that timed out, or one replaced by a
 // newer request: not an error worth showing as a failure.
 const isCancellation = (error) => error?.name === "NotAllowedError" || error?.name === "AbortError";
+
+// --- the WebAuthn Signal API: telling the passkey provider what the service
+// knows, where the browser supports it. A signal never fails a call: a
+// missing function is skipped, a rejection swallowed. ---------------------
+
+function sendSignal(name, details) {
+  const target = credentialClass();
+  const send = target?.[name];
+  if (typeof send !== "function") return Promise.resolve(false);
+  try {
+    return Promise.resolve(send.call(target, details)).then(
+      () => true,
+      (error) => { quietly(`${name} was refused`, error); return false; },
+    );
+  } catch (error) {
+    quietly(`${name} failed`, error);
+    return Promise.resolve(false);
+  }
+}
+
+const signalSupported = (name) => typeof credentialClass()?.[name] === "function";
+
+// What this browser last told the provider about a user, per relying party
+// and user handle, so a changed name is signalled once.
+const DETAILS_KEY = "kratos-passkeys:signalled-user:";
+
+function remembered(key) {
+  try { return globalThis.localStorage?.getItem(key) ?? null; } catch { return null; }
+}
+
+function remember(key, value) {
+  try { globalThis.localStorage?.setItem(key, value); } catch { /* storage off or full */ }
+}
+
+/**
+ * After the service answered the person's passkeys: the credential ids it
+ * accepts (the provider may hide or remove the others) and, when changed
+ * since this browser last said so, the person's name and display name.
+ */
+function signalFromList(list) {
+  const user = list?.user;
+  if (!user?.id || !list.rp_id || !Array.isArray(list.passkeys)) return;
+  const rpId = list.rp_id;
+  sendSignal("signalAllAcceptedCredentials", {
+    rpId,
+    userId: user.id,
+    allAcceptedCredentialIds: list.passkeys.filter((p) => !p.disabled).map((p) => p.credential_id),
+  });
+  if (!signalSupported("signalCurrentUserDetails")) return;
+  const details = { rpId, userId: user.id, name: user.name, displayName: user.display_name ?? user.name };
+  const key = `${DETAILS_KEY}${rpId}:${user.id}`;
+  const value = JSON.stringify([details.name, details.displayName]);
+  if (remembered(key) === value) return;
+  sendSignal("signalCurrentUserDetails", details).then((sent) => sent && remember(key, value));
+}
+
+function quietly(what, error) {
+  try { globalThis.console?.debug?.(`kratos-passkeys: ${what}`, error); } catch { /* no console */ }
+}
 
 // --- the client ------------------------------------------------------------
 
@@ -129,14 +221,15 @@ export function createClient({
   function follow(policy, url, detail) {
     if (!url) return false;
     if (policy === "redirect") {
-      window.location.assign(url);
+      globalThis.location.assign(url);
       return true;
     }
     if (typeof policy === "function") policy(url, detail);
     return false;
   }
 
-  async function call(method, path, body) {
+  // `quiet`: never follow a redirect (the caller swallows the refusal).
+  async function call(method, path, body, { quiet = false } = {}) {
     let response;
     try {
       response = await fetch(baseUrl + path, {
@@ -161,7 +254,7 @@ export function createClient({
       session_refresh_required: onRefreshRequired,
       session_aal2_required: onSecondFactorRequired,
     }[failure.id];
-    if (policy && follow(policy, failure.redirectTo, failure)) {
+    if (!quiet && policy && follow(policy, failure.redirectTo, failure)) {
       return new Promise(() => {}); // the page is leaving
     }
     throw failure;
@@ -180,7 +273,7 @@ export function createClient({
     const options = await call("POST", "/passkeys/registration/options", name ? { name } : {});
     let credential;
     try {
-      credential = await navigator.credentials.create({ publicKey: creationOptions(options.publicKey) });
+      credential = await navigator.credentials.create({ publicKey: parseCreationOptions(options.publicKey) });
     } catch (error) {
       if (isCancellation(error)) return null;
       if (error?.name === "InvalidStateError") {
@@ -188,11 +281,41 @@ export function createClient({
       }
       throw new PasskeyError("browser_error", error?.message ?? String(error), { body: error });
     }
+    if (!credential) return null;
     return call("POST", "/passkeys/registration/verify", {
       ceremony_id: options.ceremony_id,
-      credential: credentialJSON(credential),
+      credential: credentialToJSON(credential),
       ...(name ? { name } : {}),
     });
+  }
+
+  /**
+   * Right after a password sign-in or sign-up: asks the password manager to
+   * create a passkey without a dialog (conditional creation). Resolves to
+   * the new passkey, or null: where the browser cannot (no network call, no
+   * prompt), when the password manager declines, or on any refusal. Never
+   * throws, never leaves the page.
+   */
+  async function upgradeToPasskey({ name } = {}) {
+    try {
+      if (!(await conditionalCreateSupported())) return null;
+      abortAutofill();
+      const options = await call("POST", "/passkeys/registration/options",
+        { mediation: "conditional", ...(name ? { name } : {}) }, { quiet: true });
+      const credential = await navigator.credentials.create({
+        publicKey: parseCreationOptions(options.publicKey),
+        mediation: "conditional",
+      });
+      if (!credential) return null;
+      return await call("POST", "/passkeys/registration/verify", {
+        ceremony_id: options.ceremony_id,
+        credential: credentialToJSON(credential),
+        ...(name ? { name } : {}),
+      }, { quiet: true });
+    } catch (error) {
+      quietly("no passkey upgrade", error);
+      return null;
+    }
   }
 
   /**
@@ -224,7 +347,7 @@ export function createClient({
     let credential;
     try {
       credential = await navigator.credentials.get({
-        publicKey: requestOptions(options.publicKey),
+        publicKey: parseRequestOptions(options.publicKey),
         signal: controller.signal,
         ...(conditional ? { mediation: "conditional" } : {}),
       });
@@ -238,7 +361,7 @@ export function createClient({
     try {
       const answer = await call("POST", "/passkeys/login/verify", {
         ceremony_id: options.ceremony_id,
-        credential: credentialJSON(credential),
+        credential: credentialToJSON(credential),
         session,
         ...(includeSession ? { include_session: true } : {}),
       });
@@ -259,30 +382,54 @@ export function createClient({
         secondFactor,
       };
     } catch (error) {
-      // Tell the passkey provider this credential is gone, where supported,
-      // so it stops offering it.
+      // No identity has this credential: tell the passkey provider, so it
+      // stops offering it.
       if (error instanceof PasskeyError && error.id === "credential_unknown") {
-        window.PublicKeyCredential?.signalUnknownCredential?.({
-          rpId: options.publicKey.rpId,
+        sendSignal("signalUnknownCredential", {
+          rpId: options.publicKey.rpId ?? globalThis.location?.hostname,
           credentialId: credential.id,
-        })?.catch?.(() => {});
+        });
       }
       throw error;
     }
   }
 
+  /**
+   * The signed-in person's passkeys, newest first, with the relying party id
+   * and the person's WebAuthn user (null before their first passkey):
+   * `{rp_id, user, passkeys}`. Signals the accepted credentials (and a
+   * changed name) to the passkey provider where the browser supports it.
+   */
+  async function listPasskeys() {
+    const list = await call("GET", "/passkeys");
+    signalFromList(list);
+    return list;
+  }
+
+  /** Removes a passkey; then tells the passkey provider which remain, where supported. */
+  async function removePasskey(id) {
+    await call("DELETE", `/passkeys/${encodeURIComponent(id)}`);
+    if (signalSupported("signalAllAcceptedCredentials")) {
+      try {
+        signalFromList(await call("GET", "/passkeys", undefined, { quiet: true }));
+      } catch (error) {
+        quietly("the passkeys could not be read again after the removal", error);
+      }
+    }
+  }
+
   return {
     addPasskey,
+    upgradeToPasskey,
     loginWithPasskey,
     abortAutofill,
-    /** The signed-in person's passkeys, newest first. */
-    listPasskeys: () => call("GET", "/passkeys"),
+    listPasskeys,
     renamePasskey: (id, name) => call("PATCH", `/passkeys/${encodeURIComponent(id)}`, { name }),
-    removePasskey: (id) => call("DELETE", `/passkeys/${encodeURIComponent(id)}`),
+    removePasskey,
     /** `{offer, passkeys}`: whether to show "set up a passkey" now. */
     enrollmentOffer: () => call("GET", "/passkeys/enrollment"),
     /** Records "Skip for now". */
-    dismissEnrollment: () => call("POST", "/passkeys/enrollment/dismiss", {}),
+    dismissEnrollment: async () => { await call("POST", "/passkeys/enrollment/dismiss", {}); },
   };
 }
 
@@ -292,6 +439,6 @@ function safeJSON(text) {
 
 const defaultClient = createClient();
 export const {
-  addPasskey, loginWithPasskey, abortAutofill, listPasskeys, renamePasskey, removePasskey,
-  enrollmentOffer, dismissEnrollment,
+  addPasskey, upgradeToPasskey, loginWithPasskey, abortAutofill, listPasskeys, renamePasskey,
+  removePasskey, enrollmentOffer, dismissEnrollment,
 } = defaultClient;
