@@ -109,7 +109,8 @@ kratos_running_version() {
 }
 
 # Kratos cannot override one element of an array through the environment,
-# so the after-registration hooks of kratos/kratos.yml are restated in an
+# so the web hooks of kratos/kratos.yml (after registration and after
+# settings) are restated in an
 # overlay configuration file with this instance's webhook target and key.
 write_hooks_overlay() {
   cat >"$1" <<YAML
@@ -125,6 +126,23 @@ selfservice:
                 url: $2
                 method: POST
                 body: file://./after-registration.jsonnet
+                response:
+                  ignore: true
+                auth:
+                  type: api_key
+                  config:
+                    name: X-Webhook-Key
+                    value: $WEBHOOK_API_KEY
+                    in: header
+    settings:
+      after:
+        profile:
+          hooks:
+            - hook: web_hook
+              config:
+                url: ${2%/after-registration}/after-settings
+                method: POST
+                body: file://./after-settings.jsonnet
                 response:
                   ignore: true
                 auth:

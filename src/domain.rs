@@ -214,9 +214,55 @@ impl LoginIdentifier {
     }
 }
 
+/// The names a WebAuthn credential carries for its person (`user.name`,
+/// `user.displayName`), read from the Kratos identity's traits by the
+/// configured paths (`email`, `name.first`); the name falls back to the
+/// identity id, the display name to the name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserDetails {
+    pub name: String,
+    pub display_name: String,
+}
+
+impl UserDetails {
+    pub fn from_traits(
+        identity: IdentityId,
+        traits: &serde_json::Value,
+        name_path: &str,
+        display_name_path: &str,
+    ) -> Self {
+        let name = trait_string(traits, name_path).unwrap_or_else(|| identity.to_string());
+        let display_name = trait_string(traits, display_name_path).unwrap_or_else(|| name.clone());
+        Self { name, display_name }
+    }
+}
+
+/// Reads a string trait by dot path.
+fn trait_string(traits: &serde_json::Value, path: &str) -> Option<String> {
+    path.split('.')
+        .try_fold(traits, |value, key| value.get(key))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_details_are_read_from_traits_by_path() {
+        let id = IdentityId::new(Uuid::nil());
+        let traits = serde_json::json!({"email": "a@example.com", "name": {"first": "Ada"}});
+        let details = UserDetails::from_traits(id, &traits, "email", "name.first");
+        assert_eq!(details.name, "a@example.com");
+        assert_eq!(details.display_name, "Ada");
+        let details = UserDetails::from_traits(id, &traits, "email", "name.last");
+        assert_eq!(details.display_name, "a@example.com");
+        let details = UserDetails::from_traits(id, &serde_json::json!({}), "email", "name");
+        assert_eq!(details.name, id.to_string());
+        assert_eq!(details.display_name, id.to_string());
+    }
 
     #[test]
     fn names_are_trimmed() {

@@ -101,6 +101,9 @@ mod tests {
             registered_at: registered.then(Utc::now),
             enrollment_dismissed_at: dismissed.then(Utc::now),
             created_at: Utc::now(),
+            user_name: None,
+            display_name: None,
+            details_updated_at: None,
         }
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use crate::domain::IdentityId;
+use crate::domain::{IdentityId, UserDetails};
 use crate::error::ApiError;
 use crate::recovery_hook::{self, AfterRecovery};
 use crate::state::AppState;
@@ -87,6 +87,56 @@ pub async fn after_recovery(
         body.into_inner(),
     )
     .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The body `kratos/after-settings.jsonnet` renders: the identity as the
+/// settings flow left it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AfterSettings {
+    #[schema(value_type = uuid::Uuid)]
+    identity_id: IdentityId,
+    #[schema(value_type = Object)]
+    traits: Value,
+}
+
+/// Kratos's after-settings `web_hook` (profile method): the person may have
+/// changed their name. The names their passkeys carry are updated, and the
+/// next list answers them, so the browser client can tell the password
+/// manager (`signalCurrentUserDetails`). Unknown identities are ignored.
+#[utoipa::path(
+    post,
+    path = "/hooks/kratos/after-settings",
+    tag = "hooks",
+    request_body = AfterSettings,
+    security(("webhook_key" = [])),
+    responses(
+        (status = 204, description = "Recorded (idempotent)"),
+        (status = 400, description = "`malformed_request`", body = crate::error::ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`webhook_unauthorized`", body = crate::error::ErrorResponse),
+        (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+    )
+)]
+pub async fn after_settings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<AfterSettings>,
+) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &req)?;
+    let settings = &state.settings.identity;
+    let details = UserDetails::from_traits(
+        body.identity_id,
+        &body.traits,
+        &settings.name_trait,
+        &settings.display_name_trait,
+    );
+    let changed = state
+        .store
+        .update_details(body.identity_id, details)
+        .await?;
+    tracing::info!(identity = %body.identity_id, changed, "after-settings webhook recorded");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -60,6 +60,7 @@ pub fn admin(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(hooks::after_registration)),
     )
     .service(resource("/hooks/kratos/after-recovery").route(web::post().to(hooks::after_recovery)))
+    .service(resource("/hooks/kratos/after-settings").route(web::post().to(hooks::after_settings)))
     .service(
         resource("/admin/identities/{identity_id}/passkeys")
             .route(web::get().to(admin::list))

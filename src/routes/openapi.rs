@@ -48,6 +48,7 @@ pub struct PublicApi;
     paths(
         hooks::after_registration,
         hooks::after_recovery,
+        hooks::after_settings,
         admin::list,
         admin::remove,
         admin::remove_all,

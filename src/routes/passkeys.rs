@@ -3,13 +3,15 @@
 //! that does not exist.
 
 use actix_web::{web, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::aaguid::authenticator_name;
-use crate::domain::{PasskeyId, PasskeyName};
+use crate::domain::{PasskeyId, PasskeyName, UserDetails};
 use crate::error::ApiError;
 use crate::events::Actor;
 use crate::kratos::ClientContext;
@@ -22,6 +24,9 @@ use crate::store::PasskeyRow;
 pub struct PasskeyView {
     pub id: Uuid,
     pub name: String,
+    /// The WebAuthn credential id, base64url without padding (what the
+    /// Signal API's `allAcceptedCredentialIds` lists).
+    pub credential_id: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub aaguid: Uuid,
@@ -39,6 +44,7 @@ impl From<PasskeyRow> for PasskeyView {
     fn from(row: PasskeyRow) -> Self {
         Self {
             id: row.id,
+            credential_id: URL_SAFE_NO_PAD.encode(&row.credential_id),
             authenticator: authenticator_name(row.aaguid),
             name: row.name,
             created_at: row.created_at,
@@ -56,14 +62,37 @@ pub fn views(rows: Vec<PasskeyRow>) -> Vec<PasskeyView> {
     rows.into_iter().map(PasskeyView::from).collect()
 }
 
-/// The caller's passkeys, newest first.
+/// The caller's passkeys and what their password manager should know.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyList {
+    /// The relying party id every passkey here belongs to.
+    pub rp_id: String,
+    /// The person as the passkeys know them; `null` before their first
+    /// passkey.
+    pub user: Option<PasskeyUser>,
+    /// Newest first.
+    pub passkeys: Vec<PasskeyView>,
+}
+
+/// The WebAuthn user of the caller's passkeys, for the Signal API
+/// (`signalAllAcceptedCredentials`, `signalCurrentUserDetails`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyUser {
+    /// The WebAuthn user handle, base64url without padding.
+    pub id: String,
+    /// The current name (Kratos's after-settings hook keeps it current).
+    pub name: String,
+    pub display_name: String,
+}
+
+/// The caller's passkeys, newest first, with their relying party and user.
 #[utoipa::path(
     get,
     path = "/passkeys",
     tag = "passkeys",
     security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 200, description = "The caller's passkeys", body = Vec<PasskeyView>),
+        (status = 200, description = "The caller's passkeys", body = PasskeyList),
         (status = 403, description = "`session_aal2_required`", body = crate::error::ErrorResponse),
         (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
         (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
@@ -74,8 +103,33 @@ pub async fn list(
     state: web::Data<AppState>,
     session: CallerSession,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = state.store.passkeys(session.identity_id()).await?;
-    Ok(HttpResponse::Ok().json(views(rows)))
+    let identity = session.identity_id();
+    let (row, passkeys) = futures_util::future::try_join(
+        state.store.identity(identity),
+        state.store.passkeys(identity),
+    )
+    .await?;
+    let user = row.map(|row| {
+        let settings = &state.settings.identity;
+        // Names recorded before the after-settings hook was wired may be
+        // missing: the session's traits are current.
+        let current = UserDetails::from_traits(
+            identity,
+            &session.identity.traits,
+            &settings.name_trait,
+            &settings.display_name_trait,
+        );
+        PasskeyUser {
+            id: URL_SAFE_NO_PAD.encode(row.user_handle.as_bytes()),
+            name: row.user_name.unwrap_or(current.name),
+            display_name: row.display_name.unwrap_or(current.display_name),
+        }
+    });
+    Ok(HttpResponse::Ok().json(PasskeyList {
+        rp_id: state.settings.webauthn.rp_id.clone(),
+        user,
+        passkeys: views(passkeys),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,12 +3,11 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::aaguid::default_passkey_name;
-use crate::domain::{CeremonyId, PasskeyName};
+use crate::domain::{CeremonyId, PasskeyName, UserDetails};
 use crate::error::ApiError;
 use crate::kratos::ClientContext;
 use crate::metrics::Outcome;
@@ -71,19 +70,24 @@ async fn start_registration(
     name: Option<PasskeyName>,
 ) -> Result<CeremonyStarted, ApiError> {
     let identity = session.identity_id();
-    let row = state.store.ensure_identity(identity).await?;
-    let exclude = state.store.credential_ids(identity).await?;
     let settings = &state.settings.identity;
-    let user_name = trait_string(&session.identity.traits, &settings.name_trait)
-        .unwrap_or_else(|| identity.to_string());
-    let display_name = trait_string(&session.identity.traits, &settings.display_name_trait)
-        .unwrap_or(user_name.clone());
+    let details = UserDetails::from_traits(
+        identity,
+        &session.identity.traits,
+        &settings.name_trait,
+        &settings.display_name_trait,
+    );
+    let row = state
+        .store
+        .identity_with_details(identity, details.clone())
+        .await?;
+    let exclude = state.store.credential_ids(identity).await?;
     let started = state
         .policy
         .start_registration(
             crate::domain::UserHandle::new(row.user_handle),
-            &user_name,
-            &display_name,
+            &details.name,
+            &details.display_name,
             exclude,
         )
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting registration: {e}")))?;
@@ -97,15 +101,6 @@ async fn start_registration(
         },
         started.public_key,
     )
-}
-
-/// Reads a string trait by dot path (`email`, `name.first`).
-fn trait_string(traits: &Value, path: &str) -> Option<String> {
-    path.split('.')
-        .try_fold(traits, |value, key| value.get(key))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .filter(|s| !s.is_empty())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -219,21 +214,4 @@ async fn finish_registration(
         .await?;
     tracing::info!(identity = %identity, passkey = %row.id, "passkey registered");
     Ok(PasskeyView::from(row))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn traits_are_read_by_path() {
-        let traits = json!({"email": "a@example.com", "name": {"first": "Ada"}});
-        assert_eq!(
-            trait_string(&traits, "email").as_deref(),
-            Some("a@example.com")
-        );
-        assert_eq!(trait_string(&traits, "name.first").as_deref(), Some("Ada"));
-        assert_eq!(trait_string(&traits, "name.last"), None);
-    }
 }

@@ -10,7 +10,7 @@ use super::outbox::{append, NewEvent};
 use super::passkeys::PasskeyRow;
 use super::schema::{identities, passkeys};
 use super::{Store, StoreError};
-use crate::domain::{IdentityId, UserHandle};
+use crate::domain::{IdentityId, UserDetails, UserHandle};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = identities)]
@@ -20,6 +20,10 @@ pub struct IdentityRow {
     pub registered_at: Option<DateTime<Utc>>,
     pub enrollment_dismissed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The names the person's passkeys know them by (see `UserDetails`).
+    pub user_name: Option<String>,
+    pub display_name: Option<String>,
+    pub details_updated_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -38,6 +42,39 @@ impl Store {
                 .select(IdentityRow::as_select())
                 .first(conn)
                 .optional()?)
+        })
+        .await
+    }
+
+    /// The identity's row (created on first use) with `details` recorded as
+    /// its current names.
+    pub async fn identity_with_details(
+        &self,
+        identity: IdentityId,
+        details: UserDetails,
+    ) -> Result<IdentityRow, StoreError> {
+        self.run("identity_with_details", move |conn| {
+            conn.transaction(|conn| {
+                let row = ensure_identity(conn, identity)?;
+                match record_details(conn, identity, &details)? {
+                    Some(updated) => Ok(updated),
+                    None => Ok(row),
+                }
+            })
+        })
+        .await
+    }
+
+    /// Records the identity's new names (Kratos's after-settings hook). An
+    /// identity the service does not know has no passkey to tell about
+    /// them: nothing is created. True when the names changed.
+    pub async fn update_details(
+        &self,
+        identity: IdentityId,
+        details: UserDetails,
+    ) -> Result<bool, StoreError> {
+        self.run("update_details", move |conn| {
+            Ok(record_details(conn, identity, &details)?.is_some())
         })
         .await
     }
@@ -117,6 +154,30 @@ impl Store {
         self.outbox_written();
         Ok(removed)
     }
+}
+
+/// Writes the names when they differ from the stored ones; the updated row,
+/// or `None` when nothing changed (or the identity is unknown).
+fn record_details(
+    conn: &mut PgConnection,
+    identity: IdentityId,
+    details: &UserDetails,
+) -> Result<Option<IdentityRow>, StoreError> {
+    Ok(diesel::update(
+        identities::table.find(identity.as_uuid()).filter(
+            identities::user_name
+                .is_distinct_from(&details.name)
+                .or(identities::display_name.is_distinct_from(&details.display_name)),
+        ),
+    )
+    .set((
+        identities::user_name.eq(&details.name),
+        identities::display_name.eq(&details.display_name),
+        identities::details_updated_at.eq(Utc::now()),
+    ))
+    .returning(IdentityRow::as_returning())
+    .get_result(conn)
+    .optional()?)
 }
 
 pub(super) fn ensure_identity(

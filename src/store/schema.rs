@@ -8,6 +8,9 @@ diesel::table! {
         registered_at -> Nullable<Timestamptz>,
         enrollment_dismissed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        user_name -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        details_updated_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -55,7 +55,7 @@ async fn support_can_list_and_revoke_passkeys() {
         .expect("delete all");
     let (status, body) = crate::helpers::status_and_json(all).await;
     assert_eq!((status, body), (200, json!({"deleted": 2})));
-    assert_eq!(app.get_json("/passkeys", &auth).await.1, json!([]));
+    assert_eq!(app.passkey_list(&auth).await, json!([]));
     assert_eq!(
         app.passkeys_stored(),
         1,
@@ -119,9 +119,7 @@ async fn revoking_needs_the_passkey_to_be_that_identitys() {
     assert_error(status, &body, 404, "passkey_not_found");
     assert_eq!(app.passkeys_stored(), 1, "Bob's passkey is untouched");
     assert_eq!(
-        app.get_json("/passkeys", &bob_auth)
-            .await
-            .1
+        app.passkey_list(&bob_auth).await
             .as_array()
             .map(Vec::len),
         Some(1)

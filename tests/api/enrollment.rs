@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::kratos::new_email;
 use crate::helpers::{
-    assert_error, spawn_app, spawn_app_with, webhook_port, Auth, Authenticator, TestApp,
+    assert_error, hold_webhook_port, spawn_app, spawn_app_with, webhook_port, Auth, Authenticator,
+    TestApp,
 };
 
 async fn enrollment(app: &TestApp, auth: &Auth) -> Value {
@@ -22,6 +23,7 @@ async fn enrollment(app: &TestApp, auth: &Auth) -> Value {
 #[tokio::test]
 async fn register_then_add_a_passkey_right_away() {
     // Kratos's webhook goes to a fixed port; only this test listens there.
+    let _port = hold_webhook_port().await;
     let app = spawn_app_with(|s| s.admin.port = webhook_port()).await;
     let (identity, token) = app.kratos.register_api(&new_email()).await;
     let auth = Auth::Token(token);
@@ -62,7 +64,7 @@ async fn skip_for_now_withdraws_the_offer() {
     deliver_webhook(
         &app,
         &app.settings.webhook.header.clone(),
-        &webhook_key(&app),
+        &app.webhook_key(),
         user.id,
     )
     .await;
@@ -101,11 +103,6 @@ async fn identities_without_a_webhook_work_the_same() {
     );
 }
 
-fn webhook_key(app: &TestApp) -> String {
-    use secrecy::ExposeSecret;
-    app.settings.webhook.api_key.expose_secret().to_string()
-}
-
 async fn deliver_webhook(
     app: &TestApp,
     header: &str,
@@ -131,7 +128,7 @@ async fn the_webhook_needs_its_key() {
     for (name, key) in [
         (header.as_str(), "wrong"),
         (header.as_str(), ""),
-        ("X-Other", webhook_key(&app).as_str()),
+        ("X-Other", app.webhook_key().as_str()),
     ] {
         let (status, body) = deliver_webhook(&app, name, key, identity).await;
         assert_error(status, &body, 401, "webhook_unauthorized");
@@ -144,7 +141,7 @@ async fn the_webhook_is_idempotent() {
     let app = spawn_app().await;
     let identity = uuid::Uuid::new_v4();
     let header = app.settings.webhook.header.clone();
-    let key = webhook_key(&app);
+    let key = app.webhook_key();
     assert_eq!(deliver_webhook(&app, &header, &key, identity).await.0, 204);
     let first = app.count(&format!(
         "SELECT extract(epoch FROM registered_at)::bigint AS count FROM identities WHERE identity_id = '{identity}'"
@@ -163,7 +160,7 @@ async fn the_webhook_refuses_bad_bodies() {
     let response = app
         .http
         .post(app.admin_url("/hooks/kratos/after-registration"))
-        .header(app.settings.webhook.header.as_str(), webhook_key(&app))
+        .header(app.settings.webhook.header.as_str(), app.webhook_key())
         .json(&json!({"identity_id": "not-a-uuid"}))
         .send()
         .await

@@ -110,9 +110,7 @@ async fn discoverable_login_mints_a_token_kratos_accepts() {
 
     // The passkey was used, and the session is recorded against it once
     // the service has learnt its id (after the answer).
-    let (_, list) = app
-        .get_json("/passkeys", &Auth::Token(token.to_string()))
-        .await;
+    let list = app.passkey_list(&Auth::Token(token.to_string())).await;
     assert!(list[0]["last_used_at"].is_string(), "{list}");
     app.eventually_count(
         &format!(
@@ -419,7 +417,7 @@ async fn a_counter_that_goes_backwards_disables_the_passkey() {
     let credential = authenticator.login(&options);
     refused(&app, &user, &options, &credential, 403, "credential_cloned").await;
     let token = app.kratos.login_token(&user).await;
-    let (_, list) = app.get_json("/passkeys", &Auth::Token(token)).await;
+    let list = app.passkey_list(&Auth::Token(token)).await;
     assert_eq!(list[0]["disabled"], true);
 }
 

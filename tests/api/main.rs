@@ -16,4 +16,5 @@ mod openapi;
 mod passkeys;
 mod registration;
 mod secrets;
+mod signals;
 mod store;

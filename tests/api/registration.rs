@@ -70,8 +70,7 @@ async fn register_list_rename_delete() {
         "no key material in the view"
     );
 
-    let (status, list) = app.get_json("/passkeys", &auth).await;
-    assert_eq!(status, 200);
+    let list = app.passkey_list(&auth).await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["id"], created["id"]);
 
@@ -92,7 +91,7 @@ async fn register_list_rename_delete() {
         .await
         .expect("delete");
     assert_eq!(deleted.status(), 204);
-    assert_eq!(app.get_json("/passkeys", &auth).await.1, json!([]));
+    assert_eq!(app.passkey_list(&auth).await, json!([]));
 }
 
 #[tokio::test]
@@ -297,7 +296,7 @@ async fn another_identitys_ceremony_cannot_be_finished() {
             .0,
         201
     );
-    assert_eq!(app.get_json("/passkeys", &bob).await.1, json!([]));
+    assert_eq!(app.passkey_list(&bob).await, json!([]));
 }
 
 #[tokio::test]
@@ -400,7 +399,7 @@ async fn a_credential_id_registered_to_anyone_is_refused() {
     let (status, body) = app.verify_registration(&bob, &options, &credential).await;
     assert_error(status, &body, 409, "credential_already_registered");
     assert_eq!(app.passkeys_stored(), 1);
-    assert_eq!(app.get_json("/passkeys", &bob).await.1, json!([]));
+    assert_eq!(app.passkey_list(&bob).await, json!([]));
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -533,7 +532,7 @@ async fn another_identitys_passkeys_are_invisible() {
     let id = passkey["id"].as_str().expect("id");
     let missing = uuid::Uuid::new_v4().to_string();
 
-    assert_eq!(app.get_json("/passkeys", &bob).await.1, json!([]));
+    assert_eq!(app.passkey_list(&bob).await, json!([]));
     for target in [id, missing.as_str()] {
         let rename = app
             .request(reqwest::Method::PATCH, &format!("/passkeys/{target}"), &bob)
@@ -555,7 +554,7 @@ async fn another_identitys_passkeys_are_invisible() {
         let (status, body) = crate::helpers::status_and_json(delete).await;
         assert_error(status, &body, 404, "passkey_not_found");
     }
-    let (_, list) = app.get_json("/passkeys", &alice).await;
+    let list = app.passkey_list(&alice).await;
     assert_eq!(list[0]["name"], "Passkey", "unchanged");
 }
 

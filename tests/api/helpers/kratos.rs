@@ -163,6 +163,33 @@ impl Kratos {
         )
     }
 
+    /// Changes the identity's traits through Kratos's API settings flow
+    /// (profile method), which runs its after-settings hooks.
+    pub async fn update_traits(&self, token: &str, traits: Value) {
+        let flow: Value = self
+            .http
+            .get(self.public.join("self-service/settings/api").expect("url"))
+            .header("X-Session-Token", token)
+            .send()
+            .await
+            .expect("settings flow")
+            .json()
+            .await
+            .expect("flow json");
+        let response = self
+            .http
+            .post(self.public.join("self-service/settings").expect("url"))
+            .query(&[("flow", flow["id"].as_str().expect("flow id"))])
+            .header("X-Session-Token", token)
+            .json(&json!({"method": "profile", "traits": traits}))
+            .send()
+            .await
+            .expect("settings");
+        let status = response.status();
+        let body: Value = response.json().await.expect("settings json");
+        assert_eq!(status, 200, "{body}");
+    }
+
     async fn whoami_with_token(&self, token: &str) -> reqwest::Response {
         self.http
             .get(self.public.join("sessions/whoami").expect("url"))

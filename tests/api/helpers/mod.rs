@@ -53,6 +53,13 @@ pub fn webhook_port() -> u16 {
         .unwrap_or(18081)
 }
 
+/// Held by a test that listens on `webhook_port()`: one at a time, so
+/// Kratos's hooks reach the test that caused them.
+pub async fn hold_webhook_port() -> tokio::sync::MutexGuard<'static, ()> {
+    static PORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    PORT.lock().await
+}
+
 fn env_url(var: &str, default: &str) -> Url {
     Url::parse(&std::env::var(var).unwrap_or_else(|_| default.into())).expect("valid URL")
 }
@@ -204,6 +211,19 @@ impl TestApp {
             .await
             .expect("request");
         status_and_json(response).await
+    }
+
+    /// The key Kratos's web hooks present.
+    pub fn webhook_key(&self) -> String {
+        use secrecy::ExposeSecret;
+        self.settings.webhook.api_key.expose_secret().to_string()
+    }
+
+    /// `GET /passkeys`'s passkeys (the list must answer 200).
+    pub async fn passkey_list(&self, auth: &Auth) -> Value {
+        let (status, body) = self.get_json("/passkeys", auth).await;
+        assert_eq!(status, 200, "{body}");
+        body["passkeys"].clone()
     }
 
     pub async fn post_json(&self, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {

@@ -1,0 +1,3 @@
+ALTER TABLE identities DROP COLUMN details_updated_at;
+ALTER TABLE identities DROP COLUMN display_name;
+ALTER TABLE identities DROP COLUMN user_name;
