@@ -112,9 +112,26 @@ async function renderHome(session) {
   show("home");
 }
 
+// The provider's icon (the service's neutral key when it is unknown): the
+// light one, the dark one when the system prefers a dark scheme.
+function passkeyIcon(passkey) {
+  const picture = document.createElement("picture");
+  picture.className = "passkey-icon";
+  const dark = document.createElement("source");
+  dark.media = "(prefers-color-scheme: dark)";
+  dark.srcset = passkey.icon.dark;
+  const img = document.createElement("img");
+  img.src = passkey.icon.light;
+  img.alt = "";
+  img.width = img.height = 20;
+  picture.append(dark, img);
+  return picture;
+}
+
 function passkeyRow(passkey) {
   const row = $("passkey-row").content.firstElementChild.cloneNode(true);
   row.dataset.id = passkey.id;
+  if (passkey.icon) row.querySelector(".passkey-main").prepend(passkeyIcon(passkey));
   row.querySelector(".passkey-name").textContent = passkey.name;
   row.querySelector(".synced").hidden = !passkey.backup_state;
   row.querySelector(".device").hidden = passkey.backup_state;

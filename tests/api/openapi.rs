@@ -38,6 +38,7 @@ async fn each_listener_documents_its_own_endpoints() {
             "/health/alive",
             "/health/ready",
             "/passkeys",
+            "/passkeys/authenticators/{aaguid}/icon/{theme}",
             "/passkeys/enrollment",
             "/passkeys/enrollment/dismiss",
             "/passkeys/login/options",
@@ -59,7 +60,6 @@ async fn each_listener_documents_its_own_endpoints() {
             "/health/ready",
             "/hooks/kratos/after-recovery",
             "/hooks/kratos/after-registration",
-            "/hooks/kratos/after-settings",
             "/metrics",
         ]
     );
