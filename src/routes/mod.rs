@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod authenticators;
 mod ceremonies;
 mod demo;
 mod enrollment;
@@ -35,7 +36,11 @@ pub fn public(cfg: &mut web::ServiceConfig) {
         .service(resource("/demo/demo.css").route(web::get().to(demo::demo_css)))
         .service(resource("/demo/config.json").route(web::get().to(demo::config)))
         // Before /passkeys/{id}, which would otherwise claim it.
-        .service(resource("/passkeys/client.js").route(web::get().to(demo::client_js)));
+        .service(resource("/passkeys/client.js").route(web::get().to(demo::client_js)))
+        .service(
+            resource("/passkeys/authenticators/{aaguid}/icon/{theme}")
+                .route(web::get().to(authenticators::icon)),
+        );
     cfg.service(
         resource("/passkeys/registration/options").route(web::post().to(registration::options)),
     )

@@ -6,7 +6,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, audit, enrollment, health, hooks, login, passkeys, registration};
+use super::{
+    admin, audit, authenticators, enrollment, health, hooks, login, passkeys, registration,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +22,7 @@ use super::{admin, audit, enrollment, health, hooks, login, passkeys, registrati
         passkeys::list,
         passkeys::rename,
         passkeys::remove,
+        authenticators::icon,
         enrollment::status,
         enrollment::dismiss,
         login::options,
@@ -32,6 +35,7 @@ use super::{admin, audit, enrollment, health, hooks, login, passkeys, registrati
     tags(
         (name = "registration", description = "Adding a passkey (Kratos session required)"),
         (name = "passkeys", description = "The caller's passkeys"),
+        (name = "authenticators", description = "Authenticator icons, from the community passkey AAGUID list"),
         (name = "enrollment", description = "The post-registration passkey offer"),
         (name = "login", description = "Passkey login, minting a Kratos session"),
         (name = "health", description = "Liveness and readiness"),

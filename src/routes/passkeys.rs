@@ -32,6 +32,8 @@ pub struct PasskeyView {
     pub aaguid: Uuid,
     /// The provider's name from the AAGUID, when known.
     pub authenticator: Option<&'static str>,
+    /// The provider's icon URLs (a neutral key when it is unknown).
+    pub icon: super::authenticators::AuthenticatorIcon,
     pub backup_eligible: bool,
     /// Synced to a cloud account (the passkey survives losing the device).
     pub backup_state: bool,
@@ -46,6 +48,7 @@ impl From<PasskeyRow> for PasskeyView {
             id: row.id,
             credential_id: URL_SAFE_NO_PAD.encode(&row.credential_id),
             authenticator: authenticator_name(row.aaguid),
+            icon: super::authenticators::AuthenticatorIcon::of(row.aaguid),
             name: row.name,
             created_at: row.created_at,
             last_used_at: row.last_used_at,

@@ -60,6 +60,7 @@ async fn each_listener_documents_its_own_endpoints() {
             "/health/ready",
             "/hooks/kratos/after-recovery",
             "/hooks/kratos/after-registration",
+            "/hooks/kratos/after-settings",
             "/metrics",
         ]
     );

@@ -118,3 +118,157 @@ async fn kratos_timing_out_is_503_within_the_timeout() {
     .unwrap_or_else(|_| panic!("no answer within {bound:?}: the Kratos call hangs"));
     assert_error(status, &body, 503, "kratos_unavailable");
 }
+
+// Authenticator icons: the list carries their URLs, the public listener
+// serves them, and the all-zero AAGUID (the software authenticator's) gets
+// the neutral key.
+
+const GOOGLE_PASSWORD_MANAGER: &str = "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4";
+
+/// The passkeys of a `GET /passkeys` answer, whether it is the list itself
+/// or an object holding it.
+fn listed(body: &serde_json::Value) -> Vec<serde_json::Value> {
+    body.as_array()
+        .or_else(|| body["passkeys"].as_array())
+        .unwrap_or_else(|| panic!("no passkeys in {body}"))
+        .clone()
+}
+
+async fn icon(
+    app: &crate::helpers::TestApp,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let response = app.http.get(app.url(path)).send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body").to_vec();
+    (status, headers, bytes)
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[tokio::test]
+async fn a_listed_passkey_carries_its_icons_and_an_unknown_one_has_the_neutral_key() {
+    let app = spawn_app().await;
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = crate::helpers::Authenticator::new();
+    let registered = app.register_passkey(&auth, &mut authenticator).await;
+    let aaguid = registered["aaguid"].as_str().expect("aaguid").to_string();
+    assert_eq!(
+        aaguid,
+        uuid::Uuid::nil().to_string(),
+        "the software authenticator's"
+    );
+    let (status, body) = app.get_json("/passkeys", &auth).await;
+    assert_eq!(status, 200, "{body}");
+    let passkeys = listed(&body);
+    assert_eq!(passkeys.len(), 1, "{body}");
+    assert_eq!(passkeys[0]["authenticator"], serde_json::Value::Null);
+    let light = format!("/passkeys/authenticators/{aaguid}/icon/light");
+    let dark = format!("/passkeys/authenticators/{aaguid}/icon/dark");
+    assert_eq!(
+        passkeys[0]["icon"],
+        serde_json::json!({"light": light, "dark": dark})
+    );
+    assert_eq!(
+        registered["icon"], passkeys[0]["icon"],
+        "the registration answer too"
+    );
+
+    let mut neutral = Vec::new();
+    for path in [&light, &dark] {
+        let (status, headers, bytes) = icon(&app, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(header(&headers, "content-type"), "image/svg+xml");
+        assert_eq!(header(&headers, "cache-control"), "public, max-age=86400");
+        assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+        let policy = header(&headers, "content-security-policy");
+        assert!(
+            policy.contains("default-src 'none'") && policy.contains("sandbox"),
+            "{policy}"
+        );
+        let text = String::from_utf8(bytes).expect("an SVG is text");
+        assert!(text.starts_with("<svg"), "{text}");
+        neutral.push(text);
+    }
+    assert_ne!(neutral[0], neutral[1], "a key for each background");
+    // Any AAGUID the list does not know gets the same neutral key.
+    let unknown = uuid::Uuid::new_v4();
+    let (status, _, bytes) = icon(
+        &app,
+        &format!("/passkeys/authenticators/{unknown}/icon/light"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8(bytes).expect("text"), neutral[0]);
+}
+
+#[tokio::test]
+async fn a_known_authenticator_has_its_name_and_icon() {
+    let app = spawn_app().await;
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = crate::helpers::Authenticator::new();
+    let registered = app.register_passkey(&auth, &mut authenticator).await;
+    // The software authenticator's AAGUID is all-zero: the stored passkey
+    // is made Google Password Manager's.
+    {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "UPDATE passkeys SET aaguid = '{GOOGLE_PASSWORD_MANAGER}' WHERE id = '{}'",
+            registered["id"].as_str().expect("id")
+        ))
+        .execute(&mut app.db())
+        .expect("update");
+    }
+    let (status, body) = app.get_json("/passkeys", &auth).await;
+    assert_eq!(status, 200, "{body}");
+    let passkey = &listed(&body)[0];
+    assert_eq!(passkey["authenticator"], "Google Password Manager");
+    let path = passkey["icon"]["light"].as_str().expect("light icon");
+    assert_eq!(
+        path,
+        format!("/passkeys/authenticators/{GOOGLE_PASSWORD_MANAGER}/icon/light")
+    );
+    let (status, headers, bytes) = icon(&app, path).await;
+    assert_eq!(status, 200);
+    let (_, _, neutral) = icon(
+        &app,
+        &format!("/passkeys/authenticators/{}/icon/light", uuid::Uuid::nil()),
+    )
+    .await;
+    assert_ne!(bytes, neutral, "Google's own icon");
+    let expected = kratos_passkeys::aaguid::authenticator_icon(
+        GOOGLE_PASSWORD_MANAGER.parse().expect("uuid"),
+        kratos_passkeys::aaguid::Theme::Light,
+    );
+    assert_eq!(header(&headers, "content-type"), expected.content_type);
+    assert_eq!(bytes, expected.bytes.as_ref());
+
+    // A PNG one is served as a PNG, without the SVG's policy.
+    let png = "50a45b0c-80e7-f944-bf29-f552bfa2e048"; // ACS FIDO Authenticator
+    let (status, headers, bytes) =
+        icon(&app, &format!("/passkeys/authenticators/{png}/icon/dark")).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "image/png");
+    assert!(bytes.starts_with(b"\x89PNG"));
+    assert!(headers.get("content-security-policy").is_none());
+}
+
+#[tokio::test]
+async fn a_bad_theme_or_aaguid_is_not_found() {
+    let app = spawn_app().await;
+    for path in [
+        format!("/passkeys/authenticators/{GOOGLE_PASSWORD_MANAGER}/icon/purple"),
+        format!("/passkeys/authenticators/{GOOGLE_PASSWORD_MANAGER}/icon/Light"),
+        "/passkeys/authenticators/not-a-uuid/icon/light".to_string(),
+        format!("/passkeys/authenticators/{GOOGLE_PASSWORD_MANAGER}/icon"),
+    ] {
+        let (status, body) = app.get_json(&path, &Auth::None).await;
+        assert_error(status, &body, 404, "not_found");
+    }
+}
