@@ -88,6 +88,79 @@ pub struct WebauthnSettings {
     pub origins: Vec<Url>,
     #[serde(with = "humantime_serde")]
     pub ceremony_ttl: Duration,
+    /// Web origins on other registrable domains that use this RP id,
+    /// served at `/.well-known/webauthn` (checked by `related_origins`).
+    #[serde(default)]
+    pub related_origins: Vec<String>,
+    /// Native Android apps: `android:apk-key-hash:<base64url SHA-256>`.
+    #[serde(default)]
+    pub app_origins: Vec<String>,
+    #[serde(default)]
+    pub user_verification: UserVerification,
+    #[serde(default)]
+    pub resident_key: ResidentKey,
+    #[serde(default)]
+    pub attachment: Attachment,
+    /// WebAuthn `hints`, most preferred first.
+    #[serde(default)]
+    pub hints: Vec<Hint>,
+}
+
+/// Whether the authenticator must verify the person (PIN, biometrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserVerification {
+    #[default]
+    Required,
+    Preferred,
+}
+
+/// Whether a new passkey must be discoverable (usernameless and autofill
+/// login need it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResidentKey {
+    #[default]
+    Required,
+    Preferred,
+}
+
+/// Which kind of authenticator may hold new passkeys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attachment {
+    #[default]
+    Any,
+    Platform,
+    CrossPlatform,
+}
+
+/// A WebAuthn Level 3 hint for the browser's UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hint {
+    SecurityKey,
+    ClientDevice,
+    Hybrid,
+}
+
+#[cfg(test)]
+impl WebauthnSettings {
+    /// The tests' relying party with every policy default.
+    pub fn for_tests() -> Self {
+        Self {
+            rp_id: "localhost".into(),
+            rp_name: "test".into(),
+            origins: vec![Url::parse("http://localhost:8080").expect("url")],
+            ceremony_ttl: Duration::from_secs(300),
+            related_origins: Vec::new(),
+            app_origins: Vec::new(),
+            user_verification: UserVerification::default(),
+            resident_key: ResidentKey::default(),
+            attachment: Attachment::default(),
+            hints: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@
 
 pub mod aaguid;
 pub mod clock;
+pub mod conditional_registration;
 pub mod configuration;
 pub mod cors;
 pub mod domain;
@@ -19,6 +20,7 @@ pub mod login_records;
 pub mod metrics;
 pub mod migration;
 pub mod recovery_hook;
+pub mod related_origins;
 pub mod routes;
 pub mod sealed_ceremony;
 pub mod session;

@@ -354,12 +354,7 @@ mod tests {
 
     #[test]
     fn registration_options_require_resident_keys_and_verification() {
-        let settings = WebauthnSettings {
-            rp_id: "localhost".into(),
-            rp_name: "test".into(),
-            origins: vec![Url::parse("http://localhost:8080").expect("url")],
-            ceremony_ttl: std::time::Duration::from_secs(300),
-        };
+        let settings = WebauthnSettings::for_tests();
         let metrics = Arc::new(Metrics::new().expect("metrics"));
         let policy = Policy::new(&settings, metrics).expect("policy");
         let started = policy
