@@ -282,10 +282,7 @@ impl AuthData {
         // The key is one CBOR item; extensions (another) may follow it.
         let rest = data.get(55 + id_length..).ok_or(malformed)?;
         let mut items = serde_cbor_2::Deserializer::from_slice(rest).into_iter::<Cbor>();
-        items
-            .next()
-            .ok_or(malformed)?
-            .map_err(|_| malformed)?;
+        items.next().ok_or(malformed)?.map_err(|_| malformed)?;
         let key_length = items.byte_offset();
         Ok(Self {
             rp_id_hash: data[..32].to_vec(),
@@ -304,7 +301,10 @@ mod tests {
     //! software passkey (a packed self attestation, as a browser forwards
     //! it), changed only in what the step checks.
     use super::*;
-    use kratos_passkeys_testkit::{rewrite_auth_data, Authenticator};
+    use kratos_passkeys_testkit::{
+        as_none_attestation, rewrite_auth_data, rewrite_client_data as with_client_data,
+        Authenticator,
+    };
     use serde_json::{json, Value};
 
     const ORIGIN: &str = "http://localhost:8080";
@@ -344,31 +344,6 @@ mod tests {
                 conditional,
             },
         )
-    }
-
-    /// The client data, rewritten.
-    fn with_client_data(credential: &mut Value, change: impl FnOnce(&mut Value)) {
-        let raw = URL_SAFE_NO_PAD
-            .decode(credential["response"]["clientDataJSON"].as_str().expect("text"))
-            .expect("base64url");
-        let mut client: Value = serde_json::from_slice(&raw).expect("client data");
-        change(&mut client);
-        credential["response"]["clientDataJSON"] =
-            Value::String(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&client).expect("json")));
-    }
-
-    /// What a browser sends for `attestation: "none"`: the statement
-    /// replaced by `none`, so the flags can change without a signature.
-    fn as_none_attestation(credential: &mut Value, flags: impl FnOnce(&mut u8)) {
-        rewrite_auth_data(credential, |data| flags(&mut data[32]));
-        let raw = URL_SAFE_NO_PAD
-            .decode(credential["response"]["attestationObject"].as_str().expect("text"))
-            .expect("base64url");
-        let mut map: BTreeMap<String, Cbor> = serde_cbor_2::from_slice(&raw).expect("cbor");
-        map.insert("fmt".into(), Cbor::Text("none".into()));
-        map.insert("attStmt".into(), Cbor::Map(BTreeMap::new()));
-        credential["response"]["attestationObject"] =
-            Value::String(URL_SAFE_NO_PAD.encode(serde_cbor_2::to_vec(&map).expect("cbor")));
     }
 
     #[test]
@@ -411,7 +386,9 @@ mod tests {
     #[test]
     fn step_9_origin_must_be_expected() {
         let mut credential = registration();
-        with_client_data(&mut credential, |c| c["origin"] = json!("http://localhost:9999"));
+        with_client_data(&mut credential, |c| {
+            c["origin"] = json!("http://localhost:9999")
+        });
         assert_eq!(check(&credential, true), Err(StepFailed::Origin));
     }
 
@@ -536,7 +513,11 @@ mod tests {
         ] {
             let mut credential = registration();
             let raw = URL_SAFE_NO_PAD
-                .decode(credential["response"]["attestationObject"].as_str().expect("text"))
+                .decode(
+                    credential["response"]["attestationObject"]
+                        .as_str()
+                        .expect("text"),
+                )
                 .expect("base64url");
             let mut map: BTreeMap<String, Cbor> = serde_cbor_2::from_slice(&raw).expect("cbor");
             map.insert("fmt".into(), Cbor::Text(fmt.into()));

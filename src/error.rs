@@ -34,6 +34,8 @@ pub enum ErrorId {
     ChallengeMismatch,
     UserVerificationMissing,
     UserPresenceMissing,
+    ResidentKeyMissing,
+    AttachmentMismatch,
     SignatureInvalid,
     AttestationInvalid,
     CredentialInvalid,
@@ -80,6 +82,8 @@ impl ErrorId {
             | E::ChallengeMismatch
             | E::UserVerificationMissing
             | E::UserPresenceMissing
+            | E::ResidentKeyMissing
+            | E::AttachmentMismatch
             | E::SignatureInvalid
             | E::AttestationInvalid
             | E::CredentialInvalid
@@ -118,6 +122,8 @@ impl From<CeremonyFailure> for ErrorId {
             CeremonyFailure::UserHandleMismatch => ErrorId::UserHandleMismatch,
             CeremonyFailure::UserHandleMissing => ErrorId::UserHandleMissing,
             CeremonyFailure::CounterRegression => ErrorId::CredentialCloned,
+            CeremonyFailure::ResidentKeyMissing => ErrorId::ResidentKeyMissing,
+            CeremonyFailure::AttachmentMismatch => ErrorId::AttachmentMismatch,
         }
     }
 }

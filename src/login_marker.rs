@@ -115,7 +115,12 @@ mod tests {
             "v1.".to_string(),
             "abc".to_string(),
             mark.replacen("v1.", "v2.", 1),
-            format!("{}A", &mark[..mark.len() - 1]),
+            // The last character changed (to one it is not already).
+            format!(
+                "{}{}",
+                &mark[..mark.len() - 1],
+                if mark.ends_with('A') { 'B' } else { 'A' }
+            ),
             marker(&[B]).mark(flow),
         ] {
             assert!(!m.is_mark_of(flow, &forged), "{forged}");

@@ -76,14 +76,12 @@ impl AcceptedOrigins {
             .map(|url| url.origin().ascii_serialization())
     }
 
-    /// The body of `/.well-known/webauthn`: the related origins.
-    pub fn well_known(&self) -> serde_json::Value {
-        let origins: Vec<String> = self
-            .related
+    /// What `/.well-known/webauthn` lists: the related origins.
+    pub fn well_known(&self) -> Vec<String> {
+        self.related
             .iter()
             .map(|url| url.origin().ascii_serialization())
-            .collect();
-        serde_json::json!({ "origins": origins })
+            .collect()
     }
 }
 
@@ -176,7 +174,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             origins.well_known(),
-            serde_json::json!({"origins": ["https://shop.example.co.uk", "https://example.com"]})
+            ["https://shop.example.co.uk", "https://example.com"]
         );
         let all: Vec<String> = origins.all().map(Url::to_string).collect();
         assert_eq!(all.len(), 4, "{all:?}");
@@ -211,7 +209,11 @@ mod tests {
 
     #[test]
     fn a_related_origin_needs_a_registrable_domain() {
-        for origin in ["https://localhost:8443", "https://10.0.0.1", "https://co.uk"] {
+        for origin in [
+            "https://localhost:8443",
+            "https://10.0.0.1",
+            "https://co.uk",
+        ] {
             let error = AcceptedOrigins::parse(&settings(&[origin], &[])).unwrap_err();
             assert!(
                 matches!(error, OriginError::NoRegistrableDomain { .. }),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
 
 use crate::domain::{CeremonyId, IdentityId};
+use crate::webauthn_policy::Mediation;
 
 /// The first byte of every sealed id: the format, authenticated with it.
 const VERSION: u8 = 1;
@@ -38,6 +39,10 @@ pub enum CeremonyBody {
         identity: IdentityId,
         passkey_name: Option<String>,
         state: PasskeyRegistration,
+        /// A conditional registration (the automatic passkey upgrade) is
+        /// verified without the User Present check.
+        #[serde(default)]
+        mediation: Mediation,
     },
 }
 

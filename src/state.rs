@@ -14,6 +14,7 @@ use crate::login_marker::LoginMarker;
 use crate::login_records::{LoginRecorder, RecorderWorker};
 use crate::metrics::Metrics;
 use crate::recovery_hook::Notifier;
+use crate::related_origins::AcceptedOrigins;
 use crate::sealed_ceremony::CeremonySealer;
 use crate::store::Store;
 use crate::webauthn_policy::Policy;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub events: Events,
     /// Where events are delivered (the delivery worker's, parsed once).
     pub event_endpoints: Arc<Vec<Endpoint>>,
+    /// The origins ceremonies may come from (`/.well-known/webauthn`).
+    pub origins: AcceptedOrigins,
     allowed_origins: Vec<String>,
     cors_origins: Vec<String>,
 }
@@ -50,7 +53,8 @@ impl AppState {
         let store = Store::connect_lazy(&settings.database, metrics.clone());
         let kratos = KratosClient::new(&settings.kratos, metrics.clone())
             .context("building the Kratos client")?;
-        let policy = Policy::new(&settings.webauthn, metrics.clone())
+        let origins = AcceptedOrigins::parse(&settings.webauthn)?;
+        let policy = Policy::new(&settings.webauthn, &origins, metrics.clone())
             .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings: {e}"))?;
         let production = settings.environment == Environment::Production;
         let sealer = CeremonySealer::new(&settings.ceremonies.keys, production)?;
@@ -74,12 +78,7 @@ impl AppState {
             .iter()
             .map(|o| o.trim_end_matches('/').to_string())
             .collect();
-        let mut allowed_origins: Vec<String> = settings
-            .webauthn
-            .origins
-            .iter()
-            .map(|o| o.origin().ascii_serialization())
-            .collect();
+        let mut allowed_origins: Vec<String> = origins.web().collect();
         allowed_origins.extend(cors_origins.iter().cloned());
         let state = Self {
             login_limiter: RateLimiter::new(&settings.limits.login_per_ip, clock.clone()),
@@ -100,6 +99,7 @@ impl AppState {
             login_records,
             events,
             event_endpoints,
+            origins,
             allowed_origins,
             cors_origins,
         };

@@ -1,8 +1,14 @@
 //! WebAuthn policy: the relying party, what the options ask of
 //! authenticators, and how verification failures are named.
 //!
-//! User verification is required and resident (discoverable) keys are
-//! required, with any attachment (platform, security key, phone via hybrid).
+//! From configuration: user verification (`required` by default, or
+//! `preferred`), resident keys (`required` by default, or `preferred`), the
+//! authenticator attachment (any by default, `platform`, `cross-platform`)
+//! and `hints`. Each is written into the options and checked again at
+//! verify, since the options are only a request to the browser. A
+//! conditional registration (the automatic passkey upgrade) asks for
+//! neither presence nor verification and is verified by
+//! `conditional_registration`.
 
 use std::collections::BTreeMap;
 
@@ -14,13 +20,20 @@ use webauthn_rs::prelude::{
     Passkey, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Url, Webauthn, WebauthnBuilder, WebauthnError,
 };
-use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyRequirement};
+use webauthn_rs_core::proto::COSEAlgorithm;
+use webauthn_rs_proto::{
+    AllowCredentials, AuthenticatorAttachment, AuthenticatorTransport, PublicKeyCredentialHints,
+    ResidentKeyRequirement, UserVerificationPolicy,
+};
 
 use std::sync::Arc;
 
-use crate::configuration::WebauthnSettings;
+use crate::conditional_registration::{self, StepFailed};
+use crate::configuration::{Attachment, Hint, ResidentKey, UserVerification, WebauthnSettings};
 use crate::domain::UserHandle;
 use crate::metrics::Metrics;
+use crate::related_origins::AcceptedOrigins;
+use crate::stored_credential::{passkey_json, CredentialParts};
 
 /// Why a ceremony's credential was refused. Each has a stable error id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +60,52 @@ pub enum CeremonyFailure {
     UserHandleMissing,
     #[error("the signature counter went backwards")]
     CounterRegression,
+    #[error("the credential is not discoverable, and the policy requires it")]
+    ResidentKeyMissing,
+    #[error("the authenticator is not of the attachment the policy allows")]
+    AttachmentMismatch,
+}
+
+impl From<StepFailed> for CeremonyFailure {
+    fn from(step: StepFailed) -> Self {
+        match step {
+            StepFailed::Origin | StepFailed::CrossOrigin => Self::OriginMismatch,
+            StepFailed::Challenge => Self::ChallengeMismatch,
+            StepFailed::RpIdHash => Self::RpIdMismatch,
+            StepFailed::UserPresence => Self::UserPresenceMissing,
+            StepFailed::UserVerification => Self::UserVerificationMissing,
+            StepFailed::AttestationStatement => Self::AttestationInvalid,
+            StepFailed::ClientData
+            | StepFailed::Type
+            | StepFailed::AttestationObject
+            | StepFailed::BackupState
+            | StepFailed::Algorithm
+            | StepFailed::CredentialIdLength
+            | StepFailed::CredentialIdMismatch => Self::CredentialInvalid,
+        }
+    }
+}
+
+/// How the browser runs a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mediation {
+    /// A dialog the person answers.
+    #[default]
+    Modal,
+    /// The password manager creates the passkey on its own, right after a
+    /// password sign-in, without a dialog.
+    Conditional,
+}
+
+/// A new credential with what the browser said about it beside the
+/// attestation: `authenticatorAttachment` (which webauthn-rs's type drops).
+#[derive(Debug, serde::Deserialize)]
+pub struct NewCredential {
+    #[serde(flatten)]
+    pub credential: RegisterPublicKeyCredential,
+    #[serde(rename = "authenticatorAttachment", default)]
+    pub attachment: Option<String>,
 }
 
 impl CeremonyFailure {
@@ -90,14 +149,23 @@ pub struct VerifiedRegistration {
 pub struct Policy {
     webauthn: Webauthn,
     metrics: Arc<Metrics>,
+    rp_id: String,
+    /// Every accepted origin (own, related, apps), for the conditional path.
+    origins: Vec<Url>,
+    user_verification: UserVerification,
+    resident_key: ResidentKey,
+    attachment: Attachment,
+    hints: Vec<Hint>,
 }
 
 impl Policy {
-    pub fn new(settings: &WebauthnSettings, metrics: Arc<Metrics>) -> Result<Self, WebauthnError> {
-        let (first, rest) = settings
-            .origins
-            .split_first()
-            .ok_or(WebauthnError::Configuration)?;
+    pub fn new(
+        settings: &WebauthnSettings,
+        origins: &AcceptedOrigins,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, WebauthnError> {
+        let all: Vec<Url> = origins.all().cloned().collect();
+        let (first, rest) = all.split_first().ok_or(WebauthnError::Configuration)?;
         let mut builder = WebauthnBuilder::new(&settings.rp_id, first)?
             .rp_name(&settings.rp_name)
             .timeout(settings.ceremony_ttl);
@@ -107,11 +175,27 @@ impl Policy {
         Ok(Self {
             webauthn: builder.build()?,
             metrics,
+            rp_id: settings.rp_id.clone(),
+            origins: all,
+            user_verification: settings.user_verification,
+            resident_key: settings.resident_key,
+            attachment: settings.attachment,
+            hints: settings.hints.clone(),
         })
     }
 
     pub fn allowed_origins(&self) -> &[Url] {
         self.webauthn.get_allowed_origins()
+    }
+
+    /// The user verification a ceremony asks for: a conditional
+    /// registration cannot ask for any (the client asks the authenticator
+    /// for neither presence nor verification).
+    fn user_verification_for(&self, mediation: Mediation) -> UserVerificationPolicy {
+        match (mediation, self.user_verification) {
+            (Mediation::Modal, UserVerification::Required) => UserVerificationPolicy::Required,
+            _ => UserVerificationPolicy::Preferred,
+        }
     }
 
     pub fn start_registration(
@@ -120,6 +204,7 @@ impl Policy {
         user_name: &str,
         display_name: &str,
         exclude: Vec<Vec<u8>>,
+        mediation: Mediation,
     ) -> Result<Started<PasskeyRegistration>, WebauthnError> {
         let exclude: Vec<CredentialID> = exclude;
         let (mut options, state): (CreationChallengeResponse, PasskeyRegistration) =
@@ -129,25 +214,61 @@ impl Policy {
                 display_name,
                 Some(exclude),
             )?;
-        // webauthn-rs asks for "discouraged"; usernameless login needs the
-        // credential to be discoverable on every kind of authenticator.
+        let user_verification = self.user_verification_for(mediation);
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
-            selection.require_resident_key = true;
-            selection.resident_key = Some(ResidentKeyRequirement::Required);
+            // webauthn-rs asks for "discouraged"; usernameless login needs
+            // the credential to be discoverable on every kind of
+            // authenticator. A password manager only makes discoverable ones.
+            let required =
+                self.resident_key == ResidentKey::Required || mediation == Mediation::Conditional;
+            selection.require_resident_key = required;
+            selection.resident_key = Some(if required {
+                ResidentKeyRequirement::Required
+            } else {
+                ResidentKeyRequirement::Preferred
+            });
+            selection.user_verification = user_verification;
+            // A conditional registration goes to the password manager the
+            // password came from, whatever the policy prefers for dialogs.
+            if mediation == Mediation::Modal {
+                selection.authenticator_attachment = match self.attachment {
+                    Attachment::Any => None,
+                    Attachment::Platform => Some(AuthenticatorAttachment::Platform),
+                    Attachment::CrossPlatform => Some(AuthenticatorAttachment::CrossPlatform),
+                };
+            }
+        }
+        if mediation == Mediation::Modal && !self.hints.is_empty() {
+            options.public_key.hints = Some(self.hints.iter().map(proto_hint).collect());
         }
         Ok(Started {
             public_key: to_value(&options.public_key),
             challenge: options.public_key.challenge.to_vec(),
-            state: without_exclusions(state),
+            state: with_state_policy(without_exclusions(state), "/rs/policy", user_verification),
         })
     }
 
     pub fn finish_registration(
         &self,
-        credential: &RegisterPublicKeyCredential,
+        new: &NewCredential,
         state: &PasskeyRegistration,
+        challenge: &[u8],
+        mediation: Mediation,
     ) -> Result<VerifiedRegistration, CeremonyFailure> {
         let _timer = self.metrics.webauthn_timer("finish_registration");
+        let credential = &new.credential;
+        self.check_selection(new)?;
+        let transports = credential
+            .response
+            .transports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(transport_name)
+            .collect();
+        if mediation == Mediation::Conditional {
+            return self.finish_conditional(credential, challenge, transports);
+        }
         let passkey = self
             .webauthn
             .finish_passkey_registration(credential, state)
@@ -158,14 +279,6 @@ impl Policy {
         let auth_data =
             AuthenticatorData::from_attestation_object(&credential.response.attestation_object)
                 .ok_or(CeremonyFailure::CredentialInvalid)?;
-        let transports = credential
-            .response
-            .transports
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(transport_name)
-            .collect();
         Ok(VerifiedRegistration {
             credential: to_value(&passkey),
             credential_id: passkey.cred_id().to_vec(),
@@ -175,6 +288,85 @@ impl Policy {
             backup_state: auth_data.backup_state,
             sign_count: auth_data.sign_count,
         })
+    }
+
+    /// WebAuthn Level 3 §7.1 without the User Present step; stored in the
+    /// same form as every other passkey, with user verification required at
+    /// every login (the passkey was made without it).
+    fn finish_conditional(
+        &self,
+        credential: &RegisterPublicKeyCredential,
+        challenge: &[u8],
+        transports: Vec<String>,
+    ) -> Result<VerifiedRegistration, CeremonyFailure> {
+        let attested = conditional_registration::verify(
+            credential,
+            &conditional_registration::Expected {
+                challenge,
+                origins: &self.origins,
+                rp_id: &self.rp_id,
+                algorithms: &COSEAlgorithm::secure_algs(),
+                user_verification_required: false,
+                conditional: true,
+            },
+        )
+        .map_err(|step| {
+            tracing::info!(%step, "conditional registration refused");
+            CeremonyFailure::from(step)
+        })?;
+        let stored = passkey_json(&CredentialParts {
+            credential_id: attested.credential_id.clone(),
+            cose_key: attested.cose_key,
+            sign_count: attested.sign_count,
+            backup_eligible: attested.backup_eligible,
+            backup_state: attested.backup_state,
+        })
+        .map_err(|_| CeremonyFailure::CredentialInvalid)?;
+        Ok(VerifiedRegistration {
+            credential: stored,
+            credential_id: attested.credential_id,
+            aaguid: attested.aaguid,
+            transports,
+            backup_eligible: attested.backup_eligible,
+            backup_state: attested.backup_state,
+            sign_count: attested.sign_count,
+        })
+    }
+
+    /// What the options asked of the authenticator and webauthn-rs does not
+    /// check: a discoverable credential (the browser's `credProps`) and the
+    /// attachment (the browser's `authenticatorAttachment`, else the
+    /// transports). Unreported is accepted: older browsers report neither.
+    fn check_selection(&self, new: &NewCredential) -> Result<(), CeremonyFailure> {
+        let credential = &new.credential;
+        let discoverable = credential
+            .extensions
+            .cred_props
+            .as_ref()
+            .and_then(|props| props.rk);
+        if self.resident_key == ResidentKey::Required && discoverable == Some(false) {
+            return Err(CeremonyFailure::ResidentKeyMissing);
+        }
+        let transports: Vec<String> = credential
+            .response
+            .transports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(transport_name)
+            .collect();
+        let platform = match new.attachment.as_deref() {
+            Some("platform") => Some(true),
+            Some("cross-platform") => Some(false),
+            _ if transports.is_empty() => None,
+            _ => Some(transports.iter().any(|t| t == "internal")),
+        };
+        match (self.attachment, platform) {
+            (Attachment::Platform, Some(false)) | (Attachment::CrossPlatform, Some(true)) => {
+                Err(CeremonyFailure::AttachmentMismatch)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A login for any discoverable credential; `allow` narrows it to the
@@ -193,10 +385,18 @@ impl Policy {
                 transports: transports_from_names(&transports),
             })
             .collect();
+        let user_verification = self.user_verification_for(Mediation::Modal);
+        options.public_key.user_verification = user_verification;
+        if !self.hints.is_empty() {
+            options.public_key.hints = Some(self.hints.iter().map(proto_hint).collect());
+        }
         Ok(Started {
             public_key: to_value(&options.public_key),
             challenge: options.public_key.challenge.to_vec(),
-            state,
+            // A passkey registered with verification (or without it, by a
+            // conditional registration) still needs it: webauthn-rs keeps
+            // each credential's own registration policy.
+            state: with_state_policy(state, "/ast/policy", user_verification),
         })
     }
 
@@ -214,6 +414,34 @@ impl Policy {
                 CeremonyFailure::from_webauthn(&error)
             })
     }
+}
+
+fn proto_hint(hint: &Hint) -> PublicKeyCredentialHints {
+    match hint {
+        Hint::SecurityKey => PublicKeyCredentialHints::SecurityKey,
+        Hint::ClientDevice => PublicKeyCredentialHints::ClientDevice,
+        Hint::Hybrid => PublicKeyCredentialHints::Hybrid,
+    }
+}
+
+/// The ceremony state with the user verification policy its finish
+/// enforces. webauthn-rs's passkey ceremonies always require it; the state
+/// is plain data (it travels sealed in the ceremony id), so the policy is
+/// set there. A state that does not have the field is kept as it is, which
+/// keeps "required".
+fn with_state_policy<S>(state: S, pointer: &str, policy: UserVerificationPolicy) -> S
+where
+    S: Serialize + serde::de::DeserializeOwned,
+{
+    let Ok(mut value) = serde_json::to_value(&state) else {
+        return state;
+    };
+    let (Some(slot), Ok(policy)) = (value.pointer_mut(pointer), serde_json::to_value(policy))
+    else {
+        return state;
+    };
+    *slot = policy;
+    serde_json::from_value(value).unwrap_or(state)
 }
 
 /// The registration state without its list of excluded credentials. The
@@ -352,29 +580,131 @@ mod tests {
         }
     }
 
-    #[test]
-    fn registration_options_require_resident_keys_and_verification() {
-        let settings = WebauthnSettings::for_tests();
+    fn policy(change: impl FnOnce(&mut WebauthnSettings)) -> Policy {
+        let mut settings = WebauthnSettings::for_tests();
+        change(&mut settings);
+        let origins = AcceptedOrigins::parse(&settings).expect("origins");
         let metrics = Arc::new(Metrics::new().expect("metrics"));
-        let policy = Policy::new(&settings, metrics).expect("policy");
-        let started = policy
+        Policy::new(&settings, &origins, metrics).expect("policy")
+    }
+
+    fn registration(policy: &Policy, mediation: Mediation) -> Started<PasskeyRegistration> {
+        policy
             .start_registration(
                 UserHandle::generate(),
                 "a@example.com",
                 "A",
                 vec![vec![1, 2]],
+                mediation,
             )
-            .expect("starts");
+            .expect("starts")
+    }
+
+    fn state_policy<S: Serialize>(state: &S, pointer: &str) -> Value {
+        serde_json::to_value(state).expect("state")[pointer].clone()
+    }
+
+    #[test]
+    fn registration_options_require_resident_keys_and_verification() {
+        let started = registration(&policy(|_| {}), Mediation::Modal);
         let selection = &started.public_key["authenticatorSelection"];
         assert_eq!(selection["residentKey"], "required");
         assert_eq!(selection["requireResidentKey"], true);
         assert_eq!(selection["userVerification"], "required");
+        assert!(selection.get("authenticatorAttachment").is_none());
+        assert!(started.public_key.get("hints").is_none());
         assert_eq!(started.public_key["excludeCredentials"][0]["id"], "AQI");
         assert_eq!(started.public_key["rp"]["id"], "localhost");
         // The browser gets the exclusions; the state the ceremony id carries
         // does not, so it stays small however many passkeys there are.
         let state = serde_json::to_value(&started.state).expect("state");
         assert_eq!(state["rs"]["exclude_credentials"], serde_json::json!([]));
+        assert_eq!(state["rs"]["policy"], "required");
         assert!(state["rs"]["challenge"].is_string(), "{state}");
+        // The conditional path checks the algorithms webauthn-rs offers.
+        let offered: Vec<i64> = started.public_key["pubKeyCredParams"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .filter_map(|p| p["alg"].as_i64())
+            .collect();
+        let secure: Vec<i64> = COSEAlgorithm::secure_algs()
+            .into_iter()
+            .map(|a| a as i64)
+            .collect();
+        assert_eq!(offered, secure);
+    }
+
+    #[test]
+    fn conditional_registration_asks_for_no_verification_and_no_attachment() {
+        let policy = policy(|s| {
+            s.attachment = Attachment::CrossPlatform;
+            s.hints = vec![Hint::SecurityKey];
+        });
+        let started = registration(&policy, Mediation::Conditional);
+        let selection = &started.public_key["authenticatorSelection"];
+        assert_eq!(selection["userVerification"], "preferred");
+        assert_eq!(selection["residentKey"], "required");
+        assert!(selection.get("authenticatorAttachment").is_none());
+        assert!(started.public_key.get("hints").is_none());
+        assert_eq!(state_policy(&started.state, "rs")["policy"], "preferred");
+    }
+
+    #[test]
+    fn user_verification_preferred_reaches_options_and_states() {
+        let policy = policy(|s| s.user_verification = UserVerification::Preferred);
+        let started = registration(&policy, Mediation::Modal);
+        assert_eq!(
+            started.public_key["authenticatorSelection"]["userVerification"],
+            "preferred"
+        );
+        assert_eq!(state_policy(&started.state, "rs")["policy"], "preferred");
+        let login = policy.start_login(Vec::new()).expect("login");
+        assert_eq!(login.public_key["userVerification"], "preferred");
+        assert_eq!(state_policy(&login.state, "ast")["policy"], "preferred");
+        // The default keeps both required.
+        let login = super::tests::policy(|_| {})
+            .start_login(Vec::new())
+            .expect("login");
+        assert_eq!(login.public_key["userVerification"], "required");
+        assert_eq!(state_policy(&login.state, "ast")["policy"], "required");
+    }
+
+    #[test]
+    fn resident_key_preferred_reaches_the_options() {
+        let started = registration(
+            &policy(|s| s.resident_key = ResidentKey::Preferred),
+            Mediation::Modal,
+        );
+        let selection = &started.public_key["authenticatorSelection"];
+        assert_eq!(selection["residentKey"], "preferred");
+        assert_eq!(selection["requireResidentKey"], false);
+    }
+
+    #[test]
+    fn attachment_and_hints_reach_the_options() {
+        for (attachment, expected) in [
+            (Attachment::Platform, "platform"),
+            (Attachment::CrossPlatform, "cross-platform"),
+        ] {
+            let policy = policy(|s| {
+                s.attachment = attachment;
+                s.hints = vec![Hint::ClientDevice, Hint::Hybrid];
+            });
+            let started = registration(&policy, Mediation::Modal);
+            assert_eq!(
+                started.public_key["authenticatorSelection"]["authenticatorAttachment"],
+                expected
+            );
+            assert_eq!(
+                started.public_key["hints"],
+                serde_json::json!(["client-device", "hybrid"])
+            );
+            let login = policy.start_login(Vec::new()).expect("login");
+            assert_eq!(
+                login.public_key["hints"],
+                serde_json::json!(["client-device", "hybrid"])
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@ mod login;
 pub mod openapi;
 mod passkeys;
 mod registration;
+mod well_known;
 
 use std::future::{ready, Ready};
 
@@ -35,6 +36,9 @@ pub fn public(cfg: &mut web::ServiceConfig) {
         .service(resource("/demo/demo.js").route(web::get().to(demo::demo_js)))
         .service(resource("/demo/demo.css").route(web::get().to(demo::demo_css)))
         .service(resource("/demo/config.json").route(web::get().to(demo::config)))
+        .service(
+            resource("/.well-known/webauthn").route(web::get().to(well_known::related_origins)),
+        )
         // Before /passkeys/{id}, which would otherwise claim it.
         .service(resource("/passkeys/client.js").route(web::get().to(demo::client_js)))
         .service(

@@ -8,6 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, audit, authenticators, enrollment, health, hooks, login, passkeys, registration,
+    well_known,
 };
 
 #[derive(OpenApi)]
@@ -27,6 +28,7 @@ use super::{
         enrollment::dismiss,
         login::options,
         login::verify,
+        well_known::related_origins,
         health::alive,
         health::ready,
     ),
@@ -38,6 +40,7 @@ use super::{
         (name = "authenticators", description = "Authenticator icons, from the community passkey AAGUID list"),
         (name = "enrollment", description = "The post-registration passkey offer"),
         (name = "login", description = "Passkey login, minting a Kratos session"),
+        (name = "webauthn", description = "Related origins for the relying party id"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -4,7 +4,6 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
-use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::aaguid::default_passkey_name;
 use crate::domain::{CeremonyId, PasskeyName, UserDetails};
@@ -19,6 +18,7 @@ use crate::sealed_ceremony::CeremonyBody;
 use crate::session::CallerSession;
 use crate::state::AppState;
 use crate::store::{NewPasskey, NewPasskeyName};
+use crate::webauthn_policy::{Mediation, NewCredential};
 
 const KIND: &str = "registration";
 
@@ -29,6 +29,12 @@ pub struct OptionsRequest {
     #[schema(min_length = 1, max_length = 64)]
     #[serde(default)]
     name: Option<String>,
+    /// `conditional`: the automatic passkey upgrade right after a password
+    /// sign-in (`navigator.credentials.create({mediation: "conditional"})`),
+    /// which the password manager answers without a dialog.
+    #[schema(value_type = Option<String>, example = "conditional")]
+    #[serde(default)]
+    mediation: Option<Mediation>,
 }
 
 /// Start adding a passkey (Kratos session required, and fresh).
@@ -57,7 +63,8 @@ pub async fn options(
     let started = async {
         session.require_fresh(&state.settings)?;
         let name = body.name.as_deref().map(PasskeyName::parse).transpose()?;
-        start_registration(&state, &session, name).await
+        let mediation = body.mediation.unwrap_or_default();
+        start_registration(&state, &session, name, mediation).await
     }
     .await;
     let started = counted(&state.metrics, KIND, Outcome::Started, started)?;
@@ -68,6 +75,7 @@ async fn start_registration(
     state: &AppState,
     session: &CallerSession,
     name: Option<PasskeyName>,
+    mediation: Mediation,
 ) -> Result<CeremonyStarted, ApiError> {
     let identity = session.identity_id();
     let settings = &state.settings.identity;
@@ -89,6 +97,7 @@ async fn start_registration(
             &details.name,
             &details.display_name,
             exclude,
+            mediation,
         )
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting registration: {e}")))?;
     start_ceremony(
@@ -98,6 +107,7 @@ async fn start_registration(
             identity,
             passkey_name: name.map(|n| n.as_str().to_string()),
             state: started.state,
+            mediation,
         },
         started.public_key,
     )
@@ -111,7 +121,7 @@ pub struct VerifyRequest {
     ceremony_id: CeremonyId,
     /// What `PublicKeyCredential.toJSON()` produces for the new credential.
     #[schema(value_type = Object)]
-    credential: RegisterPublicKeyCredential,
+    credential: NewCredential,
     /// Overrides the name given with the options.
     #[schema(min_length = 1, max_length = 64)]
     #[serde(default)]
@@ -127,7 +137,7 @@ pub struct VerifyRequest {
     security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, description = "The stored passkey", body = PasskeyView),
-        (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `attestation_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
+        (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `resident_key_missing`, `attachment_mismatch`, `signature_invalid`, `attestation_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
         (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
         (status = 404, description = "`ceremony_not_found`: unknown, altered, used, or another identity's", body = crate::error::ErrorResponse),
         (status = 409, description = "`credential_already_registered`, `passkey_name_taken`", body = crate::error::ErrorResponse),
@@ -167,7 +177,7 @@ async fn finish_registration(
     state: &AppState,
     session: &CallerSession,
     ceremony_id: &CeremonyId,
-    credential: &RegisterPublicKeyCredential,
+    credential: &NewCredential,
     name: Option<PasskeyName>,
     client: ClientContext,
 ) -> Result<PasskeyView, ApiError> {
@@ -177,6 +187,7 @@ async fn finish_registration(
     let CeremonyBody::Registration {
         passkey_name,
         state: registration,
+        mediation,
         ..
     } = ceremony.body
     else {
@@ -187,9 +198,12 @@ async fn finish_registration(
             .as_deref()
             .and_then(|n| PasskeyName::parse(n).ok())
     });
-    let verified = state
-        .policy
-        .finish_registration(credential, &registration)?;
+    let verified = state.policy.finish_registration(
+        credential,
+        &registration,
+        &ceremony.challenge,
+        mediation,
+    )?;
     let name = match chosen {
         Some(name) => NewPasskeyName::Chosen(name),
         None => NewPasskeyName::Default(default_passkey_name(verified.aaguid)),

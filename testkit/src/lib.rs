@@ -3,4 +3,7 @@
 pub mod authenticator;
 pub mod kratos_flow;
 
-pub use authenticator::{b64, rewrite_auth_data, unb64, Authenticator, Remembered};
+pub use authenticator::{
+    as_none_attestation, b64, rewrite_auth_data, rewrite_client_data, unb64, Authenticator,
+    Remembered,
+};

@@ -35,6 +35,7 @@ async fn each_listener_documents_its_own_endpoints() {
     assert_eq!(
         paths(&public),
         [
+            "/.well-known/webauthn",
             "/health/alive",
             "/health/ready",
             "/passkeys",

@@ -6,24 +6,7 @@ use serde_json::{json, Value};
 use webauthn_rs_proto::UserVerificationPolicy;
 
 use crate::helpers::authenticator::{rewrite_auth_data, unb64};
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Auth, Authenticator, TestApp};
-
-async fn refused(
-    app: &TestApp,
-    auth: &Auth,
-    options: &Value,
-    credential: &Value,
-    status: u16,
-    id: &str,
-) {
-    let (got, body) = app.verify_registration(auth, options, credential).await;
-    assert_error(got, &body, status, id);
-    assert_eq!(
-        app.passkeys_stored(),
-        0,
-        "a refused registration stored nothing"
-    );
-}
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Auth, Authenticator};
 
 #[tokio::test]
 async fn register_list_rename_delete() {
@@ -229,7 +212,8 @@ async fn unknown_ceremony() {
     let options = app.registration_options(&auth).await;
     let credential = Authenticator::new().register(&options);
     let other = json!({"ceremony_id": uuid::Uuid::new_v4(), "publicKey": options["publicKey"]});
-    refused(&app, &auth, &other, &credential, 404, "ceremony_not_found").await;
+    app.refused_registration(&auth, &other, &credential, 404, "ceremony_not_found")
+        .await;
 }
 
 #[tokio::test]
@@ -243,15 +227,8 @@ async fn a_login_ceremony_cannot_finish_a_registration() {
         .await;
     assert_eq!(status, 200, "{login}");
     let swapped = json!({"ceremony_id": login["ceremony_id"], "publicKey": options["publicKey"]});
-    refused(
-        &app,
-        &auth,
-        &swapped,
-        &credential,
-        404,
-        "ceremony_not_found",
-    )
-    .await;
+    app.refused_registration(&auth, &swapped, &credential, 404, "ceremony_not_found")
+        .await;
 }
 
 #[tokio::test]
@@ -278,7 +255,8 @@ async fn an_expired_ceremony_is_refused() {
     let options = app.registration_options(&auth).await;
     let credential = Authenticator::new().register(&options);
     app.advance_clock(app.settings.webauthn.ceremony_ttl + Duration::from_secs(1));
-    refused(&app, &auth, &options, &credential, 410, "ceremony_expired").await;
+    app.refused_registration(&auth, &options, &credential, 410, "ceremony_expired")
+        .await;
 }
 
 #[tokio::test]
@@ -288,7 +266,8 @@ async fn another_identitys_ceremony_cannot_be_finished() {
     let (_, bob) = app.signed_in_user().await;
     let options = app.registration_options(&alice).await;
     let credential = Authenticator::new().register(&options);
-    refused(&app, &bob, &options, &credential, 404, "ceremony_not_found").await;
+    app.refused_registration(&bob, &options, &credential, 404, "ceremony_not_found")
+        .await;
     // Bob's attempt did not burn Alice's ceremony.
     assert_eq!(
         app.verify_registration(&alice, &options, &credential)
@@ -305,7 +284,8 @@ async fn wrong_origin() {
     let (_, auth) = app.signed_in_user().await;
     let options = app.registration_options(&auth).await;
     let credential = Authenticator::new().register_with(&options, "http://localhost:9999", |_| {});
-    refused(&app, &auth, &options, &credential, 400, "origin_mismatch").await;
+    app.refused_registration(&auth, &options, &credential, 400, "origin_mismatch")
+        .await;
 }
 
 #[tokio::test]
@@ -317,7 +297,8 @@ async fn wrong_rp_id() {
     rewrite_auth_data(&mut credential, |auth_data| {
         auth_data[..32].copy_from_slice(&sha256(b"example.org"));
     });
-    refused(&app, &auth, &options, &credential, 400, "rp_id_mismatch").await;
+    app.refused_registration(&auth, &options, &credential, 400, "rp_id_mismatch")
+        .await;
 }
 
 #[tokio::test]
@@ -328,15 +309,8 @@ async fn wrong_challenge() {
     let credential = Authenticator::new().register_with(&options, crate::helpers::ORIGIN, |o| {
         o.challenge = vec![7u8; 32];
     });
-    refused(
-        &app,
-        &auth,
-        &options,
-        &credential,
-        400,
-        "challenge_mismatch",
-    )
-    .await;
+    app.refused_registration(&auth, &options, &credential, 400, "challenge_mismatch")
+        .await;
 }
 
 #[tokio::test]
@@ -349,8 +323,7 @@ async fn missing_user_verification() {
             selection.user_verification = UserVerificationPolicy::Discouraged_DO_NOT_USE;
         }
     });
-    refused(
-        &app,
+    app.refused_registration(
         &auth,
         &options,
         &credential,
@@ -370,15 +343,8 @@ async fn tampered_attestation() {
     bytes.truncate(bytes.len() / 2);
     credential["response"]["attestationObject"] =
         Value::String(crate::helpers::authenticator::b64(&bytes));
-    refused(
-        &app,
-        &auth,
-        &options,
-        &credential,
-        400,
-        "credential_invalid",
-    )
-    .await;
+    app.refused_registration(&auth, &options, &credential, 400, "credential_invalid")
+        .await;
 }
 
 #[tokio::test]

@@ -361,6 +361,24 @@ impl TestApp {
     }
 
     /// Registers a passkey on `authenticator` through the service.
+    /// Asserts a registration is refused with `id` and stores nothing.
+    pub async fn refused_registration(
+        &self,
+        auth: &Auth,
+        options: &Value,
+        credential: &Value,
+        status: u16,
+        id: &str,
+    ) {
+        let (got, body) = self.verify_registration(auth, options, credential).await;
+        assert_error(got, &body, status, id);
+        assert_eq!(
+            self.passkeys_stored(),
+            0,
+            "a refused registration stored nothing"
+        );
+    }
+
     pub async fn register_passkey(&self, auth: &Auth, authenticator: &mut Authenticator) -> Value {
         let options = self.registration_options(auth).await;
         let credential = authenticator.register(&options);
