@@ -119,9 +119,7 @@ async fn revoking_needs_the_passkey_to_be_that_identitys() {
     assert_error(status, &body, 404, "passkey_not_found");
     assert_eq!(app.passkeys_stored(), 1, "Bob's passkey is untouched");
     assert_eq!(
-        app.passkey_list(&bob_auth).await
-            .as_array()
-            .map(Vec::len),
+        app.passkey_list(&bob_auth).await.as_array().map(Vec::len),
         Some(1)
     );
 }

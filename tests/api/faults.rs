@@ -441,7 +441,8 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
         let (status, list) = app.get_json("/passkeys", auth).await;
         assert_eq!(status, 200, "{list}");
         assert!(
-            list["passkeys"].as_array()
+            list["passkeys"]
+                .as_array()
                 .expect("list")
                 .iter()
                 .any(|p| p["id"].as_str() == Some(id.as_str())),

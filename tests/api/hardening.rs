@@ -417,9 +417,7 @@ async fn the_gc_command_purges_what_kratos_no_longer_has() {
         "the record says its session id is unknown"
     );
     assert_eq!(
-        app.passkey_list(&kept_auth).await
-            .as_array()
-            .map(Vec::len),
+        app.passkey_list(&kept_auth).await.as_array().map(Vec::len),
         Some(1)
     );
 }
