@@ -433,6 +433,11 @@ fn with_state_policy<S>(state: S, pointer: &str, policy: UserVerificationPolicy)
 where
     S: Serialize + serde::de::DeserializeOwned,
 {
+    // webauthn-rs's passkey ceremonies already require it: nothing to do on
+    // the default path (every login).
+    if policy == UserVerificationPolicy::Required {
+        return state;
+    }
     let Ok(mut value) = serde_json::to_value(&state) else {
         return state;
     };
