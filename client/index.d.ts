@@ -22,6 +22,8 @@ export type ServiceErrorId =
   | "challenge_mismatch"
   | "user_verification_missing"
   | "user_presence_missing"
+  | "resident_key_missing"
+  | "attachment_mismatch"
   | "signature_invalid"
   | "attestation_invalid"
   | "credential_invalid"
@@ -240,6 +242,8 @@ export interface AddPasskeyOptions {
 export interface UpgradeToPasskeyOptions {
   /** 1 to 64 characters; without it the passkey is named after its provider. */
   name?: string;
+  /** Ends a pending conditional creation (it then resolves to null). */
+  signal?: AbortSignal;
 }
 
 export interface LoginOptions {
@@ -283,7 +287,9 @@ export interface PasskeysClient {
   /**
    * Right after a password sign-in or sign-up: asks the password manager to
    * create a passkey without a dialog. Resolves to the passkey, or null
-   * (unsupported, declined, refused). Never rejects, never redirects.
+   * (unsupported, declined, refused, aborted). Never rejects, never
+   * redirects. A pending one is ended by `addPasskey` and `loginWithPasskey`
+   * (the browser runs one WebAuthn request at a time).
    */
   upgradeToPasskey(options?: UpgradeToPasskeyOptions): Promise<Passkey | null>;
   /** Signs in with a passkey; resolves to null if the prompt was cancelled. */

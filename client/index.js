@@ -216,6 +216,7 @@ export function createClient({
   onSecondFactorRequired = "redirect",
 } = {}) {
   let autofill = null; // the AbortController of a pending conditional request
+  let upgrade = null; // the AbortController of a pending conditional creation
 
   // Sends the browser to Kratos when asked to; true when the page is leaving.
   function follow(policy, url, detail) {
@@ -267,9 +268,21 @@ export function createClient({
     }
   }
 
+  // A conditional creation can stay pending for as long as the password
+  // manager waits, and the browser refuses any other WebAuthn request
+  // meanwhile ("A request is already pending"): a prompt the person asked
+  // for ends it.
+  function abortUpgrade() {
+    if (upgrade) {
+      upgrade.abort();
+      upgrade = null;
+    }
+  }
+
   /** Adds a passkey for the signed-in person. Resolves to the passkey, or null if cancelled. */
   async function addPasskey({ name } = {}) {
     abortAutofill();
+    abortUpgrade();
     const options = await call("POST", "/passkeys/registration/options", name ? { name } : {});
     let credential;
     try {
@@ -293,18 +306,25 @@ export function createClient({
    * Right after a password sign-in or sign-up: asks the password manager to
    * create a passkey without a dialog (conditional creation). Resolves to
    * the new passkey, or null: where the browser cannot (no network call, no
-   * prompt), when the password manager declines, or on any refusal. Never
-   * throws, never leaves the page.
+   * prompt), when the password manager declines, when it is aborted (with
+   * `signal`, or by `addPasskey` or `loginWithPasskey`), or on any refusal.
+   * Never throws, never leaves the page.
    */
-  async function upgradeToPasskey({ name } = {}) {
+  async function upgradeToPasskey({ name, signal } = {}) {
+    const controller = new AbortController();
     try {
-      if (!(await conditionalCreateSupported())) return null;
+      if (!(await conditionalCreateSupported()) || signal?.aborted) return null;
       abortAutofill();
+      abortUpgrade();
+      upgrade = controller;
+      signal?.addEventListener("abort", () => controller.abort(), { once: true });
       const options = await call("POST", "/passkeys/registration/options",
         { mediation: "conditional", ...(name ? { name } : {}) }, { quiet: true });
+      if (controller.signal.aborted) return null;
       const credential = await navigator.credentials.create({
         publicKey: parseCreationOptions(options.publicKey),
         mediation: "conditional",
+        signal: controller.signal,
       });
       if (!credential) return null;
       return await call("POST", "/passkeys/registration/verify", {
@@ -315,6 +335,8 @@ export function createClient({
     } catch (error) {
       quietly("no passkey upgrade", error);
       return null;
+    } finally {
+      if (upgrade === controller) upgrade = null;
     }
   }
 
@@ -340,6 +362,7 @@ export function createClient({
   } = {}) {
     const conditional = mediation === "conditional";
     abortAutofill();
+    abortUpgrade();
     const controller = new AbortController();
     if (conditional) autofill = controller;
     signal?.addEventListener("abort", () => controller.abort(), { once: true });

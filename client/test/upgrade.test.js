@@ -142,3 +142,50 @@ test("an upgrade aborts a pending autofill request", async () => {
   assert.deepEqual(await client.upgradeToPasskey(), PASSKEY);
   assert.equal(await autofill, null, "the autofill request ended as cancelled");
 });
+
+// A conditional creation the password manager sits on stays pending, and
+// the browser refuses any other WebAuthn call meanwhile: a prompt the person
+// asks for ends it.
+const pendingUntilAborted = (options) => new Promise((resolve, reject) => {
+  if (options.mediation !== "conditional") return resolve(fakeRegistration("modal"));
+  options.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
+});
+
+test("addPasskey ends a pending upgrade, then prompts", async () => {
+  env = installBrowser({ routes: ROUTES, create: pendingUntilAborted });
+  const client = createClient();
+  const upgrade = client.upgradeToPasskey();
+  while (env.creates.length === 0) await new Promise((r) => setTimeout(r, 1));
+  assert.deepEqual(await client.addPasskey(), PASSKEY);
+  assert.equal(await upgrade, null);
+  assert.equal(env.creates.length, 2);
+  assert.equal(env.creates[0].signal.aborted, true, "the conditional creation was aborted");
+  assert.equal(env.requests.filter((r) => r.url.endsWith("/verify")).length, 1, "only the prompt's passkey is verified");
+});
+
+test("loginWithPasskey ends a pending upgrade too", async () => {
+  env = installBrowser({
+    routes: { ...ROUTES, "POST /passkeys/login/options": { body: { ceremony_id: "l", publicKey: { challenge: "AA", rpId: "localhost" } } },
+              "POST /passkeys/login/verify": { body: { identity_id: "i1" } } },
+    create: pendingUntilAborted,
+  });
+  const client = createClient();
+  const upgrade = client.upgradeToPasskey();
+  while (env.creates.length === 0) await new Promise((r) => setTimeout(r, 1));
+  assert.equal((await client.loginWithPasskey()).identityId, "i1");
+  assert.equal(await upgrade, null);
+});
+
+test("upgradeToPasskey takes a signal: aborted before, nothing is asked; aborted during, null", async () => {
+  env = installBrowser({ routes: ROUTES, create: pendingUntilAborted });
+  const before = new AbortController();
+  before.abort();
+  assert.equal(await upgradeToPasskey({ signal: before.signal }), null);
+  assert.deepEqual(env.requests, []);
+  const during = new AbortController();
+  const upgrade = upgradeToPasskey({ signal: during.signal });
+  while (env.creates.length === 0) await new Promise((r) => setTimeout(r, 1));
+  during.abort();
+  assert.equal(await upgrade, null);
+  assert.equal(env.requests.length, 1, "only the options");
+});

@@ -4,7 +4,7 @@
 
 import {
   PasskeyError, addPasskey, autofillSupported, dismissEnrollment, enrollmentOffer,
-  listPasskeys, loginWithPasskey, passkeysSupported, removePasskey, renamePasskey,
+  listPasskeys, loginWithPasskey, passkeysSupported, removePasskey, renamePasskey, upgradeToPasskey,
 } from "/passkeys/client.js";
 
 const config = await (await fetch("/demo/config.json")).json();
@@ -104,7 +104,9 @@ async function renderHome(session) {
   $("home-email").textContent = email;
   $("who").textContent = email;
   $("who").hidden = false;
-  const [passkeys, offer] = await Promise.all([listPasskeys(), enrollmentOffer()]);
+  // Reading the list also tells the password manager which passkeys are
+  // still valid here (the Signal API, where the browser has it).
+  const [{ passkeys }, offer] = await Promise.all([listPasskeys(), enrollmentOffer()]);
   $("offer").hidden = !offer.offer;
   const list = $("passkeys");
   list.replaceChildren(...passkeys.map(passkeyRow));
@@ -242,7 +244,18 @@ async function passwordSignin(event) {
     form.reset();
     say("");
     await renderHome(data.session);
+    upgradeAfterPassword();
   });
+}
+
+// Right after a password sign-in or sign-up: where the browser can, the
+// password manager creates a passkey without asking (conditional creation).
+// Elsewhere nothing happens: no prompt, no request.
+async function upgradeAfterPassword() {
+  const passkey = await upgradeToPasskey();
+  if (!passkey) return;
+  say(`Your password manager created a passkey${passkey.authenticator ? ` (${passkey.authenticator})` : ""}. Next time, sign in with it.`, "ok");
+  await refreshHome();
 }
 
 async function signup(event) {
@@ -261,6 +274,7 @@ async function signup(event) {
     $("who").textContent = data.identity.traits.email;
     $("who").hidden = false;
     show("welcome");
+    upgradeAfterPassword();
   });
 }
 
