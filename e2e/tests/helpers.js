@@ -7,6 +7,9 @@ import { chromium } from "playwright-core";
 
 export const BASE = process.env.E2E_BASE_URL ?? "http://localhost:18080";
 export const KRATOS = process.env.E2E_KRATOS_PUBLIC ?? "http://localhost:4533";
+export const KRATOS_ADMIN = process.env.E2E_KRATOS_ADMIN ?? "http://127.0.0.1:4534";
+// The service's admin listener (support revoking passkeys).
+export const ADMIN = process.env.E2E_ADMIN_URL ?? "http://127.0.0.1:18081";
 export const OUT = process.env.E2E_OUTPUT ?? join(process.cwd(), "..", "test-output", "e2e");
 export const PRIVILEGED_MAX_AGE_MS = Number(process.env.E2E_PRIVILEGED_MAX_AGE_MS ?? 30000);
 export const PASSWORD = "a long demo password 7q2w";
@@ -34,8 +37,10 @@ export async function launch() {
  * resident keys, user verification). `verifies: false` makes it fail user
  * verification, which the browser reports like a cancelled prompt.
  * `autofill: true` leaves passkey autofill (conditional mediation) on.
+ * `conditionalCreate: true` leaves the browser's conditional creation (the
+ * passkey upgrade after a password sign-in) as Chromium reports it.
  */
-export async function pageWithAuthenticator(browser, { verifies = true, autofill = false } = {}) {
+export async function pageWithAuthenticator(browser, { verifies = true, autofill = false, conditionalCreate = false } = {}) {
   const context = await browser.newContext();
   if (!autofill) {
     // Chromium's virtual authenticator answers a conditional (autofill)
@@ -44,6 +49,18 @@ export async function pageWithAuthenticator(browser, { verifies = true, autofill
     // off; the autofill scenario keeps it on.
     await context.addInitScript(() => {
       PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+    });
+  }
+  if (!conditionalCreate) {
+    // Chromium says it can create a passkey conditionally, but with no
+    // password manager acting in a headless browser such a request stays
+    // pending. Scenarios not about the upgrade see a browser without it.
+    await context.addInitScript(() => {
+      const capabilities = PublicKeyCredential.getClientCapabilities;
+      if (typeof capabilities === "function") {
+        PublicKeyCredential.getClientCapabilities = async () =>
+          ({ ...(await capabilities.call(PublicKeyCredential)), conditionalCreate: false });
+      }
     });
   }
   const page = await context.newPage();
@@ -106,4 +123,39 @@ export async function kratosWhoami(context) {
 
 export async function credentials(cdp, authenticatorId) {
   return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
+}
+
+/** CDP's base64 as WebAuthn's base64url without padding. */
+export const base64url = (base64) => Buffer.from(base64, "base64").toString("base64url");
+
+/** The Kratos identity id of the browser's session. */
+export async function identityId(context) {
+  const cookies = await context.cookies(KRATOS);
+  const response = await fetch(KRATOS + "/sessions/whoami", {
+    headers: { Cookie: cookies.map((c) => `${c.name}=${c.value}`).join("; ") },
+  });
+  return (await response.json()).identity.id;
+}
+
+/**
+ * Records every Signal API call the page makes into window.__signals
+ * ({name, details}), then lets Chromium's own run (a recording stub where
+ * Chromium has none).
+ */
+export async function recordSignals(context) {
+  await context.addInitScript(() => {
+    window.__signals = [];
+    for (const name of ["signalAllAcceptedCredentials", "signalCurrentUserDetails", "signalUnknownCredential"]) {
+      const original = PublicKeyCredential[name];
+      PublicKeyCredential[name] = function (details) {
+        window.__signals.push({ name, details: JSON.parse(JSON.stringify(details)) });
+        return typeof original === "function" ? original.call(this, details) : Promise.resolve();
+      };
+    }
+  });
+}
+
+/** The details of the page's recorded signals called `name`, oldest first. */
+export async function signals(page, name) {
+  return page.evaluate((n) => window.__signals.filter((s) => s.name === n).map((s) => s.details), name);
 }
