@@ -110,9 +110,10 @@ kratos_running_version() {
 
 # Kratos cannot override one element of an array through the environment,
 # so the web hooks of kratos/kratos.yml (after registration and after
-# settings) are restated in an
-# overlay configuration file with this instance's webhook target and key.
+# settings) are restated in an overlay configuration file with this
+# instance's webhook target and key.
 write_hooks_overlay() {
+  local hooks=${2%/after-registration}
   cat >"$1" <<YAML
 selfservice:
   flows:
@@ -121,28 +122,24 @@ selfservice:
         password:
           hooks:
             - hook: session
-            - hook: web_hook
-              config:
-                url: $2
-                method: POST
-                body: file://./after-registration.jsonnet
-                response:
-                  ignore: true
-                auth:
-                  type: api_key
-                  config:
-                    name: X-Webhook-Key
-                    value: $WEBHOOK_API_KEY
-                    in: header
+$(web_hook_yaml "$hooks/after-registration" after-registration.jsonnet)
     settings:
       after:
         profile:
           hooks:
+$(web_hook_yaml "$hooks/after-settings" after-settings.jsonnet)
+YAML
+}
+
+# web_hook_yaml URL BODY_FILE: one asynchronous web_hook to the service,
+# authenticated with the webhook key, as a hooks list entry.
+web_hook_yaml() {
+  cat <<YAML
             - hook: web_hook
               config:
-                url: ${2%/after-registration}/after-settings
+                url: $1
                 method: POST
-                body: file://./after-settings.jsonnet
+                body: file://./$2
                 response:
                   ignore: true
                 auth:

@@ -108,6 +108,20 @@ pub struct NewCredential {
     pub attachment: Option<String>,
 }
 
+impl NewCredential {
+    /// The transports the browser reported, by their WebAuthn names.
+    pub fn transports(&self) -> Vec<String> {
+        self.credential
+            .response
+            .transports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(transport_name)
+            .collect()
+    }
+}
+
 impl CeremonyFailure {
     fn from_webauthn(error: &WebauthnError) -> Self {
         use WebauthnError as E;
@@ -258,14 +272,7 @@ impl Policy {
         let _timer = self.metrics.webauthn_timer("finish_registration");
         let credential = &new.credential;
         self.check_selection(new)?;
-        let transports = credential
-            .response
-            .transports
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(transport_name)
-            .collect();
+        let transports = new.transports();
         if mediation == Mediation::Conditional {
             return self.finish_conditional(credential, challenge, transports);
         }
@@ -347,14 +354,7 @@ impl Policy {
         if self.resident_key == ResidentKey::Required && discoverable == Some(false) {
             return Err(CeremonyFailure::ResidentKeyMissing);
         }
-        let transports: Vec<String> = credential
-            .response
-            .transports
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(transport_name)
-            .collect();
+        let transports = new.transports();
         let platform = match new.attachment.as_deref() {
             Some("platform") => Some(true),
             Some("cross-platform") => Some(false),

@@ -13,13 +13,13 @@ use crate::error::ApiError;
 use crate::recovery_hook::{self, AfterRecovery};
 use crate::state::AppState;
 
-/// The body `kratos/after-registration.jsonnet` renders.
+/// The body `kratos/after-registration.jsonnet` and
+/// `kratos/after-settings.jsonnet` render: the identity as the flow left it.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct AfterRegistration {
+pub struct IdentityHook {
     #[schema(value_type = uuid::Uuid)]
     identity_id: IdentityId,
-    #[serde(default)]
-    #[allow(dead_code)]
+    /// Required: names are read from them.
     #[schema(value_type = Object)]
     traits: Value,
 }
@@ -29,7 +29,7 @@ pub struct AfterRegistration {
     post,
     path = "/hooks/kratos/after-registration",
     tag = "hooks",
-    request_body = AfterRegistration,
+    request_body = IdentityHook,
     security(("webhook_key" = [])),
     responses(
         (status = 204, description = "Recorded (idempotent)"),
@@ -43,7 +43,7 @@ pub struct AfterRegistration {
 pub async fn after_registration(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<AfterRegistration>,
+    body: web::Json<IdentityHook>,
 ) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &req)?;
     state.store.record_registration(body.identity_id).await?;
@@ -90,16 +90,6 @@ pub async fn after_recovery(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The body `kratos/after-settings.jsonnet` renders: the identity as the
-/// settings flow left it.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AfterSettings {
-    #[schema(value_type = uuid::Uuid)]
-    identity_id: IdentityId,
-    #[schema(value_type = Object)]
-    traits: Value,
-}
-
 /// Kratos's after-settings `web_hook` (profile method): the person may have
 /// changed their name. The names their passkeys carry are updated, and the
 /// next list answers them, so the browser client can tell the password
@@ -108,7 +98,7 @@ pub struct AfterSettings {
     post,
     path = "/hooks/kratos/after-settings",
     tag = "hooks",
-    request_body = AfterSettings,
+    request_body = IdentityHook,
     security(("webhook_key" = [])),
     responses(
         (status = 204, description = "Recorded (idempotent)"),
@@ -122,7 +112,7 @@ pub struct AfterSettings {
 pub async fn after_settings(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<AfterSettings>,
+    body: web::Json<IdentityHook>,
 ) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &req)?;
     let settings = &state.settings.identity;

@@ -20,6 +20,15 @@ async fn list(app: &TestApp, auth: &Auth) -> Value {
     body
 }
 
+async fn verify_login(app: &TestApp, options: &Value, assertion: &Value) -> (u16, Value) {
+    app.post_json(
+        "/passkeys/login/verify",
+        &Auth::None,
+        &json!({"ceremony_id": options["ceremony_id"], "credential": assertion}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_list_names_the_relying_party_the_user_and_each_credential() {
     let app = spawn_app().await;
@@ -145,16 +154,22 @@ async fn the_after_settings_hook_is_authenticated_and_ignores_unknown_identities
         "an identity without passkeys is not recorded"
     );
 
-    let malformed = app
-        .http
-        .post(&hook)
-        .header(app.settings.webhook.header.as_str(), app.webhook_key())
-        .json(&json!({"identity_id": "not a uuid", "traits": {}}))
-        .send()
-        .await
-        .expect("hook");
-    let (status, malformed) = crate::helpers::status_and_json(malformed).await;
-    assert_error(status, &malformed, 400, "malformed_request");
+    // Without traits there are no names to record: refused, not blanked.
+    for body in [
+        json!({"identity_id": "not a uuid", "traits": {}}),
+        json!({"identity_id": Uuid::new_v4()}),
+    ] {
+        let malformed = app
+            .http
+            .post(&hook)
+            .header(app.settings.webhook.header.as_str(), app.webhook_key())
+            .json(&body)
+            .send()
+            .await
+            .expect("hook");
+        let (status, malformed) = crate::helpers::status_and_json(malformed).await;
+        assert_error(status, &malformed, 400, "malformed_request");
+    }
 }
 
 /// `credential_unknown` (the one answer after which the client calls
@@ -176,13 +191,7 @@ async fn credential_unknown_only_when_no_identity_has_the_credential() {
         .await;
     let mut assertion = alices.login(&options);
     assertion["response"]["userHandle"] = bobs["publicKey"]["user"]["id"].clone();
-    let (status, refused) = app
-        .post_json(
-            "/passkeys/login/verify",
-            &Auth::None,
-            &json!({"ceremony_id": options["ceremony_id"], "credential": assertion}),
-        )
-        .await;
+    let (status, refused) = verify_login(&app, &options, &assertion).await;
     assert_error(status, &refused, 400, "user_handle_mismatch");
 
     // Removed: no identity has it any more.
@@ -197,12 +206,6 @@ async fn credential_unknown_only_when_no_identity_has_the_credential() {
         .post_json("/passkeys/login/options", &Auth::None, &json!({}))
         .await;
     let assertion = alices.login(&options);
-    let (status, refused) = app
-        .post_json(
-            "/passkeys/login/verify",
-            &Auth::None,
-            &json!({"ceremony_id": options["ceremony_id"], "credential": assertion}),
-        )
-        .await;
+    let (status, refused) = verify_login(&app, &options, &assertion).await;
     assert_error(status, &refused, 400, "credential_unknown");
 }

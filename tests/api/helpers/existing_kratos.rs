@@ -141,21 +141,7 @@ impl Receiver {
 /// Sets up TOTP for the session's identity through Kratos's settings API
 /// flow; returns the secret.
 pub async fn set_up_totp(kratos: &Kratos, token: &str) -> String {
-    let http = super::client();
-    let flow: Value = http
-        .get(
-            kratos
-                .public
-                .join("self-service/settings/api")
-                .expect("url"),
-        )
-        .header("X-Session-Token", token)
-        .send()
-        .await
-        .expect("settings flow")
-        .json()
-        .await
-        .expect("flow json");
+    let flow = kratos.settings_flow(token).await;
     let secret = flow["ui"]["nodes"]
         .as_array()
         .expect("nodes")
@@ -164,18 +150,13 @@ pub async fn set_up_totp(kratos: &Kratos, token: &str) -> String {
         .and_then(|n| n["attributes"]["text"]["text"].as_str())
         .unwrap_or_else(|| panic!("no TOTP secret in the settings flow: {flow}"))
         .to_string();
-    let response = http
-        .post(kratos.public.join("self-service/settings").expect("url"))
-        .query(&[("flow", flow["id"].as_str().expect("flow id"))])
-        .header("X-Session-Token", token)
-        .json(&json!({"method": "totp", "totp_code": totp(&secret)}))
-        .send()
-        .await
-        .expect("settings");
-    let status = response.status();
-    let body: Value = response.json().await.expect("settings json");
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["state"], "success", "{body}");
+    kratos
+        .submit_settings(
+            token,
+            &flow,
+            json!({"method": "totp", "totp_code": totp(&secret)}),
+        )
+        .await;
     secret
 }
 

@@ -163,11 +163,9 @@ impl Kratos {
         )
     }
 
-    /// Changes the identity's traits through Kratos's API settings flow
-    /// (profile method), which runs its after-settings hooks.
-    pub async fn update_traits(&self, token: &str, traits: Value) {
-        let flow: Value = self
-            .http
+    /// A new API settings flow for the token's identity.
+    pub async fn settings_flow(&self, token: &str) -> Value {
+        self.http
             .get(self.public.join("self-service/settings/api").expect("url"))
             .header("X-Session-Token", token)
             .send()
@@ -175,19 +173,33 @@ impl Kratos {
             .expect("settings flow")
             .json()
             .await
-            .expect("flow json");
+            .expect("flow json")
+    }
+
+    /// Submits `body` to a settings flow; Kratos must answer 200 with
+    /// state `success` (after running its after-settings hooks).
+    pub async fn submit_settings(&self, token: &str, flow: &Value, body: Value) {
         let response = self
             .http
             .post(self.public.join("self-service/settings").expect("url"))
             .query(&[("flow", flow["id"].as_str().expect("flow id"))])
             .header("X-Session-Token", token)
-            .json(&json!({"method": "profile", "traits": traits}))
+            .json(&body)
             .send()
             .await
             .expect("settings");
         let status = response.status();
         let body: Value = response.json().await.expect("settings json");
         assert_eq!(status, 200, "{body}");
+        assert_eq!(body["state"], "success", "{body}");
+    }
+
+    /// Changes the identity's traits through the settings flow's profile
+    /// method.
+    pub async fn update_traits(&self, token: &str, traits: Value) {
+        let flow = self.settings_flow(token).await;
+        self.submit_settings(token, &flow, json!({"method": "profile", "traits": traits}))
+            .await;
     }
 
     async fn whoami_with_token(&self, token: &str) -> reqwest::Response {
