@@ -24,6 +24,7 @@ use crate::aaguid::authenticator_name;
 use crate::domain::{IdentityId, KratosSessionId, LoginRecordId, SessionDelivery};
 use crate::kratos::ClientContext;
 use crate::store::{NewEvent, PasskeyRow};
+use crate::webauthn_policy::Mediation;
 
 pub use endpoints::Endpoint;
 
@@ -133,13 +134,22 @@ impl Events {
         }
     }
 
-    pub fn registered(&self, row: &PasskeyRow, client: &ClientContext) -> NewEvent {
+    /// `mediation` says whether the person answered a dialog (`modal`) or
+    /// their password manager added the passkey on its own after a password
+    /// sign-in (`conditional`): the "a passkey was added" mail matters most
+    /// for the second, which the person may not have noticed.
+    pub fn registered(
+        &self,
+        row: &PasskeyRow,
+        mediation: Mediation,
+        client: &ClientContext,
+    ) -> NewEvent {
         self.about(
             EventKind::PasskeyRegistered,
             row,
             Actor::Person,
             Some(client),
-            Map::new(),
+            object(json!({ "mediation": mediation })),
         )
     }
 
@@ -379,7 +389,9 @@ mod tests {
         };
         let client = ClientContext::default();
         assert_eq!(
-            events.registered(&row(), &client).endpoints,
+            events
+                .registered(&row(), Mediation::Modal, &client)
+                .endpoints,
             ["all", "mailer"]
         );
         assert_eq!(events.renamed(&row(), "Old", &client).endpoints, ["all"]);
@@ -388,12 +400,13 @@ mod tests {
     #[test]
     fn events_carry_no_key_material_or_user_handle() {
         let events = Events::new(&[]);
-        let event = events.registered(&row(), &ClientContext::default());
+        let event = events.registered(&row(), Mediation::Conditional, &ClientContext::default());
         let text = event.payload.to_string();
         assert!(!text.contains("SECRET-KEY-MATERIAL"));
         assert!(!text.contains("credential_id"));
         assert_eq!(event.payload["type"], "passkey.registered");
         assert_eq!(event.payload["data"]["passkey"]["name"], "Laptop");
+        assert_eq!(event.payload["data"]["mediation"], "conditional");
         assert_eq!(event.payload["data"]["actor"], "person");
     }
 

@@ -223,7 +223,7 @@ async fn finish_registration(
                 sign_count: i64::from(verified.sign_count),
             },
             name,
-            move |row| events.registered(row, &client),
+            move |row| events.registered(row, mediation, &client),
         )
         .await?;
     tracing::info!(identity = %identity, passkey = %row.id, "passkey registered");

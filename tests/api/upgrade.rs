@@ -76,6 +76,12 @@ async fn a_conditional_registration_without_presence_or_verification_logs_in_wit
         app.count("SELECT count(*) AS count FROM passkeys WHERE credential ? 'cred'"),
         1
     );
+    // Its event says the password manager added it, for the "a passkey was
+    // added to your account" mail.
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM events WHERE type = 'passkey.registered' AND payload->'data'->>'mediation' = 'conditional'"),
+        1
+    );
 
     // The login is an ordinary one: verified, signed, minting a session.
     let response = app
