@@ -79,11 +79,8 @@ async fn a_name_changed_in_kratos_settings_reaches_the_next_list() {
     // Kratos's web hooks go to a fixed port; only this test (and the other
     // webhook tests, one at a time) listens there.
     let _port = hold_webhook_port().await;
-    let app = spawn_app_with(|s| {
-        s.admin.port = webhook_port();
-        s.identity.display_name_trait = "name".into();
-    })
-    .await;
+    // The default display name is the `name` trait (email until set).
+    let app = spawn_app_with(|s| s.admin.port = webhook_port()).await;
     let email = new_email();
     let (identity, token) = app.kratos.register_api(&email).await;
     let auth = Auth::Token(token.clone());
