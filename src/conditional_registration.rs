@@ -99,6 +99,7 @@ const UV: u8 = 0x04;
 const BE: u8 = 0x08;
 const BS: u8 = 0x10;
 const AT: u8 = 0x40;
+const ED: u8 = 0x80;
 
 pub fn verify(
     credential: &RegisterPublicKeyCredential,
@@ -279,11 +280,22 @@ impl AuthData {
                 .map_err(|_| malformed)?,
         ));
         let credential_id = data.get(55..55 + id_length).ok_or(malformed)?.to_vec();
-        // The key is one CBOR item; extensions (another) may follow it.
+        // The key is one CBOR item, then the extensions (a map) when the ED
+        // flag says so, then nothing: nothing signs a `none` attestation's
+        // authenticator data, so it must be exactly what the flags say.
         let rest = data.get(55 + id_length..).ok_or(malformed)?;
         let mut items = serde_cbor_2::Deserializer::from_slice(rest).into_iter::<Cbor>();
         items.next().ok_or(malformed)?.map_err(|_| malformed)?;
         let key_length = items.byte_offset();
+        if flags & ED != 0 {
+            match items.next() {
+                Some(Ok(Cbor::Map(_))) => {}
+                _ => return Err(malformed),
+            }
+        }
+        if items.byte_offset() != rest.len() {
+            return Err(malformed);
+        }
         Ok(Self {
             rp_id_hash: data[..32].to_vec(),
             flags,
@@ -423,6 +435,23 @@ mod tests {
         let mut credential = registration();
         rewrite_auth_data(&mut credential, |data| data.truncate(40));
         assert_eq!(check(&credential, true), Err(StepFailed::AttestationObject));
+        // Bytes after the key that the flags do not announce.
+        let mut credential = registration();
+        as_none_attestation(&mut credential, |_| {});
+        rewrite_auth_data(&mut credential, |data| {
+            data.extend_from_slice(&[0xde, 0xad])
+        });
+        assert_eq!(check(&credential, true), Err(StepFailed::AttestationObject));
+        // ED announces extensions: a map must follow, and then nothing.
+        let mut credential = registration();
+        as_none_attestation(&mut credential, |flags| *flags |= ED);
+        assert_eq!(check(&credential, true), Err(StepFailed::AttestationObject));
+        let mut credential = registration();
+        as_none_attestation(&mut credential, |flags| *flags |= ED);
+        rewrite_auth_data(&mut credential, |data| {
+            data.extend(serde_cbor_2::to_vec(&Cbor::Map(BTreeMap::new())).expect("cbor"))
+        });
+        assert!(check(&credential, true).is_ok());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum OriginError {
     TooManyRegistrableDomains { count: usize, labels: String },
     #[error("webauthn.app_origins: {origin:?} must be android:apk-key-hash: followed by the base64url SHA-256 of the app's signing certificate")]
     NotAnAppOrigin { origin: String },
+    #[error("webauthn.origins: {origin:?} is not a web origin (an app's origin belongs in webauthn.app_origins)")]
+    NotAWebOrigin { origin: String },
 }
 
 /// Every origin the WebAuthn policy accepts, by kind.
@@ -57,6 +59,17 @@ impl AcceptedOrigins {
             .iter()
             .map(|origin| app_origin(origin))
             .collect::<Result<Vec<_>, _>>()?;
+        // An opaque origin serializes as "null", which must never reach
+        // the cookie allow-list (sandboxed frames send `Origin: null`).
+        if let Some(url) = settings
+            .origins
+            .iter()
+            .find(|url| !url.origin().is_tuple() || !matches!(url.scheme(), "http" | "https"))
+        {
+            return Err(OriginError::NotAWebOrigin {
+                origin: url.to_string(),
+            });
+        }
         Ok(Self {
             own: settings.origins.clone(),
             related: related.into_iter().map(|(url, _)| url).collect(),
@@ -245,6 +258,18 @@ mod tests {
                 labels: "a, b, c, d, example, f".into()
             }
         );
+    }
+
+    #[test]
+    fn own_origins_must_be_web_origins() {
+        let mut settings = settings(&[], &[]);
+        settings.origins = vec![Url::parse(APP).expect("url")];
+        let error = AcceptedOrigins::parse(&settings).unwrap_err();
+        assert!(
+            matches!(error, OriginError::NotAWebOrigin { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("webauthn.app_origins"));
     }
 
     #[test]

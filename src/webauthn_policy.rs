@@ -271,7 +271,7 @@ impl Policy {
     ) -> Result<VerifiedRegistration, CeremonyFailure> {
         let _timer = self.metrics.webauthn_timer("finish_registration");
         let credential = &new.credential;
-        self.check_selection(new)?;
+        self.check_selection(new, mediation)?;
         let transports = new.transports();
         if mediation == Mediation::Conditional {
             return self.finish_conditional(credential, challenge, transports);
@@ -344,7 +344,16 @@ impl Policy {
     /// check: a discoverable credential (the browser's `credProps`) and the
     /// attachment (the browser's `authenticatorAttachment`, else the
     /// transports). Unreported is accepted: older browsers report neither.
-    fn check_selection(&self, new: &NewCredential) -> Result<(), CeremonyFailure> {
+    ///
+    /// A conditional registration asked for no attachment (it goes to the
+    /// password manager the password came from, and that has already saved
+    /// the passkey when its answer arrives), so its attachment is not held
+    /// against it.
+    fn check_selection(
+        &self,
+        new: &NewCredential,
+        mediation: Mediation,
+    ) -> Result<(), CeremonyFailure> {
         let credential = &new.credential;
         let discoverable = credential
             .extensions
@@ -361,8 +370,9 @@ impl Policy {
             _ if transports.is_empty() => None,
             _ => Some(transports.iter().any(|t| t == "internal")),
         };
-        match (self.attachment, platform) {
-            (Attachment::Platform, Some(false)) | (Attachment::CrossPlatform, Some(true)) => {
+        match (mediation, self.attachment, platform) {
+            (Mediation::Modal, Attachment::Platform, Some(false))
+            | (Mediation::Modal, Attachment::CrossPlatform, Some(true)) => {
                 Err(CeremonyFailure::AttachmentMismatch)
             }
             _ => Ok(()),

@@ -19,9 +19,10 @@ use crate::state::AppState;
 pub struct IdentityHook {
     #[schema(value_type = uuid::Uuid)]
     identity_id: IdentityId,
-    /// Required: names are read from them.
-    #[schema(value_type = Object)]
-    traits: Value,
+    /// Required by the after-settings hook, which reads the names from them.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    traits: Option<Value>,
 }
 
 /// Kratos's after-registration `web_hook`: the identity was just created.
@@ -115,10 +116,14 @@ pub async fn after_settings(
     body: web::Json<IdentityHook>,
 ) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &req)?;
+    // Without traits there is no name: refused rather than blanked.
+    let traits = body.traits.as_ref().ok_or_else(|| {
+        ApiError::MalformedRequest("the after-settings body needs the identity's traits".into())
+    })?;
     let settings = &state.settings.identity;
     let details = UserDetails::from_traits(
         body.identity_id,
-        &body.traits,
+        traits,
         &settings.name_trait,
         &settings.display_name_trait,
     );

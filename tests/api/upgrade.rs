@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::helpers::authenticator::{
     as_none_attestation, b64, rewrite_auth_data, rewrite_client_data, unb64,
 };
-use crate::helpers::{assert_error, spawn_app, Auth, Authenticator, TestApp};
+use kratos_passkeys::configuration::{Attachment, UserVerification};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Auth, Authenticator, TestApp};
 
 const UP: u8 = 0x01;
 const UV: u8 = 0x04;
@@ -169,7 +171,7 @@ async fn every_other_check_of_7_1_applies_to_conditional_registrations() {
     let (_, auth) = app.signed_in_user().await;
 
     type Change = fn(&mut Value);
-    let cases: [(&str, Change, &str); 6] = [
+    let cases: [(&str, Change, &str); 10] = [
         (
             "origin",
             |c| rewrite_client_data(c, |d| d["origin"] = json!("http://localhost:9999")),
@@ -204,6 +206,26 @@ async fn every_other_check_of_7_1_applies_to_conditional_registrations() {
             long_credential_id,
             "credential_invalid",
         ),
+        (
+            "cross-origin frame",
+            |c| rewrite_client_data(c, |d| d["crossOrigin"] = json!(true)),
+            "origin_mismatch",
+        ),
+        (
+            "backup state without eligibility",
+            |c| rewrite_auth_data(c, |data| data[32] = (data[32] & !0x08) | 0x10),
+            "credential_invalid",
+        ),
+        (
+            "credential id not the attested one",
+            |c| c["rawId"] = json!(b64(&[1, 2, 3])),
+            "credential_invalid",
+        ),
+        (
+            "trailing authenticator data",
+            |c| rewrite_auth_data(c, |data| data.extend_from_slice(&[0xde, 0xad])),
+            "credential_invalid",
+        ),
     ];
     for (check, change, id) in cases {
         let options = conditional_options(&app, &auth).await;
@@ -216,6 +238,13 @@ async fn every_other_check_of_7_1_applies_to_conditional_registrations() {
             "{check}: {body}"
         );
     }
+    // A packed self attestation signs the flags: clearing User Present
+    // after the authenticator signed breaks it.
+    let options = conditional_options(&app, &auth).await;
+    let mut credential = Authenticator::new().register(&options);
+    rewrite_auth_data(&mut credential, |data| data[32] &= !(UP | UV));
+    let (status, body) = app.verify_registration(&auth, &options, &credential).await;
+    assert_error(status, &body, 400, "attestation_invalid");
     assert_eq!(app.passkeys_stored(), 0);
 
     // Step 27: a credential id registered to anyone is refused.
@@ -263,4 +292,50 @@ fn replace_credential_id(credential: &mut Value, id: &[u8]) {
 
 fn long_credential_id(credential: &mut Value) {
     replace_credential_id(credential, &[9u8; 1024]);
+}
+
+/// With `user_verification: preferred` logins ask for `preferred`, yet a
+/// passkey the password manager made without verification still needs it:
+/// its stored registration policy is `required`.
+#[tokio::test]
+async fn an_upgraded_passkey_needs_verification_even_where_the_policy_prefers_it() {
+    let app = spawn_app_with(|s| s.webauthn.user_verification = UserVerification::Preferred).await;
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    let options = conditional_options(&app, &auth).await;
+    let credential = quiet(&mut authenticator, &options);
+    assert_eq!(
+        app.verify_registration(&auth, &options, &credential)
+            .await
+            .0,
+        201
+    );
+    let (_, login) = app
+        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
+        .await;
+    assert_eq!(login["publicKey"]["userVerification"], "preferred");
+    let mut assertion = authenticator.login(&login);
+    rewrite_login_flags(&mut assertion, |flags| *flags &= !UV);
+    let (status, body) = app
+        .post_json(
+            "/passkeys/login/verify",
+            &Auth::None,
+            &json!({"ceremony_id": login["ceremony_id"], "credential": assertion}),
+        )
+        .await;
+    assert_error(status, &body, 400, "user_verification_missing");
+}
+
+/// A conditional registration asks for no attachment, so the policy's is
+/// not held against the password manager's answer (which has already saved
+/// the passkey by then).
+#[tokio::test]
+async fn the_attachment_policy_does_not_refuse_an_upgrade() {
+    let app = spawn_app_with(|s| s.webauthn.attachment = Attachment::CrossPlatform).await;
+    let (_, auth) = app.signed_in_user().await;
+    let options = conditional_options(&app, &auth).await;
+    let mut credential = quiet(&mut Authenticator::new(), &options);
+    credential["authenticatorAttachment"] = json!("platform");
+    let (status, body) = app.verify_registration(&auth, &options, &credential).await;
+    assert_eq!(status, 201, "{body}");
 }
