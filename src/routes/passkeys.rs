@@ -17,7 +17,7 @@ use crate::events::Actor;
 use crate::kratos::ClientContext;
 use crate::session::CallerSession;
 use crate::state::AppState;
-use crate::store::PasskeyRow;
+use crate::store::{IdentityRow, PasskeyRow};
 
 /// A passkey as its owner (and support staff) see it: no key material.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,27 +112,50 @@ pub async fn list(
         state.store.passkeys(identity),
     )
     .await?;
-    let user = row.map(|row| {
-        let settings = &state.settings.identity;
-        // Names recorded before the after-settings hook was wired may be
-        // missing: the session's traits are current.
-        let current = UserDetails::from_traits(
-            identity,
-            &session.identity.traits,
-            &settings.name_trait,
-            &settings.display_name_trait,
-        );
-        PasskeyUser {
-            id: URL_SAFE_NO_PAD.encode(row.user_handle.as_bytes()),
-            name: row.user_name.unwrap_or(current.name),
-            display_name: row.display_name.unwrap_or(current.display_name),
-        }
-    });
+    let user = match row {
+        Some(row) => Some(current_user(&state, &session, row).await?),
+        None => None,
+    };
     Ok(HttpResponse::Ok().json(PasskeyList {
         rp_id: state.settings.webauthn.rp_id.clone(),
         user,
         passkeys: views(passkeys),
     }))
+}
+
+/// The person's names as Kratos has them now (the session's traits). The
+/// after-settings hook records a change as it happens; should its calls
+/// arrive out of order, or the hook not be wired, the list corrects the
+/// stored names here (a write only when they differ).
+async fn current_user(
+    state: &AppState,
+    session: &CallerSession,
+    row: IdentityRow,
+) -> Result<PasskeyUser, ApiError> {
+    let settings = &state.settings.identity;
+    let current = UserDetails::from_traits(
+        session.identity_id(),
+        &session.identity.traits,
+        &settings.name_trait,
+        &settings.display_name_trait,
+    );
+    let stored = (row.user_name.as_deref(), row.display_name.as_deref());
+    if stored
+        != (
+            Some(current.name.as_str()),
+            Some(current.display_name.as_str()),
+        )
+    {
+        state
+            .store
+            .update_details(session.identity_id(), current.clone())
+            .await?;
+    }
+    Ok(PasskeyUser {
+        id: URL_SAFE_NO_PAD.encode(row.user_handle.as_bytes()),
+        name: current.name,
+        display_name: current.display_name,
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
