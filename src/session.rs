@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use url::Url;
 
-use crate::configuration::Settings;
-use crate::domain::{IdentityId, KratosSessionId};
+use crate::configuration::{IdentitySettings, Settings};
+use crate::domain::{IdentityId, KratosSessionId, UserDetails};
 use crate::error::ApiError;
 use crate::kratos::{KratosError, KratosIdentity, SessionCredential};
 use crate::state::AppState;
@@ -36,6 +36,17 @@ pub struct CallerSession {
 impl CallerSession {
     pub fn identity_id(&self) -> IdentityId {
         self.identity.id
+    }
+
+    /// The WebAuthn user name and display name Kratos has for the person
+    /// now, from the session's traits.
+    pub fn user_details(&self, settings: &IdentitySettings) -> UserDetails {
+        UserDetails::from_traits(
+            self.identity.id,
+            &self.identity.traits,
+            &settings.name_trait,
+            &settings.display_name_trait,
+        )
     }
 
     /// Mirrors Kratos's privileged sessions: adding or removing a passkey

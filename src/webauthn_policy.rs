@@ -18,7 +18,7 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{
     AuthenticationResult, CreationChallengeResponse, CredentialID, DiscoverableAuthentication,
     Passkey, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Url, Webauthn, WebauthnBuilder, WebauthnError,
+    RequestChallengeResponse, Webauthn, WebauthnBuilder, WebauthnError,
 };
 use webauthn_rs_core::proto::COSEAlgorithm;
 use webauthn_rs_proto::{
@@ -164,8 +164,6 @@ pub struct Policy {
     webauthn: Webauthn,
     metrics: Arc<Metrics>,
     rp_id: String,
-    /// Every accepted origin (own, related, apps), for the conditional path.
-    origins: Vec<Url>,
     user_verification: UserVerification,
     resident_key: ResidentKey,
     attachment: Attachment,
@@ -178,28 +176,23 @@ impl Policy {
         origins: &AcceptedOrigins,
         metrics: Arc<Metrics>,
     ) -> Result<Self, WebauthnError> {
-        let all: Vec<Url> = origins.all().cloned().collect();
-        let (first, rest) = all.split_first().ok_or(WebauthnError::Configuration)?;
+        let mut all = origins.all();
+        let first = all.next().ok_or(WebauthnError::Configuration)?;
         let mut builder = WebauthnBuilder::new(&settings.rp_id, first)?
             .rp_name(&settings.rp_name)
             .timeout(settings.ceremony_ttl);
-        for origin in rest {
+        for origin in all {
             builder = builder.append_allowed_origin(origin);
         }
         Ok(Self {
             webauthn: builder.build()?,
             metrics,
             rp_id: settings.rp_id.clone(),
-            origins: all,
             user_verification: settings.user_verification,
             resident_key: settings.resident_key,
             attachment: settings.attachment,
             hints: settings.hints.clone(),
         })
-    }
-
-    pub fn allowed_origins(&self) -> &[Url] {
-        self.webauthn.get_allowed_origins()
     }
 
     /// The user verification a ceremony asks for: a conditional
@@ -310,7 +303,8 @@ impl Policy {
             credential,
             &conditional_registration::Expected {
                 challenge,
-                origins: &self.origins,
+                // Every accepted origin: own, related and apps.
+                origins: self.webauthn.get_allowed_origins(),
                 rp_id: &self.rp_id,
                 algorithms: &COSEAlgorithm::secure_algs(),
                 user_verification_required: false,

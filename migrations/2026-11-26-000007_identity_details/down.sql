@@ -1,3 +1,2 @@
-ALTER TABLE identities DROP COLUMN details_updated_at;
 ALTER TABLE identities DROP COLUMN display_name;
 ALTER TABLE identities DROP COLUMN user_name;

@@ -3,4 +3,3 @@
 -- (the Signal API's signalCurrentUserDetails) when they change.
 ALTER TABLE identities ADD COLUMN user_name TEXT;
 ALTER TABLE identities ADD COLUMN display_name TEXT;
-ALTER TABLE identities ADD COLUMN details_updated_at TIMESTAMPTZ;

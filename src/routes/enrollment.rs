@@ -103,7 +103,6 @@ mod tests {
             created_at: Utc::now(),
             user_name: None,
             display_name: None,
-            details_updated_at: None,
         }
     }
 

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::aaguid::authenticator_name;
-use crate::domain::{PasskeyId, PasskeyName, UserDetails};
+use crate::domain::{PasskeyId, PasskeyName};
 use crate::error::ApiError;
 use crate::events::Actor;
 use crate::kratos::ClientContext;
@@ -132,13 +132,7 @@ async fn current_user(
     session: &CallerSession,
     row: IdentityRow,
 ) -> Result<PasskeyUser, ApiError> {
-    let settings = &state.settings.identity;
-    let current = UserDetails::from_traits(
-        session.identity_id(),
-        &session.identity.traits,
-        &settings.name_trait,
-        &settings.display_name_trait,
-    );
+    let current = session.user_details(&state.settings.identity);
     let stored = (row.user_name.as_deref(), row.display_name.as_deref());
     if stored
         != (

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::aaguid::default_passkey_name;
-use crate::domain::{CeremonyId, PasskeyName, UserDetails};
+use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
 use crate::kratos::ClientContext;
 use crate::metrics::Outcome;
@@ -78,13 +78,7 @@ async fn start_registration(
     mediation: Mediation,
 ) -> Result<CeremonyStarted, ApiError> {
     let identity = session.identity_id();
-    let settings = &state.settings.identity;
-    let details = UserDetails::from_traits(
-        identity,
-        &session.identity.traits,
-        &settings.name_trait,
-        &settings.display_name_trait,
-    );
+    let details = session.user_details(&state.settings.identity);
     let row = state
         .store
         .identity_with_details(identity, details.clone())

@@ -23,7 +23,6 @@ pub struct IdentityRow {
     /// The names the person's passkeys know them by (see `UserDetails`).
     pub user_name: Option<String>,
     pub display_name: Option<String>,
-    pub details_updated_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -173,7 +172,6 @@ fn record_details(
     .set((
         identities::user_name.eq(&details.name),
         identities::display_name.eq(&details.display_name),
-        identities::details_updated_at.eq(Utc::now()),
     ))
     .returning(IdentityRow::as_returning())
     .get_result(conn)

@@ -10,7 +10,6 @@ diesel::table! {
         created_at -> Timestamptz,
         user_name -> Nullable<Text>,
         display_name -> Nullable<Text>,
-        details_updated_at -> Nullable<Timestamptz>,
     }
 }
 
