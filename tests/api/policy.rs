@@ -6,17 +6,9 @@ use serde_json::{json, Value};
 use kratos_passkeys::configuration::{Attachment, Hint, ResidentKey, UserVerification};
 
 use crate::helpers::authenticator::as_none_attestation;
-use crate::helpers::{spawn_app, spawn_app_with, Auth, Authenticator, TestApp, ORIGIN};
+use crate::helpers::{spawn_app, spawn_app_with, Authenticator, ORIGIN};
 
 const UV: u8 = 0x04;
-
-async fn login_options(app: &TestApp) -> Value {
-    let (status, options) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
-    assert_eq!(status, 200, "{options}");
-    options
-}
 
 /// A registration answered without user verification (a security key
 /// without a PIN).
@@ -46,7 +38,7 @@ async fn user_verification_required_by_default() {
         "required"
     );
     assert_eq!(
-        login_options(&app).await["publicKey"]["userVerification"],
+        app.login_options().await["publicKey"]["userVerification"],
         "required"
     );
     app.refused_registration(
@@ -69,7 +61,7 @@ async fn user_verification_preferred_accepts_an_unverified_authenticator() {
         "preferred"
     );
     assert_eq!(
-        login_options(&app).await["publicKey"]["userVerification"],
+        app.login_options().await["publicKey"]["userVerification"],
         "preferred"
     );
     let (status, body) = app
@@ -202,7 +194,7 @@ async fn hints_reach_registration_and_login_options() {
         json!(["security-key", "hybrid"])
     );
     assert_eq!(
-        login_options(&app).await["publicKey"]["hints"],
+        app.login_options().await["publicKey"]["hints"],
         json!(["security-key", "hybrid"])
     );
     // Hints are for the browser's UI: any authenticator still registers.

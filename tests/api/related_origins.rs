@@ -44,19 +44,13 @@ async fn login_from(
     authenticator: &mut Authenticator,
     origin: &str,
 ) -> (u16, Value) {
-    let (status, options) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
-    assert_eq!(status, 200, "{options}");
+    let options = app.login_options().await;
     let credential = authenticator.login_with(&options, origin, |_| {});
-    let response = app
-        .http
-        .post(app.url("/passkeys/login/verify"))
-        .json(&json!({"ceremony_id": options["ceremony_id"], "credential": credential, "session": "token"}))
-        .send()
-        .await
-        .expect("verify");
-    status_and_json(response).await
+    status_and_json(
+        app.verify_login(&options, &credential, json!({"session": "token"}))
+            .await,
+    )
+    .await
 }
 
 #[tokio::test]

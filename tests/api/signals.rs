@@ -8,23 +8,14 @@ use uuid::Uuid;
 
 use crate::helpers::kratos::new_email;
 use crate::helpers::{
-    assert_error, hold_webhook_port, spawn_app, spawn_app_with, webhook_port, Auth, Authenticator,
-    TestApp,
+    assert_error, hold_webhook_port, spawn_app, spawn_app_with, status_and_json, webhook_port,
+    Auth, Authenticator, TestApp,
 };
 
 async fn list(app: &TestApp, auth: &Auth) -> Value {
     let (status, body) = app.get_json("/passkeys", auth).await;
     assert_eq!(status, 200, "{body}");
     body
-}
-
-async fn verify_login(app: &TestApp, options: &Value, assertion: &Value) -> (u16, Value) {
-    app.post_json(
-        "/passkeys/login/verify",
-        &Auth::None,
-        &json!({"ceremony_id": options["ceremony_id"], "credential": assertion}),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -132,31 +123,27 @@ async fn the_list_answers_and_keeps_the_names_kratos_has_now() {
     );
 }
 
+/// Posts `body` to the after-settings hook with `key`.
+async fn after_settings(app: &TestApp, key: &str, body: &Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.admin_url("/hooks/kratos/after-settings"))
+        .header(app.settings.webhook.header.as_str(), key)
+        .json(body)
+        .send()
+        .await
+        .expect("hook");
+    status_and_json(response).await
+}
+
 #[tokio::test]
 async fn the_after_settings_hook_is_authenticated_and_ignores_unknown_identities() {
     let app = spawn_app().await;
-    let hook = app.admin_url("/hooks/kratos/after-settings");
     let body = json!({"identity_id": Uuid::new_v4(), "traits": {"email": "x@example.com"}});
-    let refused = app
-        .http
-        .post(&hook)
-        .header(app.settings.webhook.header.as_str(), "wrong")
-        .json(&body)
-        .send()
-        .await
-        .expect("hook");
-    let (status, refused) = crate::helpers::status_and_json(refused).await;
+    let (status, refused) = after_settings(&app, "wrong", &body).await;
     assert_error(status, &refused, 401, "webhook_unauthorized");
 
-    let accepted = app
-        .http
-        .post(&hook)
-        .header(app.settings.webhook.header.as_str(), app.webhook_key())
-        .json(&body)
-        .send()
-        .await
-        .expect("hook");
-    assert_eq!(accepted.status(), 204);
+    assert_eq!(after_settings(&app, &app.webhook_key(), &body).await.0, 204);
     assert_eq!(
         app.count("SELECT count(*) AS count FROM identities"),
         0,
@@ -168,15 +155,7 @@ async fn the_after_settings_hook_is_authenticated_and_ignores_unknown_identities
         json!({"identity_id": "not a uuid", "traits": {}}),
         json!({"identity_id": Uuid::new_v4()}),
     ] {
-        let malformed = app
-            .http
-            .post(&hook)
-            .header(app.settings.webhook.header.as_str(), app.webhook_key())
-            .json(&body)
-            .send()
-            .await
-            .expect("hook");
-        let (status, malformed) = crate::helpers::status_and_json(malformed).await;
+        let (status, malformed) = after_settings(&app, &app.webhook_key(), &body).await;
         assert_error(status, &malformed, 400, "malformed_request");
     }
 }
@@ -195,12 +174,11 @@ async fn credential_unknown_only_when_no_identity_has_the_credential() {
     // and not as "unknown".
     let (_, bob) = app.signed_in_user().await;
     let bobs = app.registration_options(&bob).await;
-    let (_, options) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
+    let options = app.login_options().await;
     let mut assertion = alices.login(&options);
     assertion["response"]["userHandle"] = bobs["publicKey"]["user"]["id"].clone();
-    let (status, refused) = verify_login(&app, &options, &assertion).await;
+    let (status, refused) =
+        status_and_json(app.verify_login(&options, &assertion, json!({})).await).await;
     assert_error(status, &refused, 400, "user_handle_mismatch");
 
     // Removed: no identity has it any more.
@@ -211,10 +189,9 @@ async fn credential_unknown_only_when_no_identity_has_the_credential() {
         .await
         .expect("delete");
     assert_eq!(removed.status(), 204);
-    let (_, options) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
+    let options = app.login_options().await;
     let assertion = alices.login(&options);
-    let (status, refused) = verify_login(&app, &options, &assertion).await;
+    let (status, refused) =
+        status_and_json(app.verify_login(&options, &assertion, json!({})).await).await;
     assert_error(status, &refused, 400, "credential_unknown");
 }

@@ -14,7 +14,9 @@ use crate::helpers::authenticator::{
 };
 use kratos_passkeys::configuration::{Attachment, UserVerification};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Auth, Authenticator, TestApp};
+use crate::helpers::{
+    assert_error, spawn_app, spawn_app_with, status_and_json, Auth, Authenticator, TestApp,
+};
 
 const UP: u8 = 0x01;
 const UV: u8 = 0x04;
@@ -89,7 +91,7 @@ async fn a_conditional_registration_without_presence_or_verification_logs_in_wit
     let response = app
         .passkey_login(&mut authenticator, json!({"session": "token"}))
         .await;
-    let (status, body) = crate::helpers::status_and_json(response).await;
+    let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["identity_id"], user.id.to_string());
     let token = body["session_token"].as_str().expect("token");
@@ -101,25 +103,23 @@ async fn a_conditional_registration_without_presence_or_verification_logs_in_wit
 
     // A login without user verification is refused, though the passkey
     // was made without it.
-    let (_, login) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
-    let mut assertion = authenticator.login(&login);
-    rewrite_login_flags(&mut assertion, |flags| *flags &= !UV);
-    let (status, body) = app
-        .post_json(
-            "/passkeys/login/verify",
-            &Auth::None,
-            &json!({"ceremony_id": login["ceremony_id"], "credential": assertion}),
-        )
-        .await;
+    let (_, status, body) = login_without_verification(&app, &mut authenticator).await;
     assert_error(status, &body, 400, "user_verification_missing");
 }
 
-fn rewrite_login_flags(assertion: &mut Value, f: impl FnOnce(&mut u8)) {
+/// A login whose assertion lacks User Verified: its options and the answer.
+async fn login_without_verification(
+    app: &TestApp,
+    authenticator: &mut Authenticator,
+) -> (Value, u16, Value) {
+    let options = app.login_options().await;
+    let mut assertion = authenticator.login(&options);
     let mut data = unb64(&assertion["response"]["authenticatorData"]);
-    f(&mut data[32]);
+    data[32] &= !UV;
     assertion["response"]["authenticatorData"] = Value::String(b64(&data));
+    let (status, body) =
+        status_and_json(app.verify_login(&options, &assertion, json!({})).await).await;
+    (options, status, body)
 }
 
 #[tokio::test]
@@ -310,19 +310,8 @@ async fn an_upgraded_passkey_needs_verification_even_where_the_policy_prefers_it
             .0,
         201
     );
-    let (_, login) = app
-        .post_json("/passkeys/login/options", &Auth::None, &json!({}))
-        .await;
+    let (login, status, body) = login_without_verification(&app, &mut authenticator).await;
     assert_eq!(login["publicKey"]["userVerification"], "preferred");
-    let mut assertion = authenticator.login(&login);
-    rewrite_login_flags(&mut assertion, |flags| *flags &= !UV);
-    let (status, body) = app
-        .post_json(
-            "/passkeys/login/verify",
-            &Auth::None,
-            &json!({"ceremony_id": login["ceremony_id"], "credential": assertion}),
-        )
-        .await;
     assert_error(status, &body, 400, "user_verification_missing");
 }
 

@@ -317,14 +317,9 @@ impl TestApp {
         self.count("SELECT count(*) AS count FROM passkeys")
     }
 
-    /// A passkey login on `authenticator`: options, then verify with
-    /// `body`'s fields added (`session`, `include_session`), sent with the
-    /// tests' User-Agent.
-    pub async fn passkey_login(
-        &self,
-        authenticator: &mut Authenticator,
-        body: Value,
-    ) -> reqwest::Response {
+    /// `POST /passkeys/login/options` for a discoverable login (must
+    /// answer 200).
+    pub async fn login_options(&self) -> Value {
         let (status, options) = self
             .post_json(
                 "/passkeys/login/options",
@@ -333,7 +328,18 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, 200, "{options}");
-        let credential = authenticator.login(&options);
+        options
+    }
+
+    /// `POST /passkeys/login/verify` with `credential` for `options`'
+    /// ceremony and `body`'s fields added (`session`, `include_session`),
+    /// sent with the tests' User-Agent.
+    pub async fn verify_login(
+        &self,
+        options: &Value,
+        credential: &Value,
+        body: Value,
+    ) -> reqwest::Response {
         let mut request =
             serde_json::json!({"ceremony_id": options["ceremony_id"], "credential": credential});
         for (key, value) in body.as_object().expect("object") {
@@ -346,6 +352,18 @@ impl TestApp {
             .send()
             .await
             .expect("verify")
+    }
+
+    /// A passkey login on `authenticator`: options, then verify with
+    /// `body`'s fields added.
+    pub async fn passkey_login(
+        &self,
+        authenticator: &mut Authenticator,
+        body: Value,
+    ) -> reqwest::Response {
+        let options = self.login_options().await;
+        let credential = authenticator.login(&options);
+        self.verify_login(&options, &credential, body).await
     }
 
     /// The admin listener's Prometheus text.
