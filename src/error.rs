@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::cause_chain::CauseChain;
 use crate::domain::PasskeyNameError;
 use crate::kratos::KratosError;
 use crate::store::StoreError;
@@ -338,21 +339,6 @@ impl ResponseError for ApiError {
 /// Whole seconds, rounded up, at least 1: what `Retry-After` carries.
 fn retry_after_secs(wait: std::time::Duration) -> u64 {
     (wait.as_secs_f64().ceil() as u64).max(1)
-}
-
-/// Formats an error with every `source()` below it, for the logs.
-pub struct CauseChain<'a>(pub &'a dyn std::error::Error);
-
-impl std::fmt::Debug for CauseChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut current = self.0.source();
-        while let Some(cause) = current {
-            write!(f, ": {cause}")?;
-            current = cause.source();
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use crate::error::CauseChain;
+use crate::cause_chain::CauseChain;
 use crate::state::AppState;
 
 /// What one `gc` run removed.

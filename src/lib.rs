@@ -5,6 +5,7 @@
 //! and after a passkey login hands out a genuine Kratos session.
 
 pub mod aaguid;
+pub mod cause_chain;
 pub mod clock;
 pub mod conditional_registration;
 pub mod configuration;

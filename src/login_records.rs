@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::cause_chain::CauseChain;
 use crate::domain::{IdentityId, LoginRecordId};
-use crate::error::CauseChain;
 use crate::kratos::{KratosClient, KratosError, SessionCredential};
 use crate::metrics::Metrics;
 use crate::store::Store;

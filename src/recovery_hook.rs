@@ -26,9 +26,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::cause_chain::CauseChain;
 use crate::configuration::RecoveryHookSettings;
 use crate::domain::IdentityId;
-use crate::error::CauseChain;
 use crate::kratos::{KratosClient, KratosError};
 use crate::login_marker::LoginMarker;
 use crate::metrics::Metrics;

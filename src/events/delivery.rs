@@ -13,8 +13,8 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use super::endpoints::Endpoint;
+use crate::cause_chain::CauseChain;
 use crate::configuration::EventSettings;
-use crate::error::CauseChain;
 use crate::metrics::Metrics;
 use crate::store::{DeliveryResult, DueDelivery, Store};
 

@@ -343,7 +343,7 @@ impl KratosClient {
         let (session, raw) = self.whoami(credential).await?;
         if session.identity.id != identity {
             if let Err(error) = self.revoke_session(session.id).await {
-                tracing::error!(session = %session.id, cause = ?crate::error::CauseChain(&error), "revoking a session of another identity failed");
+                tracing::error!(session = %session.id, cause = ?crate::cause_chain::CauseChain(&error), "revoking a session of another identity failed");
             }
             return Err(KratosError::SessionOfAnotherIdentity {
                 session: session.id,

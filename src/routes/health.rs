@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::CauseChain;
+use crate::cause_chain::CauseChain;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -14,12 +14,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
+use crate::cause_chain::CauseChain;
 use crate::configuration::RequiredAal;
 use crate::domain::{
     CeremonyId, IdentityId, KratosSessionId, LoginIdentifier, LoginRecordId, PasskeyId,
     SessionDelivery,
 };
-use crate::error::{ApiError, CauseChain};
+use crate::error::ApiError;
 use crate::events::{Minted, Refusal};
 use crate::kratos::{ClientContext, KratosError, MintedCredential, SessionCredential};
 use crate::login_records::PendingSession;

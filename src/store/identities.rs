@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::outbox::{append, NewEvent};
-use super::passkeys::PasskeyRow;
+use super::passkey_row::PasskeyRow;
 use super::schema::{identities, passkeys};
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, UserDetails, UserHandle};

@@ -6,6 +6,7 @@ mod identities;
 mod imports;
 mod logins;
 mod outbox;
+mod passkey_row;
 mod passkeys;
 mod pool;
 pub mod schema;
@@ -15,7 +16,8 @@ pub use identities::IdentityRow;
 pub use imports::{ImportOutcome, ImportedPasskey};
 pub use logins::{LoginRecord, LoginUpdate, MintedSessionRecord};
 pub use outbox::{Backlog, DeliveryResult, DeliveryRow, DueDelivery, EventRow, NewEvent};
-pub use passkeys::{NewPasskey, NewPasskeyName, PasskeyRow};
+pub use passkey_row::PasskeyRow;
+pub use passkeys::{NewPasskey, NewPasskeyName};
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;

@@ -8,32 +8,10 @@ use uuid::Uuid;
 
 use super::identities::ensure_identity;
 use super::outbox::{append, NewEvent};
+use super::passkey_row::PasskeyRow;
 use super::schema::passkeys;
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};
-
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
-#[diesel(table_name = passkeys)]
-pub struct PasskeyRow {
-    pub id: Uuid,
-    pub identity_id: Uuid,
-    pub credential_id: Vec<u8>,
-    pub credential: Value,
-    pub name: String,
-    pub aaguid: Uuid,
-    pub transports: Vec<String>,
-    pub backup_eligible: bool,
-    pub backup_state: bool,
-    pub sign_count: i64,
-    pub flagged_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// The WebAuthn user handle this credential answers to.
-    pub user_handle: Vec<u8>,
-    /// An imported passkey's candidate handles until its first login (see
-    /// the migration that made them).
-    pub unconfirmed_user_handles: Vec<Vec<u8>>,
-}
 
 /// A verified credential about to be stored.
 #[derive(Debug, Clone)]
