@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::identities::ensure_identity;
 use super::outbox::{append, NewEvent};
-use super::passkeys::{free_default_name, PasskeyRow};
+use super::passkey_row::PasskeyRow;
+use super::passkeys::free_default_name;
 use super::schema::passkeys;
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};

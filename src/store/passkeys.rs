@@ -1,6 +1,6 @@
 //! Passkeys: stored credentials, their names, and what logins change on them.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde_json::Value;
