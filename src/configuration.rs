@@ -242,8 +242,18 @@ pub struct RateSettings {
 pub struct LimitSettings {
     /// `POST /passkeys/login/options` and `/verify` together, per client IP.
     pub login_per_ip: RateSettings,
-    /// Failed passkey logins per identity.
+    /// Failed passkey logins per client IP: past it, that address's logins
+    /// are refused before they are verified.
+    pub failed_logins_per_ip: RateSettings,
+    /// Failed passkey logins per identity: past it, failures answer 429.
+    /// Never applied to a correctly signed assertion.
     pub failed_logins_per_identity: RateSettings,
+    /// Kratos admin identity searches for identifier logins, all clients
+    /// together: past it, an identifier login starts as a discoverable one.
+    pub identifier_lookups: RateSettings,
+    /// How long an identifier's search result is reused.
+    #[serde(with = "humantime_serde")]
+    pub identifier_cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +262,11 @@ pub struct GcSettings {
     /// the background.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// How long past its expiry a used ceremony's mark is kept, by the
+    /// database's clock: the database clock step (a failover to a host
+    /// whose clock is behind) that single use tolerates.
+    #[serde(with = "humantime_serde")]
+    pub used_ceremony_margin: Duration,
 }
 
 /// The outbox of events and their delivery (see `src/events/`).

@@ -51,8 +51,7 @@ pub fn spawn_background(state: web::Data<AppState>) {
                     tracing::warn!(cause = ?CauseChain(&error), "garbage collection failed")
                 }
             }
-            state.login_limiter.prune();
-            state.failure_limiter.prune();
+            state.login_limits.prune();
         }
     });
 }
@@ -68,7 +67,10 @@ struct Swept {
 /// events settled longer ago than their retention.
 async fn sweep(state: &AppState) -> Result<Swept, crate::store::StoreError> {
     let now = state.clock.now();
-    let ceremonies = state.store.purge_consumed_ceremonies(now).await?;
+    let ceremonies = state
+        .store
+        .purge_consumed_ceremonies(state.settings.gc.used_ceremony_margin)
+        .await?;
     let unresolved = state
         .store
         .give_up_stale_sessions(now - PENDING_FOR_GOOD)

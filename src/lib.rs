@@ -6,6 +6,7 @@
 
 pub mod aaguid;
 pub mod cause_chain;
+pub mod ceremonies;
 pub mod clock;
 pub mod conditional_registration;
 pub mod configuration;
@@ -16,9 +17,12 @@ pub mod events;
 pub mod gc;
 pub mod kratos;
 pub mod limits;
+pub mod login_hooks;
+pub mod login_limits;
 pub mod login_marker;
 pub mod login_records;
 pub mod metrics;
+pub mod passkey_login;
 pub mod migration;
 pub mod recovery_hook;
 pub mod related_origins;

@@ -9,7 +9,9 @@ use crate::clock::Clock;
 use crate::configuration::{Environment, Settings};
 use crate::events::{self, Endpoint, Events};
 use crate::kratos::KratosClient;
-use crate::limits::{ClientAddresses, RateLimiter};
+use crate::limits::ClientAddresses;
+use crate::login_hooks::LoginHooks;
+use crate::login_limits::LoginLimits;
 use crate::login_marker::LoginMarker;
 use crate::login_records::{LoginRecorder, RecorderWorker};
 use crate::metrics::Metrics;
@@ -31,8 +33,9 @@ pub struct AppState {
     pub marker: LoginMarker,
     pub notifier: Notifier,
     pub clients: ClientAddresses,
-    pub login_limiter: RateLimiter,
-    pub failure_limiter: RateLimiter,
+    pub login_limits: LoginLimits,
+    /// Where tests step into a login (none in a running service).
+    pub login_hooks: LoginHooks,
     pub login_records: LoginRecorder,
     /// Builds the events the store writes with each change.
     pub events: Events,
@@ -81,11 +84,8 @@ impl AppState {
         let mut allowed_origins: Vec<String> = origins.web().collect();
         allowed_origins.extend(cors_origins.iter().cloned());
         let state = Self {
-            login_limiter: RateLimiter::new(&settings.limits.login_per_ip, clock.clone()),
-            failure_limiter: RateLimiter::new(
-                &settings.limits.failed_logins_per_identity,
-                clock.clone(),
-            ),
+            login_limits: LoginLimits::new(&settings.limits, clock.clone()),
+            login_hooks: LoginHooks::default(),
             settings,
             metrics,
             clock,

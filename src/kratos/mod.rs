@@ -122,6 +122,18 @@ pub struct MintedSession {
     pub credential: MintedCredential,
 }
 
+/// A mint that did not hand back a session.
+#[derive(Debug)]
+pub struct MintFailure {
+    pub error: KratosError,
+    /// The admin recovery flow, when its code was created.
+    pub recovery_flow_id: Option<Uuid>,
+    /// Kratos may have issued a session all the same: the redemption was
+    /// sent and no refusal came back (the answer was lost, unreadable, or
+    /// carried neither a token nor a cookie).
+    pub session_may_exist: bool,
+}
+
 pub enum MintedCredential {
     Token(SecretString),
     /// `Set-Cookie` header values exactly as Kratos sent them.
@@ -306,8 +318,15 @@ impl KratosClient {
         delivery: SessionDelivery,
         client: &ClientContext,
         marker: &LoginMarker,
-    ) -> Result<MintedSession, KratosError> {
-        let (recovery_flow_id, code) = self.create_recovery_code(identity, delivery).await?;
+    ) -> Result<MintedSession, MintFailure> {
+        let (recovery_flow_id, code) = self
+            .create_recovery_code(identity, delivery)
+            .await
+            .map_err(|error| MintFailure {
+                error,
+                recovery_flow_id: None,
+                session_may_exist: false,
+            })?;
         let credential = self
             .redeem_recovery_code(
                 recovery_flow_id,
@@ -315,7 +334,12 @@ impl KratosClient {
                 &marker.mark(recovery_flow_id),
                 client,
             )
-            .await?;
+            .await
+            .map_err(|error| MintFailure {
+                session_may_exist: redemption_may_have_minted(&error),
+                recovery_flow_id: Some(recovery_flow_id),
+                error,
+            })?;
         Ok(MintedSession {
             recovery_flow_id,
             credential,
@@ -526,6 +550,16 @@ pub fn join(base: &Url, path: &str) -> Url {
     let prefix = url.path().trim_end_matches('/').to_string();
     url.set_path(&format!("{prefix}/{path}"));
     url
+}
+
+/// Whether a failed redemption may still have left a session in Kratos:
+/// only a refusal Kratos answered, or a connection never made, says not.
+fn redemption_may_have_minted(error: &KratosError) -> bool {
+    match error {
+        KratosError::Unavailable { source, .. } => !source.is_connect(),
+        KratosError::Decode { .. } | KratosError::Protocol { .. } => true,
+        _ => false,
+    }
 }
 
 fn unavailable(operation: &'static str) -> impl FnOnce(reqwest::Error) -> KratosError {

@@ -4,7 +4,6 @@
 mod admin;
 mod audit;
 mod authenticators;
-mod ceremonies;
 mod demo;
 mod enrollment;
 mod health;

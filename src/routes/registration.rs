@@ -10,7 +10,7 @@ use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
 use crate::kratos::ClientContext;
 use crate::metrics::Outcome;
-use crate::routes::ceremonies::{
+use crate::ceremonies::{
     consume, open_ceremony, start_ceremony, CeremonyStarted, Expected,
 };
 use crate::routes::{counted, PasskeyView};

@@ -1,87 +1,86 @@
 //! The single-use marks of finished ceremonies. The ceremonies themselves
 //! travel sealed in their ids; only their use is recorded here.
+//!
+//! Whether a ceremony has expired is decided here, by the database's clock,
+//! in the statement that marks it used, and the marks are purged by the same
+//! clock: the clocks of the replicas and of `gc` never take part, so a host
+//! whose clock is behind cannot accept a ceremony whose mark is gone.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Bytea, Timestamptz};
+use diesel::sql_types::{Bool, Bytea, Interval, Timestamptz};
 
-use super::schema::consumed_ceremonies;
-use super::{PasskeyRow, Store, StoreError};
+use super::{Store, StoreError};
 
-#[derive(QueryableByName)]
-struct ConsumedAndFound {
-    #[diesel(sql_type = Bool)]
-    fresh: bool,
-    #[diesel(embed)]
-    passkey: Option<PasskeyRow>,
+/// What marking a ceremony used found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    /// Marked now: this is its one use.
+    Fresh,
+    /// Marked before, by this replica or any other.
+    Used,
+    /// Past its expiry by the database's clock: not marked, refused.
+    Expired,
 }
 
-/// What finishing a login learns in its first statement.
-pub struct LoginCeremony {
-    /// False when the ceremony was used before.
-    pub fresh: bool,
-    /// The passkey with the assertion's credential id (with the user handle
-    /// it answers to).
-    pub credential: Option<PasskeyRow>,
+impl Consumed {
+    pub(super) fn from_flags(fresh: bool, expired: bool) -> Self {
+        match (fresh, expired) {
+            (true, _) => Consumed::Fresh,
+            (false, true) => Consumed::Expired,
+            (false, false) => Consumed::Used,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct ConsumedRow {
+    #[diesel(sql_type = Bool)]
+    fresh: bool,
+    #[diesel(sql_type = Bool)]
+    expired: bool,
 }
 
 impl Store {
-    /// Marks the ceremony with this challenge used, in one statement; false
-    /// when it was used already (by this replica or any other).
+    /// Marks the ceremony with this challenge used, in one statement, unless
+    /// it expired by the database's clock.
     pub async fn consume_ceremony(
         &self,
         challenge: Vec<u8>,
         expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Consumed, StoreError> {
         self.run("consume_ceremony", move |conn| {
-            let inserted = diesel::insert_into(consumed_ceremonies::table)
-                .values((
-                    consumed_ceremonies::challenge.eq(&challenge),
-                    consumed_ceremonies::expires_at.eq(expires_at),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?;
-            Ok(inserted == 1)
-        })
-        .await
-    }
-
-    /// `consume_ceremony` and the lookup of the credential by id, in one
-    /// statement: a login's only round trip before the signature check.
-    pub async fn consume_login_ceremony(
-        &self,
-        challenge: Vec<u8>,
-        expires_at: DateTime<Utc>,
-        credential_id: Vec<u8>,
-    ) -> Result<LoginCeremony, StoreError> {
-        self.run("consume_login_ceremony", move |conn| {
-            let row: ConsumedAndFound = diesel::sql_query(
+            let row: ConsumedRow = diesel::sql_query(
                 "WITH consumed AS ( \
-                   INSERT INTO consumed_ceremonies (challenge, expires_at) VALUES ($1, $2) \
+                   INSERT INTO consumed_ceremonies (challenge, expires_at) \
+                   SELECT $1, $2 WHERE $2 > now() \
                    ON CONFLICT DO NOTHING RETURNING 1) \
-                 SELECT EXISTS (SELECT 1 FROM consumed) AS fresh, p.* \
-                 FROM (SELECT 1) AS one \
-                 LEFT JOIN passkeys p ON p.credential_id = $3",
+                 SELECT EXISTS (SELECT 1 FROM consumed) AS fresh, $2 <= now() AS expired",
             )
             .bind::<Bytea, _>(&challenge)
             .bind::<Timestamptz, _>(expires_at)
-            .bind::<Bytea, _>(&credential_id)
             .get_result(conn)?;
-            Ok(LoginCeremony {
-                fresh: row.fresh,
-                credential: row.passkey,
-            })
+            Ok(Consumed::from_flags(row.fresh, row.expired))
         })
         .await
     }
 
-    /// Forgets the marks of ceremonies that have expired anyway: an expired
-    /// ceremony is refused before its mark is looked at.
-    pub async fn purge_consumed_ceremonies(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// Forgets the marks of ceremonies expired for longer than `margin` by
+    /// the database's clock: such a ceremony is refused as expired before its
+    /// mark is looked at. The margin covers a database clock that steps back
+    /// (a failover to a host whose clock is behind).
+    pub async fn purge_consumed_ceremonies(
+        &self,
+        margin: std::time::Duration,
+    ) -> Result<usize, StoreError> {
+        let margin = diesel::data_types::PgInterval::from_microseconds(
+            i64::try_from(margin.as_micros()).unwrap_or(i64::MAX),
+        );
         self.run("purge_consumed_ceremonies", move |conn| {
-            Ok(diesel::delete(
-                consumed_ceremonies::table.filter(consumed_ceremonies::expires_at.lt(now)),
+            Ok(diesel::sql_query(
+                "DELETE FROM consumed_ceremonies WHERE expires_at < now() - $1::interval",
             )
+            .bind::<Interval, _>(margin)
             .execute(conn)?)
         })
         .await

@@ -11,10 +11,12 @@ mod passkeys;
 mod pool;
 pub mod schema;
 
-pub use ceremonies::LoginCeremony;
+pub use ceremonies::Consumed;
 pub use identities::IdentityRow;
 pub use imports::{ImportOutcome, ImportedPasskey};
-pub use logins::{LoginRecord, LoginUpdate, MintedSessionRecord};
+pub use logins::{
+    LoginBegun, LoginCompletion, LoginRecord, LoginStart, MintedSessionRecord, Settled,
+};
 pub use outbox::{Backlog, DeliveryResult, DeliveryRow, DueDelivery, EventRow, NewEvent};
 pub use passkey_row::PasskeyRow;
 pub use passkeys::{NewPasskey, NewPasskeyName};

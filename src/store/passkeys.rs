@@ -47,6 +47,22 @@ impl Store {
         .await
     }
 
+    /// The passkey with this credential id (unique across identities).
+    pub async fn passkey_by_credential_id(
+        &self,
+        credential_id: Vec<u8>,
+    ) -> Result<Option<PasskeyRow>, StoreError> {
+        self.run("passkey_by_credential_id", move |conn| {
+            let credential_id: &[u8] = &credential_id;
+            Ok(passkeys::table
+                .filter(passkeys::credential_id.eq(credential_id))
+                .select(PasskeyRow::as_select())
+                .first(conn)
+                .optional()?)
+        })
+        .await
+    }
+
     /// The identities that have passkeys, in id order, after `after`.
     pub async fn identities_with_passkeys(
         &self,

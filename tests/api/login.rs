@@ -56,7 +56,8 @@ async fn refused(
     status: u16,
     id: &str,
 ) {
-    let records = "SELECT count(*) AS count FROM minted_sessions";
+    // A login Kratos refused to mint for is recorded as `failed`: no session.
+    let records = "SELECT count(*) AS count FROM minted_sessions WHERE state <> 'failed'";
     let (before, records_before) = (session_count(app, user.id).await, app.count(records));
     let (got, body) = status_and_json(verify(app, options, credential, "token").await).await;
     assert_error(got, &body, status, id);
@@ -448,8 +449,9 @@ async fn a_deleted_identity_loses_its_passkeys() {
     assert_eq!(app.passkeys_stored(), 0, "purged");
     assert_eq!(app.count("SELECT count(*) AS count FROM identities"), 0);
     assert_eq!(
-        app.count("SELECT count(*) AS count FROM minted_sessions"),
-        0
+        app.count("SELECT count(*) AS count FROM minted_sessions WHERE state <> 'failed'"),
+        0,
+        "the login is recorded as one that minted nothing"
     );
 }
 
@@ -481,7 +483,7 @@ async fn concurrent_verifies_mint_one_session() {
 }
 
 #[tokio::test]
-async fn kratos_admin_unreachable_during_verify_changes_nothing() {
+async fn kratos_admin_unreachable_during_verify_mints_nothing_and_says_so() {
     let app = spawn_app().await;
     let (user, mut authenticator) = user_with_passkey(&app).await;
     let broken = spawn_app_with(|s| {
@@ -497,8 +499,14 @@ async fn kratos_admin_unreachable_during_verify_changes_nothing() {
     let (status, body) =
         status_and_json(verify(&broken, &options, &credential, "token").await).await;
     assert_error(status, &body, 503, "kratos_unavailable");
-    assert_eq!(counter(), 0, "the stored counter did not move");
+    // The assertion was genuine: the authenticator's counter moved, and so
+    // does the stored one; the record says that no session came of it.
+    assert_eq!(counter(), 1);
     assert_eq!(session_count(&app, user.id).await, before);
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM minted_sessions WHERE state = 'failed'"),
+        1
+    );
 
     // The person simply tries again.
     let options = login_options(&app, json!({})).await;
@@ -727,7 +735,7 @@ async fn login_options_write_nothing() {
 }
 
 #[tokio::test]
-async fn a_replayed_ceremony_is_refused_even_after_a_failed_attempt() {
+async fn a_failed_attempt_does_not_use_up_the_ceremony_and_a_replay_is_refused() {
     let app = spawn_app().await;
     let (user, mut authenticator) = user_with_passkey(&app).await;
     let options = login_options(&app, json!({})).await;
@@ -735,7 +743,11 @@ async fn a_replayed_ceremony_is_refused_even_after_a_failed_attempt() {
     let mut tampered = good.clone();
     tampered["response"]["signature"] = Value::String(b64(&[0u8; 64]));
     refused(&app, &user, &options, &tampered, 400, "signature_invalid").await;
-    // The ceremony was used by the failed attempt: a second try needs a new one.
+    // A forged assertion does not use the ceremony up: whoever learnt its
+    // id cannot spend it before the person's own assertion arrives.
+    let (status, body) = status_and_json(verify(&app, &options, &good, "token").await).await;
+    assert_eq!(status, 200, "{body}");
+    // Used once, it is refused, the genuine assertion included.
     refused(&app, &user, &options, &good, 404, "ceremony_not_found").await;
 }
 

@@ -10,6 +10,7 @@ use crate::domain::{CeremonyId, IdentityId};
 use crate::error::ApiError;
 use crate::sealed_ceremony::{Ceremony, CeremonyBody};
 use crate::state::AppState;
+use crate::store::Consumed;
 
 /// A started ceremony: its id and the options for the browser.
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,8 +55,9 @@ pub fn start_ceremony(
 }
 
 /// Opens the ceremony and checks it is the expected kind, for the expected
-/// identity, and not expired. Anything that does not open, or is someone
-/// else's, is unknown. Its use is not recorded yet: see `consume`.
+/// identity, and not expired by this host's clock (a cheap early refusal;
+/// the database's clock decides when its use is recorded, see `consume`).
+/// Anything that does not open, or is someone else's, is unknown.
 pub fn open_ceremony(
     state: &AppState,
     id: &CeremonyId,
@@ -82,15 +84,22 @@ pub fn open_ceremony(
 }
 
 /// Records the ceremony's single use (across every replica); a ceremony
-/// used before is unknown.
+/// used before is unknown, one expired by the database's clock is expired.
 pub async fn consume(state: &AppState, ceremony: &Ceremony) -> Result<(), ApiError> {
-    let fresh = state
+    match state
         .store
         .consume_ceremony(ceremony.challenge.clone(), ceremony.expires_at())
-        .await?;
-    if fresh {
-        Ok(())
-    } else {
-        Err(ApiError::CeremonyNotFound)
+        .await?
+    {
+        Consumed::Fresh => Ok(()),
+        refused => Err(refused_ceremony(refused)),
+    }
+}
+
+/// The answer to a ceremony the store would not mark used.
+pub fn refused_ceremony(consumed: Consumed) -> ApiError {
+    match consumed {
+        Consumed::Expired => ApiError::CeremonyExpired,
+        Consumed::Fresh | Consumed::Used => ApiError::CeremonyNotFound,
     }
 }
