@@ -34,11 +34,7 @@ impl LoginHooks {
     }
 
     pub async fn reached(&self, step: LoginStep) {
-        let hook = self
-            .hook
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(hook) = hook {
             hook(step).await;
         }

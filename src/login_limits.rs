@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(limits.cached_identity("a@example.com"), None);
         limits.remember_identity("a@example.com", Some(identity));
         limits.remember_identity("b@example.com", None);
-        assert_eq!(limits.cached_identity("a@example.com"), Some(Some(identity)));
+        assert_eq!(
+            limits.cached_identity("a@example.com"),
+            Some(Some(identity))
+        );
         assert_eq!(limits.cached_identity("b@example.com"), Some(None));
         clock.advance(Duration::from_secs(61));
         assert_eq!(limits.cached_identity("a@example.com"), None);

@@ -243,7 +243,12 @@ async fn find_minted(
         .await
 }
 
-async fn settle(state: &AppState, record: LoginRecordId, settled: Settled, flow: Option<uuid::Uuid>) {
+async fn settle(
+    state: &AppState,
+    record: LoginRecordId,
+    settled: Settled,
+    flow: Option<uuid::Uuid>,
+) {
     if let Err(error) = state.store.settle_login(record, settled, flow).await {
         tracing::warn!(%record, ?settled, cause = ?CauseChain(&error), "settling a login record failed; gc will mark it unresolved");
     }
@@ -257,7 +262,12 @@ async fn settle_eventually(
     settled: Settled,
     flow: Option<uuid::Uuid>,
 ) {
-    if state.store.settle_login(record, settled, flow).await.is_ok() {
+    if state
+        .store
+        .settle_login(record, settled, flow)
+        .await
+        .is_ok()
+    {
         return;
     }
     let store = state.store.clone();

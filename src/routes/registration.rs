@@ -6,13 +6,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::aaguid::default_passkey_name;
+use crate::ceremonies::{consume, open_ceremony, start_ceremony, CeremonyStarted, Expected};
 use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
 use crate::kratos::ClientContext;
 use crate::metrics::Outcome;
-use crate::ceremonies::{
-    consume, open_ceremony, start_ceremony, CeremonyStarted, Expected,
-};
 use crate::routes::{counted, PasskeyView};
 use crate::sealed_ceremony::CeremonyBody;
 use crate::session::CallerSession;

@@ -274,7 +274,10 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     assert_eq!(minted["identity_id"], user.id.to_string());
     assert_eq!(minted["passkey"]["name"], "Phone");
     // Removed since: the record names it as it was.
-    assert_eq!(minted["passkey"]["id"], data[0]["passkey"]["id"], "removed since");
+    assert_eq!(
+        minted["passkey"]["id"], data[0]["passkey"]["id"],
+        "removed since"
+    );
     assert_eq!(minted["client"]["user_agent"], TEST_USER_AGENT);
     assert_eq!(minted["client"]["ip"], "127.0.0.1");
     assert_eq!(minted["session_delivery"], "token");

@@ -37,6 +37,9 @@ async fn fault_async(component: &'static str, action: &'static str) {
         .expect("scripts/fault");
 }
 
+/// Held by the tests that stop the faults cluster: one at a time.
+static FAULT_POSTGRES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn fault_postgres() -> String {
     std::env::var("KRATOS_PASSKEYS_TEST_FAULT_POSTGRES")
         .unwrap_or_else(|_| "postgres://kratos_passkeys:kratos_passkeys@127.0.0.1:5433".into())
@@ -152,6 +155,7 @@ fn summary(outcomes: &[&Outcome]) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarted_while_requests_flow() {
+    let _cluster = FAULT_POSTGRES.lock().await;
     let (_, database_url) = create_database_on(&fault_postgres());
     let mut settings = test_settings(&database_url);
     settings.database.acquire_timeout = Duration::from_millis(500);
@@ -451,4 +455,44 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
     }
     restarted.kill().expect("stop");
     let _ = restarted.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_lost_between_mint_and_record_leaves_no_session_behind() {
+    let _cluster = FAULT_POSTGRES.lock().await;
+    let (_, database_url) = create_database_on(&fault_postgres());
+    let mut settings = test_settings(&database_url);
+    settings.database.acquire_timeout = Duration::from_millis(500);
+    let app = spawn_with_settings(settings).await;
+    let (user, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    app.register_passkey(&auth, &mut authenticator).await;
+    let active = |sessions: Vec<Value>| sessions.iter().filter(|s| s["active"] == true).count();
+    let before = active(app.kratos.sessions(user.id).await);
+    let state = app.state.clone().expect("in process");
+    state.login_hooks.install(|step| async move {
+        if step == kratos_passkeys::login_hooks::LoginStep::Minted {
+            fault_async("postgres", "stop").await;
+        }
+    });
+    let options = app.login_options().await;
+    let credential = authenticator.login(&options);
+    let (status, body) = status_and_json(
+        app.verify_login(&options, &credential, json!({"session": "token"}))
+            .await,
+    )
+    .await;
+    fault_async("postgres", "start").await;
+    assert_error(status, &body, 503, "database_unavailable");
+    assert_eq!(
+        active(app.kratos.sessions(user.id).await),
+        before,
+        "the session minted just before the database went away was revoked"
+    );
+    // Once the database is back, the record says so.
+    app.eventually_count(
+        "SELECT count(*) AS count FROM minted_sessions WHERE state = 'revoked'",
+        1,
+    )
+    .await;
 }

@@ -369,7 +369,11 @@ async fn used_ceremony_marks_are_purged_after_expiry() {
     app.advance_clock(app.settings.webauthn.ceremony_ttl + Duration::from_secs(7200));
     let state = app.state.clone().expect("in process");
     kratos_passkeys::gc::collect(&state).await.expect("gc");
-    assert_eq!(app.count(marks), 2, "kept: not expired by the database's clock");
+    assert_eq!(
+        app.count(marks),
+        2,
+        "kept: not expired by the database's clock"
+    );
     app.count("WITH moved AS (UPDATE consumed_ceremonies SET expires_at = now() - interval '61 minutes' RETURNING 1) SELECT count(*) AS count FROM moved");
     app.eventually_count(marks, 0).await;
 }

@@ -11,6 +11,8 @@ mod faults;
 mod hardening;
 mod health;
 mod login;
+mod login_accounting;
+mod login_limits;
 mod migration;
 mod openapi;
 mod passkeys;
