@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin;
+mod architecture;
 mod demo;
 mod enrollment;
 mod events;
