@@ -496,3 +496,78 @@ async fn the_database_lost_between_mint_and_record_leaves_no_session_behind() {
     )
     .await;
 }
+
+/// A stand-in for Kratos's public API that relays everything to the real
+/// one but drops `Set-Cookie` from the recovery flow's answers: Kratos has
+/// issued the session, and its cookie never arrives.
+async fn kratos_losing_the_session_cookie() -> Url {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    async fn relay(req: HttpRequest, body: web::Bytes) -> HttpResponse {
+        let target = crate::helpers::kratos_public_url()
+            .join(
+                req.uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/"),
+            )
+            .expect("url");
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).expect("method");
+        let mut forwarded = reqwest::Client::new()
+            .request(method, target)
+            .body(body.to_vec());
+        for (name, value) in req.headers() {
+            if name != "host" {
+                forwarded = forwarded.header(name.as_str(), value.as_bytes());
+            }
+        }
+        let answer = forwarded.send().await.expect("Kratos answers");
+        let strip = req.path().starts_with("/self-service/recovery");
+        let mut response = HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(answer.status().as_u16()).expect("status"),
+        );
+        for (name, value) in answer.headers() {
+            let skipped = ["content-length", "transfer-encoding", "connection"];
+            if (strip && name == "set-cookie") || skipped.contains(&name.as_str()) {
+                continue;
+            }
+            response.append_header((name.as_str(), value.as_bytes()));
+        }
+        response.body(answer.bytes().await.expect("body"))
+    }
+    let server = HttpServer::new(|| App::new().default_service(web::to(relay)))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    Url::parse(&format!("http://127.0.0.1:{port}/")).expect("url")
+}
+
+#[tokio::test]
+async fn a_session_whose_cookie_never_arrives_is_revoked() {
+    let proxy = kratos_losing_the_session_cookie().await;
+    let app = spawn_app_with(|s| s.kratos.public_url = proxy).await;
+    let (user, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    app.register_passkey(&auth, &mut authenticator).await;
+    let active = |sessions: Vec<Value>| sessions.iter().filter(|s| s["active"] == true).count();
+    let before = active(app.kratos.sessions(user.id).await);
+    let options = app.login_options().await;
+    let credential = authenticator.login(&options);
+    let (status, body) = status_and_json(
+        app.verify_login(&options, &credential, json!({"session": "cookie"}))
+            .await,
+    )
+    .await;
+    assert_error(status, &body, 502, "kratos_mint_failed");
+    assert_eq!(
+        active(app.kratos.sessions(user.id).await),
+        before,
+        "the session Kratos issued without its cookie was revoked"
+    );
+    app.eventually_count(
+        "SELECT count(*) AS count FROM minted_sessions WHERE state = 'revoked'",
+        1,
+    )
+    .await;
+}
