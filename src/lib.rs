@@ -6,6 +6,7 @@
 
 pub mod aaguid;
 pub mod cause_chain;
+pub mod ceremony_keys;
 pub mod clock;
 pub mod conditional_registration;
 pub mod configuration;
