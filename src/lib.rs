@@ -5,6 +5,7 @@
 //! and after a passkey login hands out a genuine Kratos session.
 
 pub mod aaguid;
+pub mod admin_access;
 pub mod cause_chain;
 pub mod ceremony_keys;
 pub mod clock;
