@@ -3,8 +3,9 @@
 
 /**
  * Every error id the service answers with (its README's "Error ids" table).
- * The admin-only ones (`session_not_minted`, `webhook_unauthorized`) are
- * listed too, so the union is the service's whole vocabulary.
+ * The admin-only ones (`session_not_minted`, `webhook_unauthorized`,
+ * `admin_unauthorized`) are listed too, so the union is the service's whole
+ * vocabulary.
  */
 export type ServiceErrorId =
   | "session_required"
@@ -38,6 +39,7 @@ export type ServiceErrorId =
   | "identity_not_found"
   | "session_not_minted"
   | "webhook_unauthorized"
+  | "admin_unauthorized"
   | "rate_limited"
   | "not_found"
   | "method_not_allowed"

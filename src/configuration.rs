@@ -11,7 +11,7 @@ use url::Url;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub public: ListenerSettings,
-    pub admin: ListenerSettings,
+    pub admin: AdminSettings,
     pub database: DatabaseSettings,
     pub kratos: KratosSettings,
     pub webauthn: WebauthnSettings,
@@ -38,6 +38,29 @@ pub struct ListenerSettings {
 }
 
 impl ListenerSettings {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The admin listener, and who may call it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    pub host: String,
+    pub port: u16,
+    /// Bearer tokens (`Authorization: Bearer <key>`), any one of which
+    /// opens every admin route but the health probes and Kratos's web hooks
+    /// (those carry `webhook.api_key`). Empty: no token is asked for.
+    #[serde(default)]
+    pub api_keys: Vec<SecretString>,
+    /// Production refuses to serve the admin listener beyond loopback
+    /// without `api_keys`, unless this says the network alone keeps it
+    /// private (as Kratos's own admin API is kept).
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+}
+
+impl AdminSettings {
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
@@ -188,6 +211,12 @@ pub struct IdentitySettings {
 pub struct WebhookSettings {
     pub header: String,
     pub api_key: SecretString,
+}
+
+impl WebhookSettings {
+    /// The key in `config/base.yaml` and the development scripts, refused in
+    /// production.
+    pub const DEVELOPMENT_API_KEY: &'static str = "dev-webhook-key-0123456789";
 }
 
 /// What `POST /hooks/kratos/after-recovery` does for a real recovery (one
@@ -385,6 +414,7 @@ pub fn load(dir: &Path, environment: Environment) -> Result<Settings, config::Co
                 .with_list_parse_key("webauthn.origins")
                 .with_list_parse_key("cors.allowed_origins")
                 .with_list_parse_key("ceremonies.keys")
+                .with_list_parse_key("admin.api_keys")
                 .try_parsing(true),
         )
         .build()?
@@ -417,6 +447,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_webhook_key_is_the_development_one() {
+        let settings = load(&config_dir(), Environment::Local).expect("config loads");
+        assert_eq!(
+            settings.webhook.api_key.expose_secret(),
+            WebhookSettings::DEVELOPMENT_API_KEY
+        );
+        assert!(settings.admin.api_keys.is_empty());
+        assert!(!settings.admin.allow_unauthenticated);
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let settings = load(&config_dir(), Environment::Local).expect("config loads");
         let printed = format!("{settings:?}");
@@ -431,6 +472,14 @@ mod tests {
             ..settings
         };
         assert!(!format!("{with_notifier_key:?}").contains("notifier-secret-42"));
+        let with_admin_key = Settings {
+            admin: AdminSettings {
+                api_keys: vec![SecretString::from("admin-token-secret-42".to_string())],
+                ..with_notifier_key.admin.clone()
+            },
+            ..with_notifier_key
+        };
+        assert!(!format!("{with_admin_key:?}").contains("admin-token-secret-42"));
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub enum ErrorId {
     IdentityNotFound,
     SessionNotMinted,
     WebhookUnauthorized,
+    AdminUnauthorized,
     RateLimited,
     NotFound,
     MethodNotAllowed,
@@ -70,7 +71,9 @@ impl ErrorId {
     pub fn status(self) -> StatusCode {
         use ErrorId as E;
         match self {
-            E::SessionRequired | E::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
+            E::SessionRequired | E::WebhookUnauthorized | E::AdminUnauthorized => {
+                StatusCode::UNAUTHORIZED
+            }
             E::SessionAal2Required
             | E::SessionRefreshRequired
             | E::OriginNotAllowed
@@ -173,6 +176,8 @@ pub enum ApiError {
     SessionNotMinted,
     #[error("the webhook API key is missing or wrong")]
     WebhookUnauthorized,
+    #[error("the admin API needs Authorization: Bearer with one of admin.api_keys")]
+    AdminUnauthorized,
     #[error("too many requests; try again in {} s", retry_after_secs(*.retry_after))]
     RateLimited { retry_after: std::time::Duration },
     #[error("not found")]
@@ -215,6 +220,7 @@ impl ApiError {
             ApiError::IdentityNotFound => ErrorId::IdentityNotFound,
             ApiError::SessionNotMinted => ErrorId::SessionNotMinted,
             ApiError::WebhookUnauthorized => ErrorId::WebhookUnauthorized,
+            ApiError::AdminUnauthorized => ErrorId::AdminUnauthorized,
             ApiError::RateLimited { .. } => ErrorId::RateLimited,
             ApiError::NotFound => ErrorId::NotFound,
             ApiError::MethodNotAllowed => ErrorId::MethodNotAllowed,
@@ -325,6 +331,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::RateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
+            }
+            ApiError::AdminUnauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header((header::RETRY_AFTER, 1));

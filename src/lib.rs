@@ -5,8 +5,10 @@
 //! and after a passkey login hands out a genuine Kratos session.
 
 pub mod aaguid;
+pub mod admin_access;
 pub mod cause_chain;
 pub mod ceremonies;
+pub mod ceremony_keys;
 pub mod clock;
 pub mod conditional_registration;
 pub mod configuration;

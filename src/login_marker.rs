@@ -5,7 +5,8 @@
 //! Kratos runs every `selfservice.flows.recovery.after` hook for the flows
 //! the service redeems, and its hooks see only the flow and the identity. A
 //! passkey login therefore submits, in the flow's `transient_payload`, an
-//! HMAC of the flow id under `ceremonies.keys`; Kratos hands it to the
+//! HMAC of the flow id under a key derived from `ceremonies.keys` for this
+//! use alone (`ceremony_keys`); Kratos hands it to the
 //! after-recovery web hook (`ctx.flow.transient_payload`) without storing
 //! it, and the hook endpoint checks it. Anyone may put something in a
 //! transient payload, nobody without the keys can put the right thing, and
@@ -18,21 +19,29 @@ use secrecy::SecretString;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::sealed_ceremony::{decode_keys, KeyError};
+use crate::ceremony_keys::{self, KeyError, Purpose};
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// The `transient_payload` field the mark travels in.
 pub const FIELD: &str = "kratos_passkeys_login";
-/// Binds the MAC to this use: the same keys seal ceremonies.
+/// What the MAC says: a recovery flow minted for a passkey login.
 const LABEL: &[u8] = b"kratos-passkeys recovery flow minted for a passkey login\0";
-const PREFIX: &str = "v1.";
+/// Marks under the derived keys.
+const PREFIX: &str = "v2.";
+/// Marks made by releases that keyed the MAC with `ceremonies.keys`
+/// themselves: still checked (never made), so that during a rolling deploy
+/// a login minted by a replica of the previous release is not taken for a
+/// recovery by an upgraded one. Drop once no such release runs.
+const LEGACY_PREFIX: &str = "v1.";
 
 /// Signs and checks marks. The first key signs, every key checks, as for
 /// ceremonies, so rotating the keys never turns a login into a recovery.
 pub struct LoginMarker {
-    /// One keyed MAC per key, cloned for each mark.
+    /// One keyed MAC per derived key, cloned for each mark.
     keys: Vec<HmacSha256>,
+    /// The same, keyed with the configured keys (`LEGACY_PREFIX`).
+    legacy_keys: Vec<HmacSha256>,
 }
 
 impl std::fmt::Debug for LoginMarker {
@@ -43,14 +52,12 @@ impl std::fmt::Debug for LoginMarker {
 
 impl LoginMarker {
     pub fn new(keys: &[SecretString], refuse_development_key: bool) -> Result<Self, KeyError> {
-        let keys = decode_keys(keys, refuse_development_key)?
-            .iter()
-            .enumerate()
-            .map(|(index, key)| {
-                <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| KeyError::Invalid { index })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { keys })
+        let derived = ceremony_keys::derive(keys, refuse_development_key, Purpose::Marking)?;
+        let configured = ceremony_keys::decode_keys(keys, refuse_development_key)?;
+        Ok(Self {
+            keys: keyed(derived.iter().map(|key| key.bytes()))?,
+            legacy_keys: keyed(configured.iter())?,
+        })
     }
 
     /// The mark of recovery flow `flow`.
@@ -65,16 +72,27 @@ impl LoginMarker {
 
     /// Whether `mark` is this service's mark of `flow` (constant time).
     pub fn is_mark_of(&self, flow: Uuid, mark: &str) -> bool {
-        let Some(tag) = mark
-            .strip_prefix(PREFIX)
-            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
-        else {
+        let (keys, tag) = match (mark.strip_prefix(PREFIX), mark.strip_prefix(LEGACY_PREFIX)) {
+            (Some(tag), _) => (&self.keys, tag),
+            (None, Some(tag)) => (&self.legacy_keys, tag),
+            (None, None) => return false,
+        };
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
             return false;
         };
-        self.keys
-            .iter()
+        keys.iter()
             .any(|key| mac(key, flow).verify_slice(&tag).is_ok())
     }
+}
+
+fn keyed<'k>(
+    keys: impl Iterator<Item = &'k [u8; ceremony_keys::KEY_LEN]>,
+) -> Result<Vec<HmacSha256>, KeyError> {
+    keys.enumerate()
+        .map(|(index, key)| {
+            <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| KeyError::Invalid { index })
+        })
+        .collect()
 }
 
 fn mac(key: &HmacSha256, flow: Uuid) -> HmacSha256 {
@@ -112,9 +130,11 @@ mod tests {
         let mark = m.mark(flow);
         for forged in [
             String::new(),
-            "v1.".to_string(),
+            PREFIX.to_string(),
+            LEGACY_PREFIX.to_string(),
             "abc".to_string(),
-            mark.replacen("v1.", "v2.", 1),
+            mark.replacen(PREFIX, "v3.", 1),
+            mark.replacen(PREFIX, LEGACY_PREFIX, 1),
             // The last character changed (to one it is not already).
             format!(
                 "{}{}",
@@ -133,5 +153,40 @@ mod tests {
         let old = marker(&[A]).mark(flow);
         assert!(marker(&[B, A]).is_mark_of(flow, &old));
         assert!(!marker(&[B]).is_mark_of(flow, &old));
+        let new = marker(&[B, A]).mark(flow);
+        assert_eq!(new, marker(&[B]).mark(flow), "the first key marks");
+        assert!(!marker(&[A]).is_mark_of(flow, &new));
+    }
+
+    /// The mark a release that keyed the MAC with the configured key made.
+    fn legacy_mark(key: &str, flow: Uuid) -> String {
+        let raw = ceremony_keys::decode_key(key).expect("key");
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&raw).expect("hmac");
+        mac.update(LABEL);
+        mac.update(flow.as_bytes());
+        format!(
+            "{LEGACY_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn marks_are_made_under_the_derived_key_and_previous_marks_still_check() {
+        let flow = Uuid::new_v4();
+        let m = marker(&[B, A]);
+        let legacy = legacy_mark(A, flow);
+        // The MAC key is not the configured key: the same tag under the
+        // new prefix does not check.
+        assert!(!m.is_mark_of(flow, &legacy.replacen(LEGACY_PREFIX, PREFIX, 1)));
+        assert_ne!(
+            m.mark(flow),
+            legacy_mark(B, flow).replacen(LEGACY_PREFIX, PREFIX, 1)
+        );
+        // Marks of the previous release check, with every key, for their
+        // flow only.
+        assert!(m.is_mark_of(flow, &legacy));
+        assert!(m.is_mark_of(flow, &legacy_mark(B, flow)));
+        assert!(!m.is_mark_of(Uuid::new_v4(), &legacy));
+        assert!(!marker(&[B]).is_mark_of(flow, &legacy));
     }
 }

@@ -6,25 +6,28 @@
 //!
 //! Keys rotate: the first key seals, every key opens. A ceremony id that
 //! does not open with any key (forged, truncated, altered, sealed with a
-//! retired key) is simply unknown.
+//! retired key) is simply unknown. The cipher keys are derived from
+//! `ceremonies.keys` for this use alone (`ceremony_keys`).
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
 
+use crate::ceremony_keys::{self, KeyError, Purpose};
 use crate::domain::{CeremonyId, IdentityId};
 use crate::webauthn_policy::Mediation;
 
 /// The first byte of every sealed id: the format, authenticated with it.
-const VERSION: u8 = 1;
+/// 2: sealed under a derived key (ids of version 1, sealed under the
+/// configured key itself, no longer open).
+const VERSION: u8 = 2;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-pub const KEY_LEN: usize = 32;
 
 /// What a ceremony is for, with the state only that kind needs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,16 +76,6 @@ impl Ceremony {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("ceremonies.keys is empty: at least one key is needed to seal ceremonies")]
-    NoKeys,
-    #[error("ceremonies.keys[{index}] is not base64 for {KEY_LEN} bytes (make one with `openssl rand -base64 32`)")]
-    Invalid { index: usize },
-    #[error("ceremonies.keys[{index}] is the development key shipped in config/base.yaml; set a key of your own in production")]
-    DevelopmentKey { index: usize },
-}
-
-#[derive(Debug, thiserror::Error)]
 pub enum SealError {
     #[error("the ceremony could not be encoded")]
     Encode(#[source] serde_cbor_2::Error),
@@ -108,17 +101,13 @@ impl std::fmt::Debug for CeremonySealer {
 }
 
 impl CeremonySealer {
-    /// The key in `config/base.yaml`, refused when `refuse_development_key`.
-    pub const DEVELOPMENT_KEY: &'static str = "ZGV2ZWxvcG1lbnQgb25seTogbm90IGEgc2VjcmV0ISE=";
-
+    /// `keys`: `ceremonies.keys`; the development key is refused when
+    /// `refuse_development_key`.
     pub fn new(keys: &[SecretString], refuse_development_key: bool) -> Result<Self, KeyError> {
-        let ciphers = decode_keys(keys, refuse_development_key)?
+        let ciphers = ceremony_keys::derive(keys, refuse_development_key, Purpose::Sealing)?
             .iter()
-            .enumerate()
-            .map(|(index, bytes)| {
-                XChaCha20Poly1305::new_from_slice(bytes).map_err(|_| KeyError::Invalid { index })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|key| XChaCha20Poly1305::new(key.bytes().into()))
+            .collect();
         Ok(Self { ciphers })
     }
 
@@ -162,38 +151,13 @@ impl CeremonySealer {
     }
 }
 
-/// `ceremonies.keys` as bytes, first key first. They also sign the marks
-/// of the recovery flows this service creates (`login_marker`).
-pub fn decode_keys(
-    keys: &[SecretString],
-    refuse_development_key: bool,
-) -> Result<Vec<Vec<u8>>, KeyError> {
-    if keys.is_empty() {
-        return Err(KeyError::NoKeys);
-    }
-    keys.iter()
-        .enumerate()
-        .map(|(index, key)| {
-            let key = key.expose_secret().trim();
-            if refuse_development_key && key == CeremonySealer::DEVELOPMENT_KEY {
-                return Err(KeyError::DevelopmentKey { index });
-            }
-            decode_key(key).ok_or(KeyError::Invalid { index })
-        })
-        .collect()
-}
-
-fn decode_key(key: &str) -> Option<Vec<u8>> {
-    [&STANDARD, &URL_SAFE, &URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(key).ok())
-        .filter(|bytes| bytes.len() == KEY_LEN)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
     use webauthn_rs::prelude::{Url, WebauthnBuilder};
+
+    use crate::ceremony_keys::{DEVELOPMENT_KEY, KEY_LEN};
 
     fn key(byte: u8) -> SecretString {
         SecretString::from(STANDARD.encode([byte; KEY_LEN]))
@@ -250,6 +214,26 @@ mod tests {
     }
 
     #[test]
+    fn ceremonies_are_sealed_under_a_derived_key_not_the_configured_one() {
+        let raw = [1u8; KEY_LEN];
+        let cipher = XChaCha20Poly1305::new((&raw).into());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let plaintext = serde_cbor_2::to_vec(&login_ceremony()).expect("cbor");
+        let sealed = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plaintext,
+                    aad: &[VERSION],
+                },
+            )
+            .expect("encrypts");
+        let id = [&[VERSION][..], &nonce, &sealed].concat();
+        let id = CeremonyId::new(URL_SAFE_NO_PAD.encode(id));
+        assert_eq!(sealer(&[key(1)]).open(&id).map(|_| ()), Err(Unopenable));
+    }
+
+    #[test]
     fn altered_ids_do_not_open() {
         let sealer = sealer(&[key(1)]);
         let id = sealer.seal(&login_ceremony()).expect("seals");
@@ -281,7 +265,7 @@ mod tests {
             CeremonySealer::new(&[key(1), short], false),
             Err(KeyError::Invalid { index: 1 })
         ));
-        let dev = SecretString::from(CeremonySealer::DEVELOPMENT_KEY.to_string());
+        let dev = SecretString::from(DEVELOPMENT_KEY.to_string());
         assert!(CeremonySealer::new(std::slice::from_ref(&dev), false).is_ok());
         assert!(matches!(
             CeremonySealer::new(&[dev], true),

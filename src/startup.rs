@@ -11,7 +11,8 @@ use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::configuration::Settings;
+use crate::admin_access;
+use crate::configuration::{Environment, Settings};
 use crate::error::ApiError;
 use crate::events::delivery::DeliveryWorker;
 use crate::routes;
@@ -27,7 +28,12 @@ pub struct Application {
 
 impl Application {
     /// Binds the listeners named in `settings` (port 0 picks a free one).
+    /// Production refuses development keys and an admin listener beyond
+    /// loopback that nothing protects, before anything listens.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.environment == Environment::Production {
+            admin_access::refuse_in_production(&settings)?;
+        }
         let public = TcpListener::bind(settings.public.address()).with_context(|| {
             format!("binding the public listener {}", settings.public.address())
         })?;
@@ -88,6 +94,7 @@ impl Application {
         let admin_state = state.clone();
         let admin_server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(routes::admin_token))
                 .wrap(TracingLogger::default())
                 .app_data(admin_state.clone())
                 .app_data(json_config(limit))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::admin_access::AdminTokens;
 use crate::clock::Clock;
 use crate::configuration::{Environment, Settings};
 use crate::events::{self, Endpoint, Events};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub sealer: CeremonySealer,
     /// Marks the recovery flows passkey logins redeem.
     pub marker: LoginMarker,
+    /// Who may call the admin routes (`admin.api_keys`).
+    pub admin_tokens: AdminTokens,
     pub notifier: Notifier,
     pub clients: ClientAddresses,
     pub login_limits: LoginLimits,
@@ -62,6 +65,7 @@ impl AppState {
         let production = settings.environment == Environment::Production;
         let sealer = CeremonySealer::new(&settings.ceremonies.keys, production)?;
         let marker = LoginMarker::new(&settings.ceremonies.keys, production)?;
+        let admin_tokens = AdminTokens::new(&settings.admin.api_keys)?;
         let notifier = Notifier::new(
             &settings.recovery_hook,
             settings.kratos.request_timeout,
@@ -94,6 +98,7 @@ impl AppState {
             policy,
             sealer,
             marker,
+            admin_tokens,
             notifier,
             clients,
             login_records,

@@ -23,7 +23,11 @@ pub struct Deleted {
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "`admin_unauthorized`: `admin.api_keys` is set and the bearer token is missing or wrong", body = crate::error::ErrorResponse),
+    )
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // The outbox's backlog is read now; without the database it keeps its
@@ -48,11 +52,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     get,
     path = "/admin/identities/{identity_id}/passkeys",
     tag = "support",
+    security(("admin_token" = [])),
     params(("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id")),
     responses(
         (status = 200, description = "The identity's passkeys", body = Vec<PasskeyView>),
         (status = 404, description = "`not_found`: the id is not a UUID", body = crate::error::ErrorResponse),
         (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`admin_unauthorized`: `admin.api_keys` is set and the bearer token is missing or wrong", body = crate::error::ErrorResponse),
     )
 )]
 pub async fn list(
@@ -68,6 +74,7 @@ pub async fn list(
     delete,
     path = "/admin/identities/{identity_id}/passkeys/{passkey_id}",
     tag = "support",
+    security(("admin_token" = [])),
     params(
         ("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id"),
         ("passkey_id" = uuid::Uuid, Path, description = "The passkey's id"),
@@ -76,6 +83,7 @@ pub async fn list(
         (status = 204, description = "Revoked"),
         (status = 404, description = "`passkey_not_found`, `not_found`", body = crate::error::ErrorResponse),
         (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`admin_unauthorized`: `admin.api_keys` is set and the bearer token is missing or wrong", body = crate::error::ErrorResponse),
     )
 )]
 pub async fn remove(
@@ -106,11 +114,13 @@ pub async fn remove(
     delete,
     path = "/admin/identities/{identity_id}/passkeys",
     tag = "support",
+    security(("admin_token" = [])),
     params(("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id")),
     responses(
         (status = 200, description = "How many were revoked", body = Deleted),
         (status = 404, description = "`not_found`: the id is not a UUID", body = crate::error::ErrorResponse),
         (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`admin_unauthorized`: `admin.api_keys` is set and the bearer token is missing or wrong", body = crate::error::ErrorResponse),
     )
 )]
 pub async fn remove_all(

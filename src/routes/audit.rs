@@ -68,6 +68,7 @@ pub struct EventPage {
     get,
     path = "/admin/identities/{identity_id}/events",
     tag = "audit",
+    security(("admin_token" = [])),
     params(
         ("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id"),
         PageQuery,
@@ -77,6 +78,7 @@ pub struct EventPage {
         (status = 400, description = "`malformed_request`: a bad page size or token", body = crate::error::ErrorResponse),
         (status = 404, description = "`not_found`: the id is not a UUID", body = crate::error::ErrorResponse),
         (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`admin_unauthorized`: `admin.api_keys` is set and the bearer token is missing or wrong", body = crate::error::ErrorResponse),
     )
 )]
 pub async fn identity_events(
@@ -175,11 +177,13 @@ pub struct ClientView {
     get,
     path = "/admin/sessions/{kratos_session_id}",
     tag = "audit",
+    security(("admin_token" = [])),
     params(("kratos_session_id" = uuid::Uuid, Path, description = "A Kratos session id")),
     responses(
         (status = 200, description = "The passkey login that minted it: which passkey, when, from where", body = MintedSessionView),
         (status = 404, description = "`session_not_minted`: no passkey login minted it (a real recovery, or another kind of login); `not_found`: the id is not a UUID", body = crate::error::ErrorResponse),
         (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+        (status = 401, description = "`admin_unauthorized`: `admin.api_keys` is set and the bearer token is missing or wrong", body = crate::error::ErrorResponse),
     )
 )]
 pub async fn minted_session(

@@ -2,6 +2,7 @@
 //! and shape the answer.
 
 mod admin;
+mod admin_token;
 mod audit;
 mod authenticators;
 mod demo;
@@ -24,6 +25,7 @@ use crate::kratos::ClientContext;
 use crate::metrics::{Metrics, Outcome};
 use crate::state::AppState;
 
+pub use admin_token::admin_token;
 pub use passkeys::PasskeyView;
 
 /// Browsers and apps.
@@ -60,7 +62,8 @@ pub fn public(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The internal network only: Kratos's webhook and support endpoints.
+/// The internal network only: Kratos's webhook and support endpoints
+/// (behind `admin_token` when `admin.api_keys` is set).
 pub fn admin(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     cfg.service(

@@ -66,7 +66,7 @@ pub struct PublicApi;
         health::ready,
     ),
     components(schemas(crate::error::ErrorResponse, crate::error::ErrorId)),
-    modifiers(&WebhookSecurity),
+    modifiers(&AdminSecurity),
     tags(
         (name = "hooks", description = "Kratos webhooks"),
         (name = "support", description = "Support staff: an identity's passkeys"),
@@ -109,20 +109,31 @@ impl Modify for SessionSecurity {
     }
 }
 
-struct WebhookSecurity;
+/// Kratos's web hooks carry the webhook key; the other admin routes, but
+/// the health probes, a bearer token when `admin.api_keys` is set.
+struct AdminSecurity;
 
-impl Modify for WebhookSecurity {
+impl Modify for AdminSecurity {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "webhook_key",
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                    "X-Webhook-Key",
-                    "The webhook API key (header name configurable)",
-                ))),
-            );
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "webhook_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Webhook-Key",
+                "The webhook API key (header name configurable)",
+            ))),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "One of admin.api_keys; asked only when some are configured",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

@@ -5,11 +5,18 @@
 use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use kratos_passkeys::ceremony_keys::{decode_key, DEVELOPMENT_KEY};
+use kratos_passkeys::configuration::{Environment, Settings, WebhookSettings};
+use kratos_passkeys::startup::Application;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::helpers::kratos::session_cookie;
 use crate::helpers::{
-    binary, create_database, kratos_admin_url, status_and_json, Auth, Authenticator,
+    assert_error, binary, create_database, kratos_admin_url, status_and_json, test_settings, Auth,
+    Authenticator,
 };
 
 /// Forwards to Kratos's admin API and remembers every answer, so the test
@@ -162,6 +169,211 @@ async fn secrets_never_reach_the_logs() {
         !logs.contains("recovery_code"),
         "a recovery code field is in the logs"
     );
+}
+
+/// Keys of this deployment's own, unlike the development ones.
+const OWN_CEREMONY_KEY: &str = "b3VyIG93biBjZXJlbW9ueSBrZXksIDMyIGJ5dGVzISE=";
+const OWN_WEBHOOK_KEY: &str = "our-own-webhook-key-5f0c2b9e";
+const ADMIN_KEY: &str = "operations-admin-token-42b7e1";
+
+/// The test settings in production, with keys of its own and the admin
+/// listener on loopback: what each test then spoils is the only refusal.
+fn production_settings() -> Settings {
+    let (_, database_url) = create_database();
+    let mut settings = test_settings(&database_url);
+    settings.environment = Environment::Production;
+    settings.ceremonies.keys = vec![SecretString::from(OWN_CEREMONY_KEY.to_string())];
+    settings.webhook.api_key = SecretString::from(OWN_WEBHOOK_KEY.to_string());
+    settings.admin.host = "127.0.0.1".into();
+    settings
+}
+
+/// The start-up error, all of its causes.
+async fn refusal(settings: Settings) -> String {
+    match Application::build(settings).await {
+        Ok(_) => panic!("the service started"),
+        Err(error) => format!("{error:#}"),
+    }
+}
+
+async fn starts(settings: Settings) {
+    if let Err(error) = Application::build(settings).await {
+        panic!("the service refused to start: {error:#}");
+    }
+}
+
+#[tokio::test]
+async fn production_refuses_the_development_ceremony_key_in_every_spelling() {
+    starts(production_settings()).await;
+    let bytes = decode_key(DEVELOPMENT_KEY).expect("the development key decodes");
+    let mut spellings: Vec<String> = [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+        .iter()
+        .map(|engine| engine.encode(bytes))
+        .collect();
+    spellings.push(format!("  {DEVELOPMENT_KEY}\n"));
+    assert!(spellings.contains(&DEVELOPMENT_KEY.to_string()));
+    assert!(spellings.contains(&DEVELOPMENT_KEY.trim_end_matches('=').to_string()));
+    for spelling in spellings {
+        // First, or second behind a key of our own: either is refused.
+        for keys in [
+            vec![spelling.clone()],
+            vec![OWN_CEREMONY_KEY.to_string(), spelling.clone()],
+        ] {
+            let at = keys.len() - 1;
+            let mut settings = production_settings();
+            settings.ceremonies.keys = keys.into_iter().map(SecretString::from).collect();
+            let error = refusal(settings).await;
+            assert!(
+                error.contains(&format!("ceremonies.keys[{at}] is the development key")),
+                "{spelling:?}: {error}"
+            );
+            assert!(!error.contains(&spelling), "the error quotes the key");
+        }
+    }
+}
+
+#[tokio::test]
+async fn production_refuses_the_development_webhook_key() {
+    for key in [
+        WebhookSettings::DEVELOPMENT_API_KEY.to_string(),
+        format!("{}\n", WebhookSettings::DEVELOPMENT_API_KEY),
+    ] {
+        let mut settings = production_settings();
+        settings.webhook.api_key = SecretString::from(key);
+        let error = refusal(settings).await;
+        assert!(
+            error.contains("webhook.api_key is the development key"),
+            "{error}"
+        );
+    }
+    // Outside production it is what the development stack runs with.
+    let mut local = production_settings();
+    local.environment = Environment::Local;
+    local.webhook.api_key = SecretString::from(WebhookSettings::DEVELOPMENT_API_KEY.to_string());
+    starts(local).await;
+}
+
+#[tokio::test]
+async fn production_refuses_an_unprotected_admin_listener_beyond_loopback() {
+    let exposed = || {
+        let mut settings = production_settings();
+        settings.admin.host = "0.0.0.0".into();
+        settings
+    };
+    let error = refusal(exposed()).await;
+    assert!(
+        error.contains("admin listener would listen on 0.0.0.0")
+            && error.contains("admin.api_keys")
+            && error.contains("admin.allow_unauthenticated"),
+        "{error}"
+    );
+    // Each way out: a token, or the network's word for it.
+    let mut with_token = exposed();
+    with_token.admin.api_keys = vec![SecretString::from(ADMIN_KEY.to_string())];
+    starts(with_token).await;
+    let mut network = exposed();
+    network.admin.allow_unauthenticated = true;
+    starts(network).await;
+    // Outside production nothing is asked.
+    let mut local = exposed();
+    local.environment = Environment::Local;
+    starts(local).await;
+}
+
+/// Waits for the process to exit (it must, within 20 s) and answers what
+/// it wrote.
+async fn exits_refusing(mut command: std::process::Command) -> String {
+    let log = std::env::temp_dir().join(format!(
+        "kratos-passkeys-refusal-{}.log",
+        uuid::Uuid::new_v4()
+    ));
+    let file = std::fs::File::create(&log).expect("log file");
+    let mut child = command
+        .stdout(file.try_clone().expect("log"))
+        .stderr(file)
+        .spawn()
+        .expect("start the service");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the service did not refuse to start");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let output = std::fs::read_to_string(&log).expect("log");
+    let _ = std::fs::remove_file(&log);
+    assert!(!status.success(), "{output}");
+    output
+}
+
+/// The binary itself, configured through the environment as a deployment
+/// is: each refusal is a clear start-up error, and admin.api_keys comes
+/// through a comma-separated variable.
+#[tokio::test]
+async fn the_binary_refuses_development_keys_and_an_open_admin_listener_in_production() {
+    let (_, database_url) = create_database();
+    let (public, admin) = (binary::free_port(), binary::free_port());
+    let production = |ceremony_key: &str, webhook_key: &str| {
+        let mut command = binary::serve(&database_url, public, admin);
+        command
+            .env("KRATOS_PASSKEYS_ENVIRONMENT", "production")
+            .env("KRATOS_PASSKEYS__CEREMONIES__KEYS", ceremony_key)
+            .env("KRATOS_PASSKEYS__WEBHOOK__API_KEY", webhook_key);
+        command
+    };
+    let on_loopback = |mut command: std::process::Command| {
+        command.env("KRATOS_PASSKEYS__ADMIN__HOST", "127.0.0.1");
+        command
+    };
+    let unpadded = DEVELOPMENT_KEY.trim_end_matches('=');
+    let output = exits_refusing(on_loopback(production(unpadded, OWN_WEBHOOK_KEY))).await;
+    assert!(
+        output.contains("ceremonies.keys[0] is the development key"),
+        "{output}"
+    );
+    let output = exits_refusing(on_loopback(production(
+        OWN_CEREMONY_KEY,
+        WebhookSettings::DEVELOPMENT_API_KEY,
+    )))
+    .await;
+    assert!(
+        output.contains("webhook.api_key is the development key"),
+        "{output}"
+    );
+    // config/production.yaml listens on every interface.
+    let output = exits_refusing(production(OWN_CEREMONY_KEY, OWN_WEBHOOK_KEY)).await;
+    assert!(
+        output.contains("admin listener would listen on 0.0.0.0"),
+        "{output}"
+    );
+
+    let rotated = "next-operations-admin-token-9d";
+    let mut command = production(OWN_CEREMONY_KEY, OWN_WEBHOOK_KEY);
+    command.env(
+        "KRATOS_PASSKEYS__ADMIN__API_KEYS",
+        format!("{ADMIN_KEY},{rotated}"),
+    );
+    let mut child = command.spawn().expect("start the service");
+    let app = binary::ready(&database_url, public, admin).await;
+    let metrics = |bearer: Option<&str>| {
+        let mut request = app.http.get(app.admin_url("/metrics"));
+        if let Some(key) = bearer {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let (status, body) = status_and_json(metrics(None).await.expect("metrics")).await;
+    assert_error(status, &body, 401, "admin_unauthorized");
+    for key in [ADMIN_KEY, rotated] {
+        assert_eq!(metrics(Some(key)).await.expect("metrics").status(), 200);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Whether `number` stands alone in `text` (not inside a longer number or a
