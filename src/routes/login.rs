@@ -239,10 +239,7 @@ pub async fn verify(
 
 /// The unauthenticated endpoints are rate limited per client IP.
 fn limit_client(state: &AppState, client: &ClientContext) -> Result<(), ApiError> {
-    let key = match client.ip {
-        Some(ip) => ip.to_string(),
-        None => "unknown".to_string(),
-    };
+    let key = state.clients.rate_key(client.ip);
     state.login_limiter.take(&key).map_err(|retry_after| {
         state.metrics.rate_limited("login_per_ip");
         ApiError::RateLimited { retry_after }
