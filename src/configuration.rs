@@ -249,16 +249,15 @@ pub struct EnrollmentSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub max_body_bytes: usize,
-    /// The header a trusted reverse proxy puts the client IP in (for
-    /// example `X-Forwarded-For`); empty when clients connect directly.
+    /// The reverse proxies (CIDRs or addresses) whose forwarded headers
+    /// name the client; empty: clients connect directly and forwarded
+    /// headers are ignored. Parsed at start-up (`limits::ClientAddresses`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Which forwarded header the trusted proxies write: `X-Forwarded-For`
+    /// (empty means it too) or `Forwarded` (RFC 7239). Only that one is read.
     #[serde(default)]
     pub client_ip_header: String,
-}
-
-impl HttpSettings {
-    pub fn client_ip_header(&self) -> Option<&str> {
-        Some(self.client_ip_header.trim()).filter(|h| !h.is_empty())
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +270,10 @@ pub struct RateSettings {
 pub struct LimitSettings {
     /// `POST /passkeys/login/options` and `/verify` together, per client IP.
     pub login_per_ip: RateSettings,
+    /// IPv6 clients share a per-address limit with their network of this
+    /// prefix length (one subscriber usually holds a whole /64).
+    #[serde(default = "default_ipv6_prefix_length")]
+    pub ipv6_prefix_length: u8,
     /// Failed passkey logins per client IP: past it, that address's logins
     /// are refused before they are verified.
     pub failed_logins_per_ip: RateSettings,
@@ -283,6 +286,10 @@ pub struct LimitSettings {
     /// How long an identifier's search result is reused.
     #[serde(with = "humantime_serde")]
     pub identifier_cache_ttl: Duration,
+}
+
+fn default_ipv6_prefix_length() -> u8 {
+    64
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -415,6 +422,7 @@ pub fn load(dir: &Path, environment: Environment) -> Result<Settings, config::Co
                 .with_list_parse_key("cors.allowed_origins")
                 .with_list_parse_key("ceremonies.keys")
                 .with_list_parse_key("admin.api_keys")
+                .with_list_parse_key("http.trusted_proxies")
                 .try_parsing(true),
         )
         .build()?

@@ -19,19 +19,10 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::configuration::LimitSettings;
 use crate::domain::IdentityId;
-use crate::kratos::ClientContext;
 use crate::limits::RateLimiter;
 
 /// Identifiers whose search result is remembered, at most.
 const CACHED_IDENTIFIERS: usize = 10_000;
-
-/// The key a client's address is limited by.
-pub fn address_of(client: &ClientContext) -> String {
-    match client.ip {
-        Some(ip) => ip.to_string(),
-        None => "unknown".to_string(),
-    }
-}
 
 /// Which limit refused a request (the metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +193,7 @@ mod tests {
         let rate = |burst, per_minute| RateSettings { burst, per_minute };
         LimitSettings {
             login_per_ip: rate(100, 100),
+            ipv6_prefix_length: 64,
             failed_logins_per_ip: rate(3, 1),
             failed_logins_per_identity: rate(2, 1),
             identifier_lookups: rate(2, 1),

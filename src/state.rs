@@ -76,7 +76,8 @@ impl AppState {
                 .map_err(|e| anyhow::anyhow!("invalid event settings: {e}"))?,
         );
         let events = Events::new(&event_endpoints);
-        let clients = ClientAddresses::new(&settings.http).map_err(anyhow::Error::msg)?;
+        let clients =
+            ClientAddresses::new(&settings.http, &settings.limits).map_err(anyhow::Error::msg)?;
         let (login_records, worker) =
             LoginRecorder::new(store.clone(), kratos.clone(), metrics.clone());
         let cors_origins: Vec<String> = settings

@@ -30,7 +30,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::events::Refusal;
 use crate::kratos::{ClientContext, MintedCredential};
-use crate::login_limits::{address_of, Refused};
+use crate::login_limits::Refused;
 use crate::sealed_ceremony::CeremonyBody;
 use crate::state::AppState;
 use crate::store::{Consumed, LoginBegun, LoginStart, PasskeyRow};
@@ -151,7 +151,7 @@ async fn verify_and_mint(
     request: LoginRequest,
     client: &ClientContext,
 ) -> Result<LoggedIn, ApiError> {
-    let address = address_of(client);
+    let address = state.clients.rate_key(client.ip);
     state
         .login_limits
         .before_verify(&address)
@@ -299,7 +299,7 @@ fn failed(
 fn limit_request(state: &AppState, client: &ClientContext) -> Result<(), ApiError> {
     state
         .login_limits
-        .request(&address_of(client))
+        .request(&state.clients.rate_key(client.ip))
         .map_err(|refused| rate_limited(state, refused))
 }
 

@@ -22,13 +22,13 @@ pub struct HealthStatus {
     /// What is down: `database`, `kratos`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     errors: BTreeMap<&'static str, &'static str>,
-    /// What works but is likely misconfigured, e.g. `client_ip_header`.
+    /// What works but is likely misconfigured, e.g. `trusted_proxies`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     warnings: BTreeMap<&'static str, &'static str>,
 }
 
 /// Said by `/health/ready` once requests came through an unconfigured proxy.
-const PROXY_WARNING: &str = "requests arrive with X-Forwarded-For or Forwarded but http.client_ip_header is not set: every client looks like one address to the rate limits";
+const PROXY_WARNING: &str = "requests arrive with X-Forwarded-For or Forwarded but http.trusted_proxies is empty: every client looks like one address to the rate limits";
 
 /// The process answers.
 #[utoipa::path(
@@ -69,7 +69,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
     let mut warnings = BTreeMap::new();
     if state.clients.proxy_unconfigured() {
-        warnings.insert("client_ip_header", PROXY_WARNING);
+        warnings.insert("trusted_proxies", PROXY_WARNING);
     }
     if errors.is_empty() {
         HttpResponse::Ok().json(HealthStatus {

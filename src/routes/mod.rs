@@ -107,7 +107,7 @@ fn counted<T>(
     result
 }
 
-/// The caller's User-Agent and address (through a trusted proxy's header
+/// The caller's User-Agent and address (from the trusted proxies' header
 /// when configured): forwarded to Kratos with a mint, and written into events.
 impl FromRequest for ClientContext {
     type Error = actix_web::Error;

@@ -64,54 +64,259 @@ async fn login_endpoints_are_rate_limited_per_client_ip() {
     assert_eq!(login_options(&app, None).await.status(), 429);
 }
 
+/// The test client connects from loopback: it plays the trusted proxy.
+fn behind_loopback_proxy(s: &mut kratos_passkeys::configuration::Settings) {
+    s.http.trusted_proxies = vec!["127.0.0.0/8".into(), "::1/128".into()];
+}
+
+/// `login/options` with the forwarded headers given, one line each.
+async fn options_through(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app
+        .http
+        .post(app.url("/passkeys/login/options"))
+        .json(&json!({}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request")
+}
+
+/// A passkey login (token mode) whose two requests carry `headers`.
+async fn login_through(
+    app: &TestApp,
+    authenticator: &mut Authenticator,
+    headers: &[(&str, &str)],
+) -> Value {
+    let (status, options) = status_and_json(options_through(app, headers).await).await;
+    assert_eq!(status, 200, "{options}");
+    let credential = authenticator.login(&options);
+    let mut request = app.http.post(app.url("/passkeys/login/verify")).json(
+        &json!({"ceremony_id": options["ceremony_id"], "credential": credential, "session": "token"}),
+    );
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let (status, body) = status_and_json(request.send().await.expect("verify")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The minted session's device address, as Kratos stored it, and the login
+/// record's, once the record is complete.
+async fn addresses_of_login(app: &TestApp, body: &Value) -> (Value, String) {
+    let token = body["session_token"].as_str().expect("session token");
+    let session = app.kratos.session_of_token(token).await;
+    let session_id = session["id"].as_str().expect("session id");
+    app.eventually_count(
+        &format!(
+            "SELECT count(*) AS count FROM minted_sessions WHERE kratos_session_id = '{session_id}' AND state = 'resolved'"
+        ),
+        1,
+    )
+    .await;
+    use diesel::RunQueryDsl;
+    let recorded = diesel::sql_query(format!(
+        "SELECT client_ip FROM minted_sessions WHERE kratos_session_id = '{session_id}'"
+    ))
+    .get_result::<ClientIp>(&mut app.db())
+    .expect("login record")
+    .client_ip
+    .expect("a client address");
+    (session["devices"][0]["ip_address"].clone(), recorded)
+}
+
+#[derive(diesel::QueryableByName)]
+struct ClientIp {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    client_ip: Option<String>,
+}
+
 #[tokio::test]
-async fn a_trusted_proxy_header_names_the_client() {
+async fn a_forged_first_forwarded_line_is_not_the_client() {
     let app = spawn_app_with(|s| {
-        s.limits.login_per_ip.burst = 2;
-        s.http.client_ip_header = "X-Forwarded-For".into();
+        behind_loopback_proxy(s);
+        s.limits.login_per_ip.burst = 3;
+        s.limits.login_per_ip.per_minute = 0;
     })
     .await;
-    for _ in 0..2 {
-        assert_eq!(
-            login_options(&app, Some("198.51.100.1")).await.status(),
-            200
-        );
-    }
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    app.register_passkey(&auth, &mut authenticator).await;
+    // The client sent a line of its own; the proxy appended another (two
+    // header instances, as HAProxy's `option forwardfor` does).
+    let through_proxy = |forged: &'static str, real: &'static str| {
+        [("X-Forwarded-For", forged), ("X-Forwarded-For", real)]
+    };
+    let body = login_through(
+        &app,
+        &mut authenticator,
+        &through_proxy("198.51.100.1", "203.0.113.9"),
+    )
+    .await;
+    let (device, recorded) = addresses_of_login(&app, &body).await;
+    assert_eq!(device, "203.0.113.9", "Kratos's session device");
+    assert_eq!(recorded, "203.0.113.9", "the login record");
+
+    // The login took two of 203.0.113.9's three requests; forging other
+    // first lines does not buy more.
     assert_eq!(
-        login_options(&app, Some("198.51.100.1")).await.status(),
+        options_through(&app, &through_proxy("198.51.100.2", "203.0.113.9"))
+            .await
+            .status(),
+        200
+    );
+    for forged in ["198.51.100.3", "198.51.100.4, 192.0.2.1", "2001:db8::5"] {
+        let refused = options_through(&app, &through_proxy(forged, "203.0.113.9")).await;
+        assert_eq!(refused.status(), 429, "forged {forged}");
+    }
+    // Another client behind the same proxy has its own budget.
+    assert_eq!(
+        options_through(&app, &through_proxy("203.0.113.9", "203.0.113.10"))
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        ready_warnings(&app).await.is_null(),
+        "configured proxies are no warning"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_names_the_client() {
+    let app = spawn_app_with(|s| {
+        behind_loopback_proxy(s);
+        s.http.client_ip_header = "Forwarded".into();
+        s.limits.login_per_ip.burst = 3;
+        s.limits.login_per_ip.per_minute = 0;
+    })
+    .await;
+    let (_, auth) = app.signed_in_user().await;
+    let mut authenticator = Authenticator::new();
+    app.register_passkey(&auth, &mut authenticator).await;
+    let forwarded = |forged: &'static str, real: &'static str| {
+        [
+            ("Forwarded", forged),
+            ("Forwarded", real),
+            // Not the header the proxies write: ignored.
+            ("X-Forwarded-For", "192.0.2.200"),
+        ]
+    };
+    let body = login_through(
+        &app,
+        &mut authenticator,
+        &forwarded(
+            "for=198.51.100.1",
+            r#"for="[2001:db8:cafe::17]:4711";proto=https"#,
+        ),
+    )
+    .await;
+    let (device, recorded) = addresses_of_login(&app, &body).await;
+    assert_eq!(device, "2001:db8:cafe::17", "the full address, not its /64");
+    assert_eq!(recorded, "2001:db8:cafe::17");
+    // Its /64 has one request left, whatever the address in it.
+    assert_eq!(
+        options_through(
+            &app,
+            &forwarded("for=unknown", r#"for="[2001:db8:cafe::99]""#)
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        options_through(
+            &app,
+            &forwarded("for=198.51.100.2", r#"for="[2001:db8:cafe:0:1:2:3:4]:80""#)
+        )
+        .await
+        .status(),
         429
     );
-    // Another client behind the same proxy has its own budget: the last
-    // address, the one our proxy appended, names it.
-    for _ in 0..2 {
+    // Another /64 is another client.
+    assert_eq!(
+        options_through(
+            &app,
+            &forwarded("for=198.51.100.2", r#"for="[2001:db8:cafe:1::17]""#)
+        )
+        .await
+        .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_addresses_of_one_ipv6_network_share_a_limit() {
+    let app = spawn_app_with(|s| {
+        behind_loopback_proxy(s);
+        s.limits.login_per_ip.burst = 100;
+        s.limits.login_per_ip.per_minute = 0;
+    })
+    .await;
+    let (mut passed, mut refused) = (0, 0);
+    for i in 0..200u32 {
+        let address = format!(
+            "2001:db8:1:2:{:x}:{:x}::{:x}",
+            (i * 7919) & 0xffff,
+            i ^ 0x5a5a,
+            i + 1
+        );
+        match options_through(&app, &[("X-Forwarded-For", &address)])
+            .await
+            .status()
+            .as_u16()
+        {
+            200 => passed += 1,
+            429 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((passed, refused), (100, 100), "200 addresses, one bucket");
+    assert_eq!(
+        options_through(&app, &[("X-Forwarded-For", "2001:db8:1:3::1")])
+            .await
+            .status(),
+        200,
+        "the next /64 has its own"
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_forwarded_headers_are_ignored() {
+    for trusted in [vec![], vec!["10.0.0.0/8".to_string()]] {
+        let app = spawn_app_with(|s| {
+            s.http.trusted_proxies = trusted.clone();
+            s.limits.login_per_ip.burst = 1;
+        })
+        .await;
         assert_eq!(
-            login_options(&app, Some("203.0.113.9, 198.51.100.2"))
+            options_through(&app, &[("X-Forwarded-For", "198.51.100.1")])
                 .await
                 .status(),
             200
         );
+        for header in [
+            ("X-Forwarded-For", "198.51.100.77"),
+            ("Forwarded", "for=198.51.100.78"),
+        ] {
+            assert_eq!(
+                options_through(&app, &[header]).await.status(),
+                429,
+                "{trusted:?}: {header:?} named the peer's bucket"
+            );
+        }
     }
-    assert_eq!(
-        login_options(&app, Some("198.51.100.1, 198.51.100.2"))
-            .await
-            .status(),
-        429
-    );
-    assert!(
-        ready_warnings(&app).await.is_null(),
-        "a configured header is no warning"
-    );
+}
 
-    // Without the setting, the header is ignored: it could be forged.
-    let direct = spawn_app_with(|s| s.limits.login_per_ip.burst = 1).await;
-    assert_eq!(
-        login_options(&direct, Some("198.51.100.1")).await.status(),
-        200
-    );
-    assert_eq!(
-        login_options(&direct, Some("198.51.100.77")).await.status(),
-        429
-    );
+#[tokio::test]
+async fn a_header_setting_without_trusted_proxies_refuses_to_start() {
+    let mut settings = crate::helpers::test_settings("postgres://unused@127.0.0.1:1/unused");
+    settings.http.client_ip_header = "X-Forwarded-For".into();
+    let error = match kratos_passkeys::startup::Application::build(settings).await {
+        Ok(_) => panic!("started while trusting a header from anyone"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("http.trusted_proxies"), "{error}");
 }
 
 async fn ready_warnings(app: &TestApp) -> Value {
@@ -136,7 +341,7 @@ async fn an_unconfigured_proxy_is_reported_by_readiness() {
     assert_eq!(forwarded.status(), 200);
     let warnings = ready_warnings(&app).await;
     assert!(
-        warnings["client_ip_header"]
+        warnings["trusted_proxies"]
             .as_str()
             .is_some_and(|w| w.contains("one address")),
         "{warnings}"
