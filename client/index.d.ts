@@ -35,6 +35,7 @@ export type ServiceErrorId =
   | "passkey_not_found"
   | "credential_unknown"
   | "credential_cloned"
+  | "signature_counter_behind"
   | "identity_inactive"
   | "identity_not_found"
   | "session_not_minted"

@@ -47,6 +47,7 @@ pub enum ErrorId {
     PasskeyNotFound,
     CredentialUnknown,
     CredentialCloned,
+    SignatureCounterBehind,
     IdentityInactive,
     IdentityNotFound,
     SessionNotMinted,
@@ -102,7 +103,9 @@ impl ErrorId {
             | E::SessionNotMinted
             | E::NotFound => StatusCode::NOT_FOUND,
             E::CeremonyExpired => StatusCode::GONE,
-            E::CredentialAlreadyRegistered | E::PasskeyNameTaken => StatusCode::CONFLICT,
+            E::CredentialAlreadyRegistered | E::PasskeyNameTaken | E::SignatureCounterBehind => {
+                StatusCode::CONFLICT
+            }
             E::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             E::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             E::KratosUnavailable | E::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -168,6 +171,8 @@ pub enum ApiError {
         "this passkey's signature counter went backwards; it may have been cloned and is disabled"
     )]
     CredentialCloned,
+    #[error("this passkey's signature counter is behind a login made with it moments ago; sign in again")]
+    SignatureCounterBehind,
     #[error("this account is disabled")]
     IdentityInactive,
     #[error("this account no longer exists")]
@@ -216,6 +221,7 @@ impl ApiError {
             ApiError::PasskeyNotFound => ErrorId::PasskeyNotFound,
             ApiError::CredentialUnknown => ErrorId::CredentialUnknown,
             ApiError::CredentialCloned => ErrorId::CredentialCloned,
+            ApiError::SignatureCounterBehind => ErrorId::SignatureCounterBehind,
             ApiError::IdentityInactive => ErrorId::IdentityInactive,
             ApiError::IdentityNotFound => ErrorId::IdentityNotFound,
             ApiError::SessionNotMinted => ErrorId::SessionNotMinted,

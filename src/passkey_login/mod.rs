@@ -261,8 +261,7 @@ async fn counter_regression(
     let passkey_id = PasskeyId::new(row.id);
     if racing {
         tracing::warn!(passkey = %passkey_id, identity = %row.identity_id, "signature counter behind the stored one just after another login; refused, not flagged");
-        refused(state, row, Refusal::CredentialCloned, client).await;
-        return ApiError::CredentialCloned;
+        return ApiError::SignatureCounterBehind;
     }
     let (events, client) = (state.events.clone(), client.clone());
     if let Err(error) = state

@@ -119,6 +119,7 @@ pub struct LoginAnswer {
         (status = 400, description = "`malformed_request`, `credential_unknown`, `user_handle_mismatch`, `user_handle_missing`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
         (status = 403, description = "`credential_cloned`, `identity_inactive`", body = crate::error::ErrorResponse),
         (status = 404, description = "`ceremony_not_found`: unknown, altered, or already used; `identity_not_found`", body = crate::error::ErrorResponse),
+        (status = 409, description = "`signature_counter_behind`: the assertion's counter is behind a login made with this passkey moments ago (logins that raced); refused, the passkey is not flagged", body = crate::error::ErrorResponse),
         (status = 410, description = "`ceremony_expired`", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
