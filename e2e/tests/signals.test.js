@@ -244,8 +244,9 @@ test("where Chromium offers conditional creation, a pending upgrade never blocks
     );
     // The demo started the upgrade: the service was asked for conditional
     // options. Headless Chromium has no password manager to act on it, so
-    // the creation stays pending and makes no passkey.
-    await sleep(1000);
+    // the creation stays pending and makes no passkey. Waits for the
+    // options' answer, not for a time that must be long enough.
+    for (let i = 0; i < 200 && !registrations.some((r) => r.status !== undefined); i++) await sleep(50);
     assert.deepEqual(registrations.map((r) => [r.path, JSON.parse(r.body), r.status]), [
       ["/passkeys/registration/options", { mediation: "conditional" }, 200],
     ]);
