@@ -262,14 +262,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     }
 
     // Which passkey minted the session, and a password session: none.
-    let (status, minted) = status_and_json(
-        app.http
-            .get(app.admin_url(&format!("/admin/sessions/{minted_session}")))
-            .send()
-            .await
-            .expect("session"),
-    )
-    .await;
+    let (status, minted) = app.minted_session(&minted_session).await;
     assert_eq!(status, 200, "{minted}");
     assert_eq!(minted["identity_id"], user.id.to_string());
     assert_eq!(minted["passkey"]["name"], "Phone");
@@ -285,17 +278,9 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
         unreachable!()
     };
     let password_session = app.kratos.session_of_token(password_token).await["id"].clone();
-    let (status, body) = status_and_json(
-        app.http
-            .get(app.admin_url(&format!(
-                "/admin/sessions/{}",
-                password_session.as_str().expect("id")
-            )))
-            .send()
-            .await
-            .expect("session"),
-    )
-    .await;
+    let (status, body) = app
+        .minted_session(password_session.as_str().expect("id"))
+        .await;
     assert_error(status, &body, 404, "session_not_minted");
 
     // Nothing more came, and nothing is left to deliver.
@@ -407,17 +392,9 @@ async fn a_login_event_waits_for_the_session_id_learnt_after_the_answer() {
     verify_independently(&got[1..])[0]
         .as_ref()
         .expect("verifies");
-    let (status, minted) = status_and_json(
-        app.http
-            .get(app.admin_url(&format!(
-                "/admin/sessions/{}",
-                session["id"].as_str().expect("id")
-            )))
-            .send()
-            .await
-            .expect("session"),
-    )
-    .await;
+    let (status, minted) = app
+        .minted_session(session["id"].as_str().expect("id"))
+        .await;
     assert_eq!(status, 200, "{minted}");
 }
 

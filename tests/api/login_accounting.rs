@@ -132,14 +132,7 @@ async fn a_client_that_leaves_after_verify_still_leaves_its_session_recorded() {
         .expect("record");
         row.id
     };
-    let (status, minted) = status_and_json(
-        app.http
-            .get(app.admin_url(&format!("/admin/sessions/{session}")))
-            .send()
-            .await
-            .expect("audit"),
-    )
-    .await;
+    let (status, minted) = app.minted_session(&session).await;
     assert_eq!(status, 200, "{minted}");
     assert_eq!(minted["identity_id"], user.id.to_string());
     let sessions = app.kratos.sessions(user.id).await;
@@ -188,14 +181,7 @@ async fn a_passkey_removed_during_its_login_still_leaves_a_record_that_names_it(
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.passkeys_stored(), 0, "removed mid-login");
     let session = body["session"]["id"].as_str().expect("session id");
-    let (status, minted) = status_and_json(
-        app.http
-            .get(app.admin_url(&format!("/admin/sessions/{session}")))
-            .send()
-            .await
-            .expect("audit"),
-    )
-    .await;
+    let (status, minted) = app.minted_session(session).await;
     assert_eq!(status, 200, "{minted}");
     assert_eq!(minted["identity_id"], user.id.to_string());
     assert_eq!(minted["passkey"]["id"], passkey_id.as_str());

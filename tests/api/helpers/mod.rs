@@ -366,6 +366,17 @@ impl TestApp {
         self.verify_login(&options, &credential, body).await
     }
 
+    /// `GET /admin/sessions/{session}`: which passkey login minted it.
+    pub async fn minted_session(&self, session: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.admin_url(&format!("/admin/sessions/{session}")))
+            .send()
+            .await
+            .expect("admin sessions");
+        status_and_json(response).await
+    }
+
     /// The admin listener's Prometheus text.
     pub async fn metrics(&self) -> String {
         self.http
