@@ -188,7 +188,7 @@ impl DeliveryWorker {
         let body = serde_json::to_vec(&due.payload).map_err(|e| e.to_string())?;
         let id = due.event_id.to_string();
         let timestamp = Utc::now().timestamp();
-        let signature = endpoint.key.sign(&id, timestamp, &body);
+        let signature = endpoint.key.sign(&id, timestamp, &body)?;
         let response = self
             .http
             .post(endpoint.url.clone())
