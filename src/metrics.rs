@@ -110,6 +110,28 @@ impl Metrics {
             "events_oldest_undelivered_age_seconds",
             "Age of the oldest event not yet delivered everywhere; 0 when none",
         )?;
+        // Known label values start at 0: an alert's increase() then sees the
+        // first refusal or failure, and dashboards show the series before it.
+        for limit in [
+            "login_per_ip",
+            "failed_logins_per_ip",
+            "failed_logins_per_identity",
+            "identifier_lookups",
+        ] {
+            rate_limited.with_label_values(&[limit]);
+        }
+        for outcome in [
+            "passkey_login",
+            "recovery",
+            "notified",
+            "notify_failed",
+            "sessions_revoked",
+        ] {
+            recovery_hooks.with_label_values(&[outcome]);
+        }
+        for outcome in ["resolved", "unresolved", "dropped"] {
+            login_records.with_label_values(&[outcome]);
+        }
         registry.register(Box::new(ceremonies.clone()))?;
         registry.register(Box::new(kratos_duration.clone()))?;
         registry.register(Box::new(store_duration.clone()))?;

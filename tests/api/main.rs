@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod architecture;
+mod dashboards;
 mod demo;
 mod enrollment;
 mod events;
