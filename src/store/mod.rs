@@ -58,10 +58,7 @@ pub enum StoreError {
 impl From<DieselError> for StoreError {
     fn from(error: DieselError) -> Self {
         match &error {
-            DieselError::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            ) => StoreError::Unavailable(Box::new(error)),
+            _ if unavailable(&error) => StoreError::Unavailable(Box::new(error)),
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 match info.constraint_name() {
                     Some("passkeys_credential_id_key") => StoreError::CredentialAlreadyRegistered,
@@ -71,6 +68,25 @@ impl From<DieselError> for StoreError {
             }
             _ => StoreError::Query(error),
         }
+    }
+}
+
+/// Whether `error` says the database cannot take this query now, rather
+/// than that the query is wrong. A read-only transaction (SQLSTATE 25006)
+/// means the connection reached a standby, or a primary demoted in a
+/// failover; marking it unavailable also retires the connection, so the
+/// pool's next one finds the new primary through `target_session_attrs`.
+fn unavailable(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::ReadOnlyTransaction,
+            _,
+        ) => true,
+        // A COMMIT lost with its connection fails its rollback too.
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => unavailable(commit_error),
+        _ => false,
     }
 }
 
@@ -176,5 +192,85 @@ impl Store {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Info(&'static str);
+
+    impl diesel::result::DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn database_error(kind: DatabaseErrorKind, message: &'static str) -> StoreError {
+        DieselError::DatabaseError(kind, Box::new(Info(message))).into()
+    }
+
+    #[test]
+    fn a_read_only_transaction_is_unavailable() {
+        let error = database_error(
+            DatabaseErrorKind::ReadOnlyTransaction,
+            "cannot execute INSERT in a read-only transaction",
+        );
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(matches!(
+            crate::error::ApiError::from(error),
+            crate::error::ApiError::DatabaseUnavailable(_)
+        ));
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable() {
+        for kind in [
+            DatabaseErrorKind::ClosedConnection,
+            DatabaseErrorKind::UnableToSendCommand,
+        ] {
+            let error = database_error(kind, "server closed the connection unexpectedly");
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_commit_lost_with_its_connection_is_unavailable() {
+        let lost = || {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection,
+                Box::new(Info("server closed the connection unexpectedly")),
+            )
+        };
+        let error = StoreError::from(DieselError::RollbackErrorOnCommit {
+            rollback_error: Box::new(lost()),
+            commit_error: Box::new(lost()),
+        });
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    }
+
+    #[test]
+    fn other_query_errors_stay_query_errors() {
+        let error = database_error(DatabaseErrorKind::Unknown, "syntax error");
+        assert!(matches!(error, StoreError::Query(_)), "{error:?}");
     }
 }
