@@ -49,6 +49,9 @@ pub fn parse(settings: &[EndpointSettings], production: bool) -> Result<Vec<Endp
                     })
                     .ok_or_else(|| format!("{at}.url has no host"))?,
             };
+            if name == super::NOTIFIER_ENDPOINT {
+                return Err(format!("{at}: the name {name} is the recovery notifier's; choose another"));
+            }
             if !names.insert(name.clone()) {
                 return Err(format!("{at}: the name {name} is used twice; give each endpoint its own `name`"));
             }

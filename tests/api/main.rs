@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod architecture;
 mod demo;
+mod durable;
 mod enrollment;
 mod events;
 mod existing_kratos;
