@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use kratos_passkeys::domain::IdentityId;
+use diesel::RunQueryDsl;
+use kratos_passkeys::domain::{IdentityId, KratosSessionId, LoginRecordId};
 use kratos_passkeys::store::NewEvent;
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -210,11 +211,21 @@ async fn a_held_event_of_a_dead_process_stops_blocking_after_hold_for() {
     let passkey = app.register_passkey(&auth, &mut phone).await;
     receiver.wait_for(1).await;
 
-    // Written as a login writes it, and never released: nothing is left to.
+    // Written as a login writes it, with its pending record, and never
+    // released: the process that would have learnt the session id died.
     let state = app.state.as_ref().expect("in-process");
+    let record = Uuid::new_v4();
+    diesel::sql_query(
+        "INSERT INTO minted_sessions (id, identity_id, delivery, state) \
+         VALUES ($1, $2, 'token', 'pending')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(record)
+    .bind::<diesel::sql_types::Uuid, _>(user.id)
+    .execute(&mut app.db())
+    .expect("login record");
     let now = Utc::now();
     let held = NewEvent {
-        id: Uuid::new_v4(),
+        id: record,
         kind: "passkey.login",
         identity_id: IdentityId::new(user.id),
         occurred_at: now,
@@ -249,4 +260,32 @@ async fn a_held_event_of_a_dead_process_stops_blocking_after_hold_for() {
         "released after {waited:?}"
     );
     assert_eq!(receiver.accepted().len(), 3, "each sent once");
+
+    // The session id learnt after the hold ended is not sent again: the
+    // event stays as it was delivered, and only the next change follows.
+    let resolved = state
+        .store
+        .resolve_session(
+            LoginRecordId::new(record),
+            KratosSessionId::new(Uuid::new_v4()),
+        )
+        .await
+        .expect("resolve");
+    assert!(resolved, "the record learnt its session id");
+    rename(&app, &auth, &passkey, "Later").await;
+    let got = receiver.wait_for(4).await;
+    assert_eq!(got[3].kind(), "passkey.renamed");
+    assert_eq!(
+        receiver.accepted().len(),
+        4,
+        "the login event was not re-sent"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS count FROM events WHERE id = '{record}' \
+             AND payload->'data'->'kratos_session_id' = 'null'::jsonb"
+        )),
+        1,
+        "the audit shows the event as it was delivered"
+    );
 }
