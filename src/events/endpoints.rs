@@ -129,6 +129,15 @@ mod tests {
             false,
         );
         assert!(twice.unwrap_err().contains("used twice"));
+        let reserved = parse(
+            &[endpoint(
+                "https://a.example/",
+                Some(crate::events::NOTIFIER_ENDPOINT),
+                &[],
+            )],
+            false,
+        );
+        assert!(reserved.unwrap_err().contains("the recovery notifier's"));
         let plain = parse(&[endpoint("http://a.example/", None, &[])], true);
         assert!(plain.unwrap_err().contains("https://"));
         let mut bad_secret = endpoint("https://a.example/", None, &[]);
