@@ -336,6 +336,12 @@ pub struct EventSettings {
     pub poll_interval: Duration,
     /// Deliveries claimed at once (each a different identity or endpoint).
     pub batch_size: u32,
+    /// A login event waits this long at most for its Kratos session id
+    /// (learnt after the answer); then it goes out without it
+    /// (`kratos_session_id: null`), so a process that died cannot hold
+    /// back its identity's later events.
+    #[serde(with = "humantime_serde")]
+    pub hold_for: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -504,6 +510,7 @@ give_up_after: 72h
 retention: 30d
 poll_interval: 1s
 batch_size: 32
+hold_for: 10s
 "#;
         let from_yaml: EventSettings = config::Config::builder()
             .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))

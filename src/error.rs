@@ -262,6 +262,16 @@ impl ApiError {
     }
 }
 
+impl From<crate::recovery_hook::RecoveryHookError> for ApiError {
+    fn from(error: crate::recovery_hook::RecoveryHookError) -> Self {
+        use crate::recovery_hook::RecoveryHookError;
+        match error {
+            RecoveryHookError::Kratos(error) => error.into(),
+            RecoveryHookError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -98,7 +98,7 @@ impl Metrics {
         let event_deliveries = IntCounterVec::new(
             Opts::new(
                 "event_deliveries_total",
-                "Event delivery attempts by endpoint and outcome: delivered, retry (failed, will try again), gave_up",
+                "Event delivery attempts by endpoint and outcome: delivered, retry (failed, will try again), gave_up; and abandoned (the endpoint was removed, counted at start-up)",
             ),
             &["endpoint", "outcome"],
         )?;
@@ -208,6 +208,13 @@ impl Metrics {
         self.event_deliveries
             .with_label_values(&[endpoint, outcome])
             .inc();
+    }
+
+    /// Deliveries settled as `abandoned` (their endpoint was removed).
+    pub fn event_deliveries_abandoned(&self, endpoint: &str, count: u64) {
+        self.event_deliveries
+            .with_label_values(&[endpoint, "abandoned"])
+            .inc_by(count);
     }
 
     /// The outbox's backlog, read from the database just before rendering.

@@ -16,7 +16,6 @@
 //! `selfservice/strategy/code/strategy_recovery.go:200`, the session is
 //! stored at :206/:210), so "every active session" is "every other session".
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
@@ -29,15 +28,11 @@ use uuid::Uuid;
 use crate::cause_chain::CauseChain;
 use crate::configuration::RecoveryHookSettings;
 use crate::domain::IdentityId;
+use crate::events::Events;
 use crate::kratos::{KratosClient, KratosError};
 use crate::login_marker::LoginMarker;
 use crate::metrics::Metrics;
-
-/// Tries per notification while the notifier fails, with doubling pauses
-/// (1 s, 2 s, 4 s, 8 s): about a quarter of a minute, like Kratos's own
-/// web hooks, which do not retry at all.
-const TRIES: u32 = 5;
-const FIRST_PAUSE: Duration = Duration::from_secs(1);
+use crate::store::{Store, StoreError};
 
 /// The body `kratos/after-recovery.jsonnet` renders.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -61,15 +56,25 @@ pub enum Verdict {
     /// A flow this service created to sign someone in: nothing happens.
     PasskeyLogin,
     /// A real recovery: other sessions revoked (when configured), the
-    /// notifier told (in the background).
+    /// notifier's notice written to the outbox (delivered by the worker).
     Recovery { sessions_revoked: usize },
 }
 
-/// Forwards `notify` to the team's notifier.
+/// What stopped the hook; answered to Kratos, which then refuses the
+/// recovery.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryHookError {
+    #[error("revoking the recovered identity's sessions failed")]
+    Kratos(#[from] KratosError),
+    #[error("writing the recovery notice failed")]
+    Store(#[from] StoreError),
+}
+
+/// Forwards `notify` to the team's notifier: the delivery worker sends
+/// the notices the hook writes to the outbox.
 #[derive(Clone)]
 pub struct Notifier {
     target: Option<Target>,
-    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
@@ -80,11 +85,7 @@ struct Target {
 }
 
 impl Notifier {
-    pub fn new(
-        settings: &RecoveryHookSettings,
-        timeout: Duration,
-        metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(settings: &RecoveryHookSettings, timeout: Duration) -> anyhow::Result<Self> {
         let target = match &settings.notifier_url {
             None => None,
             Some(url) => {
@@ -116,42 +117,32 @@ impl Notifier {
                 })
             }
         };
-        Ok(Self { target, metrics })
+        Ok(Self { target })
     }
 
-    /// Sends in the background, retrying, so Kratos's recovery never waits
-    /// for the notifier.
-    fn notify_later(&self, flow: Uuid, body: Value) {
-        let Some(target) = self.target.clone() else {
-            return;
-        };
-        let metrics = self.metrics.clone();
-        tokio::spawn(async move {
-            let mut pause = FIRST_PAUSE;
-            for attempt in 1..=TRIES {
-                match target.send(&body).await {
-                    Ok(()) => {
-                        metrics.recovery_hook("notified", 1);
-                        return;
-                    }
-                    Err(cause) if attempt < TRIES => {
-                        tracing::info!(%flow, attempt, %cause, "the recovery notifier failed; will retry");
-                        tokio::time::sleep(pause).await;
-                        pause *= 2;
-                    }
-                    Err(cause) => {
-                        tracing::error!(%flow, %cause, "the recovery notifier failed; giving up");
-                    }
-                }
-            }
-            metrics.recovery_hook("notify_failed", 1);
-        });
+    pub fn is_configured(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// One attempt; any 2xx is a delivery. `Idempotency-Key` is the
+    /// notice's id, the same on every attempt: delivery is at least once
+    /// (a process killed mid-send sends again), so a notifier that keeps
+    /// the keys it saw sends its mail once.
+    pub async fn send(&self, notice: Uuid, body: &Value) -> Result<(), String> {
+        match &self.target {
+            Some(target) => target.send(notice, body).await,
+            None => Err("recovery_hook.notifier_url is not configured".into()),
+        }
     }
 }
 
 impl Target {
-    async fn send(&self, body: &Value) -> Result<(), String> {
-        let mut request = self.http.post(self.url.clone()).json(body);
+    async fn send(&self, notice: Uuid, body: &Value) -> Result<(), String> {
+        let mut request = self
+            .http
+            .post(self.url.clone())
+            .header("Idempotency-Key", notice.to_string())
+            .json(body);
         if let Some((name, value)) = &self.auth {
             request = request.header(name.clone(), value.clone());
         }
@@ -164,18 +155,35 @@ impl Target {
     }
 }
 
+/// What the hook works with.
+pub struct Hook<'a> {
+    pub marker: &'a LoginMarker,
+    pub kratos: &'a KratosClient,
+    pub notifier: &'a Notifier,
+    pub store: &'a Store,
+    pub events: &'a Events,
+    pub settings: &'a RecoveryHookSettings,
+    pub metrics: &'a Metrics,
+}
+
 /// Decides what a completed recovery is, and acts on a real one. An error
-/// (Kratos unavailable while revoking) is answered to Kratos, which then
-/// refuses the recovery, as it would had its own `revoke_active_sessions`
-/// failed: the person tries again rather than stays signed in elsewhere.
+/// (Kratos unavailable while revoking, the database while writing the
+/// notice) is answered to Kratos, which then refuses the recovery, as it
+/// would had its own `revoke_active_sessions` failed: the person tries
+/// again rather than stays signed in elsewhere, or goes unannounced.
 pub async fn after_recovery(
-    marker: &LoginMarker,
-    kratos: &KratosClient,
-    notifier: &Notifier,
-    settings: &RecoveryHookSettings,
-    metrics: &Metrics,
+    hook: Hook<'_>,
     body: AfterRecovery,
-) -> Result<Verdict, KratosError> {
+) -> Result<Verdict, RecoveryHookError> {
+    let Hook {
+        marker,
+        kratos,
+        notifier,
+        store,
+        events,
+        settings,
+        metrics,
+    } = hook;
     let identity = body.identity_id;
     let flow = body.flow_id;
     match body.passkey_login.as_deref() {
@@ -202,8 +210,15 @@ pub async fn after_recovery(
     } else {
         0
     };
-    if let Some(notify) = body.notify {
-        notifier.notify_later(flow, notify);
+    if let Some(notify) = body.notify.filter(|_| notifier.is_configured()) {
+        // Written before Kratos hears back: from here the outbox retries
+        // it on the events schedule, across restarts.
+        store
+            .append_events(vec![events.recovery_notice(identity, notify)])
+            .await
+            .inspect_err(|error| {
+                tracing::error!(%flow, %identity, cause = ?CauseChain(error), "writing the recovery notice failed");
+            })?;
     }
     tracing::info!(%flow, %identity, sessions_revoked, "after-recovery hook: a real recovery");
     Ok(Verdict::Recovery { sessions_revoked })

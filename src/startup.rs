@@ -14,7 +14,7 @@ use tracing_actix_web::TracingLogger;
 use crate::admin_access;
 use crate::configuration::{Environment, Settings};
 use crate::error::ApiError;
-use crate::events::delivery::DeliveryWorker;
+use crate::events::delivery::{self, DeliveryWorker};
 use crate::routes;
 use crate::state::AppState;
 
@@ -53,13 +53,20 @@ impl Application {
         }
         crate::gc::spawn_background(state.clone());
         login_records.spawn();
-        if !state.event_endpoints.is_empty() {
+        let configured = delivery::configured(&state.event_endpoints, &state.notifier);
+        delivery::abandon_unconfigured(
+            state.store.clone(),
+            configured.clone(),
+            state.metrics.clone(),
+        );
+        if !configured.is_empty() {
             // A pool of its own: a delivery round holds its connection
             // while it sends.
             let store = state.store.dedicated(&state.settings.database, 1);
             DeliveryWorker::new(
                 store,
                 state.event_endpoints.clone(),
+                state.notifier.clone(),
                 &state.settings.events,
                 state.metrics.clone(),
             )?

@@ -66,16 +66,12 @@ impl AppState {
         let sealer = CeremonySealer::new(&settings.ceremonies.keys, production)?;
         let marker = LoginMarker::new(&settings.ceremonies.keys, production)?;
         let admin_tokens = AdminTokens::new(&settings.admin.api_keys)?;
-        let notifier = Notifier::new(
-            &settings.recovery_hook,
-            settings.kratos.request_timeout,
-            metrics.clone(),
-        )?;
+        let notifier = Notifier::new(&settings.recovery_hook, settings.kratos.request_timeout)?;
         let event_endpoints = Arc::new(
             events::endpoints::parse(&settings.events.endpoints, production)
                 .map_err(|e| anyhow::anyhow!("invalid event settings: {e}"))?,
         );
-        let events = Events::new(&event_endpoints);
+        let events = Events::new(&event_endpoints, settings.events.hold_for);
         let clients =
             ClientAddresses::new(&settings.http, &settings.limits).map_err(anyhow::Error::msg)?;
         let (login_records, worker) =

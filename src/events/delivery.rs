@@ -13,9 +13,11 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use super::endpoints::Endpoint;
+use super::NOTIFIER_ENDPOINT;
 use crate::cause_chain::CauseChain;
 use crate::configuration::EventSettings;
 use crate::metrics::Metrics;
+use crate::recovery_hook::Notifier;
 use crate::store::{DeliveryResult, DueDelivery, Store};
 
 /// How long a round waits, once woken by a new event, for more to come.
@@ -71,6 +73,8 @@ pub struct DeliveryWorker {
     poll_interval: Duration,
     batch_size: i64,
     metrics: Arc<Metrics>,
+    /// Sends the recovery notices (`NOTIFIER_ENDPOINT`), when configured.
+    notifier: Notifier,
 }
 
 impl DeliveryWorker {
@@ -79,6 +83,7 @@ impl DeliveryWorker {
     pub fn new(
         store: Store,
         endpoints: Arc<Vec<Endpoint>>,
+        notifier: Notifier,
         settings: &EventSettings,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
@@ -102,6 +107,7 @@ impl DeliveryWorker {
             poll_interval: settings.poll_interval.max(Duration::from_millis(10)),
             batch_size: i64::from(settings.batch_size.max(1)),
             metrics,
+            notifier,
         })
     }
 
@@ -134,7 +140,7 @@ impl DeliveryWorker {
 
     /// One round: claims, sends and saves; answers how many were claimed.
     async fn round(self: Arc<Self>) -> Result<usize, crate::store::StoreError> {
-        let names = self.endpoints.iter().map(|e| e.name.clone()).collect();
+        let names = configured(&self.endpoints, &self.notifier);
         let runtime = tokio::runtime::Handle::current();
         let worker = self.clone();
         self.store
@@ -150,23 +156,28 @@ impl DeliveryWorker {
     }
 
     async fn send(&self, due: &DueDelivery) -> DeliveryResult {
-        let Some(endpoint) = self.endpoints.iter().find(|e| e.name == due.endpoint) else {
+        let outcome = if due.endpoint == NOTIFIER_ENDPOINT {
+            // The notifier gets the hook's `notify` object as it came.
+            self.notifier.send(due.event_id, &due.payload["data"]).await
+        } else if let Some(endpoint) = self.endpoints.iter().find(|e| e.name == due.endpoint) {
+            self.attempt(endpoint, due).await
+        } else {
             return DeliveryResult::Retry {
                 error: "endpoint no longer configured".into(),
                 retry_in: self.schedule.max,
             };
         };
-        let outcome = self.attempt(endpoint, due).await;
+        let name = due.endpoint.as_str();
         let result = match outcome {
             Ok(()) => DeliveryResult::Delivered,
             Err(error) => {
                 let failures = u32::try_from(due.attempts).unwrap_or(0).saturating_add(1);
                 let age = (Utc::now() - due.occurred_at).to_std().unwrap_or_default();
                 if self.schedule.exhausted(age) {
-                    tracing::error!(event = %due.event_id, endpoint = %endpoint.name, failures, %error, "event given up");
+                    tracing::error!(event = %due.event_id, endpoint = %name, failures, %error, "event given up");
                     DeliveryResult::GiveUp { error }
                 } else {
-                    tracing::info!(event = %due.event_id, endpoint = %endpoint.name, failures, %error, "event delivery failed; will retry");
+                    tracing::info!(event = %due.event_id, endpoint = %name, failures, %error, "event delivery failed; will retry");
                     DeliveryResult::Retry {
                         error,
                         retry_in: self.schedule.jittered(failures),
@@ -179,7 +190,14 @@ impl DeliveryWorker {
             DeliveryResult::Retry { .. } => "retry",
             DeliveryResult::GiveUp { .. } => "gave_up",
         };
-        self.metrics.event_delivery(&endpoint.name, outcome);
+        self.metrics.event_delivery(name, outcome);
+        if name == NOTIFIER_ENDPOINT {
+            match &result {
+                DeliveryResult::Delivered => self.metrics.recovery_hook("notified", 1),
+                DeliveryResult::GiveUp { .. } => self.metrics.recovery_hook("notify_failed", 1),
+                DeliveryResult::Retry { .. } => {}
+            }
+        }
         result
     }
 
@@ -214,6 +232,43 @@ impl DeliveryWorker {
             Err(format!("answered {}", status.as_u16()))
         }
     }
+}
+
+/// The endpoints this replica delivers to: the configured ones, and the
+/// recovery notifier when it has one.
+pub fn configured(endpoints: &[Endpoint], notifier: &Notifier) -> Vec<String> {
+    let mut names: Vec<String> = endpoints.iter().map(|e| e.name.clone()).collect();
+    if notifier.is_configured() {
+        names.push(NOTIFIER_ENDPOINT.to_string());
+    }
+    names
+}
+
+/// Settles the deliveries of endpoints no longer configured (`abandoned`),
+/// once at start-up, retrying while the database is unavailable.
+pub fn abandon_unconfigured(store: Store, configured: Vec<String>, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            match store.abandon_unconfigured(configured.clone()).await {
+                Ok(abandoned) => {
+                    for (endpoint, count) in abandoned {
+                        tracing::warn!(%endpoint, count, "event deliveries abandoned: the endpoint is no longer configured");
+                        metrics.event_deliveries_abandoned(
+                            &endpoint,
+                            u64::try_from(count).unwrap_or(0),
+                        );
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(cause = ?CauseChain(&error), "settling the deliveries of removed endpoints failed; will retry");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -49,6 +49,9 @@ pub fn parse(settings: &[EndpointSettings], production: bool) -> Result<Vec<Endp
                     })
                     .ok_or_else(|| format!("{at}.url has no host"))?,
             };
+            if name == super::NOTIFIER_ENDPOINT {
+                return Err(format!("{at}: the name {name} is the recovery notifier's; choose another"));
+            }
             if !names.insert(name.clone()) {
                 return Err(format!("{at}: the name {name} is used twice; give each endpoint its own `name`"));
             }
@@ -126,6 +129,15 @@ mod tests {
             false,
         );
         assert!(twice.unwrap_err().contains("used twice"));
+        let reserved = parse(
+            &[endpoint(
+                "https://a.example/",
+                Some(crate::events::NOTIFIER_ENDPOINT),
+                &[],
+            )],
+            false,
+        );
+        assert!(reserved.unwrap_err().contains("the recovery notifier's"));
         let plain = parse(&[endpoint("http://a.example/", None, &[])], true);
         assert!(plain.unwrap_err().contains("https://"));
         let mut bad_secret = endpoint("https://a.example/", None, &[]);

@@ -15,6 +15,7 @@ pub mod signature;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -116,14 +117,25 @@ pub struct Minted {
     pub second_factor_pending: bool,
 }
 
+/// The queue of recovery notices to `recovery_hook.notifier_url`: an
+/// endpoint of the outbox like the configured ones, whose name no
+/// configured endpoint may take.
+pub const NOTIFIER_ENDPOINT: &str = "recovery_hook.notifier";
+
+/// The type of a recovery notice in the audit; no configured endpoint
+/// receives it.
+pub const RECOVERY_NOTICE: &str = "recovery.notice";
+
 /// Builds events and routes them to the endpoints that want their type.
 #[derive(Clone)]
 pub struct Events {
     routes: Arc<Vec<(String, Option<HashSet<EventKind>>)>>,
+    /// How long a login event waits for its session id at most.
+    hold_for: Duration,
 }
 
 impl Events {
-    pub fn new(endpoints: &[Endpoint]) -> Self {
+    pub fn new(endpoints: &[Endpoint], hold_for: Duration) -> Self {
         Self {
             routes: Arc::new(
                 endpoints
@@ -131,6 +143,26 @@ impl Events {
                     .map(|e| (e.name.clone(), e.types.clone()))
                     .collect(),
             ),
+            hold_for,
+        }
+    }
+
+    /// A real recovery's notice: `notify` is what the notifier receives,
+    /// unchanged (the audit shows it as the event's `data`).
+    pub fn recovery_notice(&self, identity: IdentityId, notify: Value) -> NewEvent {
+        let occurred_at = Utc::now();
+        NewEvent {
+            id: Uuid::new_v4(),
+            kind: RECOVERY_NOTICE,
+            identity_id: identity,
+            occurred_at,
+            payload: json!({
+                "type": RECOVERY_NOTICE,
+                "timestamp": occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "data": notify,
+            }),
+            endpoints: vec![NOTIFIER_ENDPOINT.to_string()],
+            held: None,
         }
     }
 
@@ -190,7 +222,8 @@ impl Events {
         );
         // The login record's id: its session id is filled in by it later.
         event.id = minted.record.as_uuid();
-        event.held = minted.session_id.is_none() && !event.endpoints.is_empty();
+        event.held =
+            (minted.session_id.is_none() && !event.endpoints.is_empty()).then_some(self.hold_for);
         event
     }
 
@@ -306,7 +339,7 @@ impl Events {
             occurred_at,
             payload: payload(kind, occurred_at, data),
             endpoints: self.endpoints_for(kind),
-            held: false,
+            held: None,
         }
     }
 
@@ -386,6 +419,7 @@ mod tests {
                 ("all".into(), None),
                 ("mailer".into(), Some([EventKind::PasskeyRegistered].into())),
             ]),
+            hold_for: Duration::from_secs(10),
         };
         let client = ClientContext::default();
         assert_eq!(
@@ -399,7 +433,7 @@ mod tests {
 
     #[test]
     fn events_carry_no_key_material_or_user_handle() {
-        let events = Events::new(&[]);
+        let events = Events::new(&[], Duration::from_secs(10));
         let event = events.registered(&row(), Mediation::Conditional, &ClientContext::default());
         let text = event.payload.to_string();
         assert!(!text.contains("SECRET-KEY-MATERIAL"));
@@ -420,14 +454,15 @@ mod tests {
             second_factor_pending: false,
         };
         let client = ClientContext::default();
-        let unrouted = Events::new(&[]).login(&row(), &minted, &client);
-        assert!(!unrouted.held);
+        let unrouted = Events::new(&[], Duration::from_secs(10)).login(&row(), &minted, &client);
+        assert!(unrouted.held.is_none());
         assert_eq!(unrouted.id, minted.record.as_uuid());
         let routed = Events {
             routes: Arc::new(vec![("all".into(), None)]),
+            hold_for: Duration::from_secs(10),
         }
         .login(&row(), &minted, &client);
-        assert!(routed.held);
+        assert_eq!(routed.held, Some(Duration::from_secs(10)));
         assert_eq!(routed.payload["data"]["kratos_session_id"], Value::Null);
     }
 }

@@ -45,8 +45,9 @@ pub struct EventView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
     endpoint: String,
-    /// `held` (a login waiting for its session id), `pending`, `delivered`
-    /// or `failed` (given up).
+    /// `held` (a login waiting for its session id, `events.hold_for` at
+    /// most), `pending`, `delivered`, `failed` (given up) or `abandoned`
+    /// (the endpoint was removed from the configuration).
     state: String,
     attempts: i32,
     next_attempt_at: Option<DateTime<Utc>>,

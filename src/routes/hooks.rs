@@ -64,13 +64,13 @@ pub async fn after_registration(
     request_body = AfterRecovery,
     security(("webhook_key" = [])),
     responses(
-        (status = 204, description = "Done: nothing for a passkey login; for a real recovery, sessions revoked and the notifier told in the background"),
+        (status = 204, description = "Done: nothing for a passkey login; for a real recovery, sessions revoked and the notifier's notice written to the outbox"),
         (status = 400, description = "`malformed_request`", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
         (status = 401, description = "`webhook_unauthorized`", body = crate::error::ErrorResponse),
         (status = 502, description = "`kratos_error`: revoking the sessions failed", body = crate::error::ErrorResponse),
-        (status = 503, description = "`kratos_unavailable`: revoking the sessions failed", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`: revoking the sessions failed; `database_unavailable`: writing the notice failed", body = crate::error::ErrorResponse),
     )
 )]
 pub async fn after_recovery(
@@ -79,15 +79,16 @@ pub async fn after_recovery(
     body: web::Json<AfterRecovery>,
 ) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &req)?;
-    recovery_hook::after_recovery(
-        &state.marker,
-        &state.kratos,
-        &state.notifier,
-        &state.settings.recovery_hook,
-        &state.metrics,
-        body.into_inner(),
-    )
-    .await?;
+    let hook = recovery_hook::Hook {
+        marker: &state.marker,
+        kratos: &state.kratos,
+        notifier: &state.notifier,
+        store: &state.store,
+        events: &state.events,
+        settings: &state.settings.recovery_hook,
+        metrics: &state.metrics,
+    };
+    recovery_hook::after_recovery(hook, body.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -204,8 +204,9 @@ impl Store {
                          CASE WHEN cardinality($8::text[]) = 0 THEN $6 END \
                        FROM recorded RETURNING seq), \
                      deliveries AS ( \
-                       INSERT INTO event_deliveries (event_seq, endpoint, identity_id, state) \
-                       SELECT ev.seq, endpoint, $4, CASE WHEN $9 THEN 'held' ELSE 'pending' END \
+                       INSERT INTO event_deliveries (event_seq, endpoint, identity_id, state, next_attempt_at) \
+                       SELECT ev.seq, endpoint, $4, CASE WHEN $9 THEN 'held' ELSE 'pending' END, \
+                         now() + $10 * interval '1 millisecond' \
                        FROM ev, unnest($8::text[]) AS endpoint RETURNING 1) \
                      SELECT EXISTS (SELECT 1 FROM recorded) AS completed",
                 )
@@ -217,7 +218,8 @@ impl Store {
                 .bind::<Timestamptz, _>(event.occurred_at)
                 .bind::<Jsonb, _>(&event.payload)
                 .bind::<Array<Text>, _>(&event.endpoints)
-                .bind::<Bool, _>(event.held)
+                .bind::<Bool, _>(event.held.is_some())
+                .bind::<diesel::sql_types::BigInt, _>(event.held.map_or(0, super::outbox::millis))
                 .get_result(conn)?;
                 Ok(row.completed)
             })

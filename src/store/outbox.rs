@@ -29,8 +29,10 @@ pub struct NewEvent {
     pub payload: Value,
     /// The configured endpoints that want this type.
     pub endpoints: Vec<String>,
-    /// Not deliverable yet: a login event waiting for its session id.
-    pub held: bool,
+    /// Not deliverable yet, for at most this long: a login event waiting
+    /// for its session id. The bound frees the identity's later events
+    /// even when the process that would release it died.
+    pub held: Option<std::time::Duration>,
 }
 
 /// A stored event as the audit reads it.
@@ -105,14 +107,21 @@ pub struct Backlog {
 /// transaction: one statement each.
 pub(super) fn append(conn: &mut PgConnection, new: &[NewEvent]) -> Result<(), StoreError> {
     for event in new {
-        let state = if event.held { "held" } else { "pending" };
+        let state = if event.held.is_some() {
+            "held"
+        } else {
+            "pending"
+        };
+        // A held delivery's next_attempt_at is the end of its hold.
+        let hold_ms = event.held.map_or(0, millis);
         diesel::sql_query(
             "WITH ev AS ( \
                INSERT INTO events (id, type, identity_id, occurred_at, payload, settled_at) \
                VALUES ($1, $2, $3, $4, $5, CASE WHEN cardinality($6::text[]) = 0 THEN $4 END) \
                RETURNING seq) \
-             INSERT INTO event_deliveries (event_seq, endpoint, identity_id, state) \
-             SELECT ev.seq, endpoint, $3, $7 FROM ev, unnest($6::text[]) AS endpoint",
+             INSERT INTO event_deliveries (event_seq, endpoint, identity_id, state, next_attempt_at) \
+             SELECT ev.seq, endpoint, $3, $7, now() + $8 * interval '1 millisecond' \
+             FROM ev, unnest($6::text[]) AS endpoint",
         )
         .bind::<SqlUuid, _>(event.id)
         .bind::<Text, _>(event.kind)
@@ -121,13 +130,19 @@ pub(super) fn append(conn: &mut PgConnection, new: &[NewEvent]) -> Result<(), St
         .bind::<Jsonb, _>(&event.payload)
         .bind::<Array<Text>, _>(&event.endpoints)
         .bind::<Text, _>(state)
+        .bind::<BigInt, _>(hold_ms)
         .execute(conn)?;
     }
     Ok(())
 }
 
+pub(super) fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Makes a held event deliverable, with `data.kratos_session_id` filled
-/// in when it became known.
+/// in when it became known. An event whose hold expired went out without
+/// it and is not sent again: its payload stays as it was delivered.
 pub(super) fn release(
     conn: &mut PgConnection,
     event: Uuid,
@@ -135,8 +150,9 @@ pub(super) fn release(
 ) -> Result<(), StoreError> {
     if let Some(session) = kratos_session_id {
         diesel::sql_query(
-            "UPDATE events SET payload = jsonb_set(payload, '{data,kratos_session_id}', to_jsonb($2::text)) \
-             WHERE id = $1",
+            "UPDATE events e SET payload = jsonb_set(payload, '{data,kratos_session_id}', to_jsonb($2::text)) \
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM event_deliveries d \
+               WHERE d.event_seq = e.seq AND d.state = 'held')",
         )
         .bind::<SqlUuid, _>(event)
         .bind::<Text, _>(session.to_string())
@@ -223,6 +239,7 @@ impl Store {
     {
         self.run("deliver_due", move |conn| {
             conn.transaction(|conn| {
+                release_expired_holds(conn, &endpoints)?;
                 let mut claimed = 0;
                 for _ in 0..passes.max(1) {
                     let due = claim_due(conn, &endpoints, limit)?;
@@ -256,6 +273,47 @@ impl Store {
         .await
     }
 
+    /// Settles as `abandoned` the undelivered deliveries to endpoints not
+    /// in `configured` (removed from the configuration), and the events
+    /// that leaves with nothing to deliver, so retention purges them.
+    /// Answers how many per endpoint: each row changes state once, so
+    /// replicas starting together count each once.
+    pub async fn abandon_unconfigured(
+        &self,
+        configured: Vec<String>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Abandoned {
+            #[diesel(sql_type = Text)]
+            endpoint: String,
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+        }
+        self.run("abandon_unconfigured", move |conn| {
+            // One statement: its sub-selects see the rows as they were, so
+            // an event is settled when no configured endpoint still owes it.
+            let rows: Vec<Abandoned> = diesel::sql_query(
+                "WITH gone AS ( \
+                   UPDATE event_deliveries SET state = 'abandoned', \
+                     last_error = 'endpoint no longer configured' \
+                   WHERE state IN ('held', 'pending') AND NOT (endpoint = ANY($1)) \
+                   RETURNING event_seq, endpoint), \
+                 settled AS ( \
+                   UPDATE events e SET settled_at = now() \
+                   WHERE e.seq IN (SELECT event_seq FROM gone) AND e.settled_at IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM event_deliveries d \
+                       WHERE d.event_seq = e.seq AND d.state IN ('held', 'pending') \
+                         AND d.endpoint = ANY($1)) \
+                   RETURNING 1) \
+                 SELECT endpoint, count(*) AS count FROM gone GROUP BY endpoint",
+            )
+            .bind::<Array<Text>, _>(&configured)
+            .load(conn)?;
+            Ok(rows.into_iter().map(|r| (r.endpoint, r.count)).collect())
+        })
+        .await
+    }
+
     /// Purges events settled before `settled_before`.
     pub async fn purge_settled_events(
         &self,
@@ -269,6 +327,26 @@ impl Store {
         })
         .await
     }
+}
+
+/// Held deliveries whose hold ended become pending: the process that
+/// would have released them may have died, and they block their
+/// identity's later events. They go out as they are (a login event
+/// without its session id).
+fn release_expired_holds(conn: &mut PgConnection, endpoints: &[String]) -> Result<(), StoreError> {
+    let released = diesel::sql_query(
+        "UPDATE event_deliveries SET state = 'pending' \
+         WHERE state = 'held' AND next_attempt_at <= now() AND endpoint = ANY($1)",
+    )
+    .bind::<Array<Text>, _>(endpoints)
+    .execute(conn)?;
+    if released > 0 {
+        tracing::info!(
+            released,
+            "held event deliveries released at the end of their hold"
+        );
+    }
+    Ok(())
 }
 
 fn claim_due(
@@ -317,7 +395,7 @@ fn settle(
                 .bind::<BigInt, _>(seq)
                 .bind::<Text, _>(endpoint)
                 .bind::<Text, _>(error)
-                .bind::<BigInt, _>(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX))
+                .bind::<BigInt, _>(millis(*retry_in))
                 .execute(conn)?;
             }
             DeliveryResult::GiveUp { error } => {

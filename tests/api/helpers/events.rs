@@ -191,8 +191,13 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
             .unwrap_or_default()
             .to_string()
     };
+    // A recovery notice has no signature: its id is its Idempotency-Key.
+    let id = match header("webhook-id") {
+        id if id.is_empty() => header("idempotency-key"),
+        id => id,
+    };
     let delivery = Delivery {
-        id: header("webhook-id"),
+        id,
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
         body: String::from_utf8_lossy(&body).into_owned(),
