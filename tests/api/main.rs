@@ -25,3 +25,4 @@ mod secrets;
 mod signals;
 mod store;
 mod upgrade;
+mod well_known;
