@@ -165,10 +165,13 @@ async fn the_command_prints_the_same_bytes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A change to the test settings.
+type Configure = fn(&mut Settings);
+
 #[tokio::test]
 async fn a_bad_entry_stops_start_up_naming_it() {
     let fingerprint = "E3:B0:C4:42:98:FC:1C:14";
-    let cases: [(&str, fn(&mut Settings)); 4] = [
+    let cases: [(&str, Configure); 4] = [
         ("ABCDE1234.com.example.app", |s| {
             s.webauthn.apple_app_ids = vec!["ABCDE1234.com.example.app".into()]
         }),
