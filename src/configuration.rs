@@ -116,8 +116,20 @@ pub struct WebauthnSettings {
     #[serde(default)]
     pub related_origins: Vec<String>,
     /// Native Android apps: `android:apk-key-hash:<base64url SHA-256>`.
+    /// Deprecated in favour of `android_apps`, which also fills
+    /// `assetlinks.json`; both are accepted at verify.
     #[serde(default)]
     pub app_origins: Vec<String>,
+    /// Where password managers send people to enrol and manage passkeys,
+    /// served at `/.well-known/passkey-endpoints`.
+    #[serde(default)]
+    pub passkey_endpoints: PasskeyEndpointSettings,
+    /// iOS apps (`TEAMID.bundle.id`) in `apple-app-site-association`.
+    #[serde(default)]
+    pub apple_app_ids: Vec<String>,
+    /// Android apps in `assetlinks.json`; their origins are accepted at verify.
+    #[serde(default)]
+    pub android_apps: Vec<AndroidAppSettings>,
     #[serde(default)]
     pub user_verification: UserVerification,
     #[serde(default)]
@@ -127,6 +139,19 @@ pub struct WebauthnSettings {
     /// WebAuthn `hints`, most preferred first.
     #[serde(default)]
     pub hints: Vec<Hint>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PasskeyEndpointSettings {
+    pub enroll: Option<String>,
+    pub manage: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AndroidAppSettings {
+    pub package_name: String,
+    /// SHA-256 of the signing certificates, `AA:BB:...`.
+    pub sha256_cert_fingerprints: Vec<String>,
 }
 
 /// Whether the authenticator must verify the person (PIN, biometrics).
@@ -178,6 +203,9 @@ impl WebauthnSettings {
             ceremony_ttl: Duration::from_secs(300),
             related_origins: Vec::new(),
             app_origins: Vec::new(),
+            passkey_endpoints: PasskeyEndpointSettings::default(),
+            apple_app_ids: Vec::new(),
+            android_apps: Vec::new(),
             user_verification: UserVerification::default(),
             resident_key: ResidentKey::default(),
             attachment: Attachment::default(),

@@ -6,6 +6,7 @@
 
 pub mod aaguid;
 pub mod admin_access;
+pub mod association_files;
 pub mod cause_chain;
 pub mod ceremonies;
 pub mod ceremony_keys;

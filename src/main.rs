@@ -1,7 +1,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use kratos_passkeys::association_files::{AssociationFiles, WellKnownFile};
 use kratos_passkeys::configuration::{self, Environment};
 use kratos_passkeys::domain::IdentityId;
 use kratos_passkeys::metrics::Metrics;
@@ -49,6 +53,29 @@ enum Command {
     /// Write this service's passkeys into Kratos's own WebAuthn credentials
     /// (Kratos v25.4.0 and later). Idempotent.
     ExportKratos(MigrationArgs),
+    /// Print a well-known file exactly as the service serves it, for a
+    /// relying-party site that serves `/.well-known/` itself.
+    WellKnown {
+        #[arg(value_enum)]
+        file: WellKnownArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WellKnownArg {
+    PasskeyEndpoints,
+    AppleAppSiteAssociation,
+    Assetlinks,
+}
+
+impl From<WellKnownArg> for WellKnownFile {
+    fn from(arg: WellKnownArg) -> Self {
+        match arg {
+            WellKnownArg::PasskeyEndpoints => Self::PasskeyEndpoints,
+            WellKnownArg::AppleAppSiteAssociation => Self::AppleAppSiteAssociation,
+            WellKnownArg::Assetlinks => Self::Assetlinks,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -127,6 +154,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!("{summary}");
+        }
+        Command::WellKnown { file } => {
+            let file = WellKnownFile::from(file);
+            let files = AssociationFiles::build(&settings.webauthn)?;
+            let bytes = files
+                .get(file)
+                .with_context(|| format!("{} is not configured", file.path()))?;
+            std::io::stdout()
+                .write_all(bytes)
+                .context("writing to stdout")?;
         }
         Command::Migrate => {
             let metrics = std::sync::Arc::new(Metrics::new()?);

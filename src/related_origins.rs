@@ -2,7 +2,9 @@
 //! (`webauthn.origins`), related origins on other registrable domains
 //! (`webauthn.related_origins`, listed at `/.well-known/webauthn` so browsers
 //! let them use the RP id), and native Android apps
-//! (`webauthn.app_origins`, `android:apk-key-hash:<base64url SHA-256>`).
+//! (`webauthn.android_apps`, derived by `association_files`, and the
+//! deprecated `webauthn.app_origins`, `android:apk-key-hash:<base64url
+//! SHA-256>`).
 //!
 //! Checked once at start-up, so a typo is a clear refusal to start rather
 //! than logins that fail in some browsers.
@@ -75,6 +77,17 @@ impl AcceptedOrigins {
             related: related.into_iter().map(|(url, _)| url).collect(),
             apps,
         })
+    }
+
+    /// Adds app origins derived elsewhere (`webauthn.android_apps`, by
+    /// `association_files`), once each beside `app_origins`.
+    pub fn with_apps(mut self, apps: &[Url]) -> Self {
+        for app in apps {
+            if !self.apps.contains(app) {
+                self.apps.push(app.clone());
+            }
+        }
+        self
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Url> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::admin_access::AdminTokens;
+use crate::association_files::AssociationFiles;
 use crate::clock::Clock;
 use crate::configuration::{Environment, Settings};
 use crate::events::{self, Endpoint, Events};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub event_endpoints: Arc<Vec<Endpoint>>,
     /// The origins ceremonies may come from (`/.well-known/webauthn`).
     pub origins: AcceptedOrigins,
+    /// The well-known files (passkey endpoints, iOS and Android association).
+    pub association_files: AssociationFiles,
     allowed_origins: Vec<String>,
     cors_origins: Vec<String>,
 }
@@ -59,7 +62,10 @@ impl AppState {
         let store = Store::connect_lazy(&settings.database, metrics.clone());
         let kratos = KratosClient::new(&settings.kratos, metrics.clone())
             .context("building the Kratos client")?;
-        let origins = AcceptedOrigins::parse(&settings.webauthn)?;
+        let association_files = AssociationFiles::build(&settings.webauthn)?;
+        // The Android origins accepted at verify are those assetlinks.json grants.
+        let origins = AcceptedOrigins::parse(&settings.webauthn)?
+            .with_apps(association_files.android_origins());
         let policy = Policy::new(&settings.webauthn, &origins, metrics.clone())
             .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings: {e}"))?;
         let production = settings.environment == Environment::Production;
@@ -102,6 +108,7 @@ impl AppState {
             events,
             event_endpoints,
             origins,
+            association_files,
             allowed_origins,
             cors_origins,
         };

@@ -40,6 +40,17 @@ pub fn public(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/.well-known/webauthn").route(web::get().to(well_known::related_origins)),
         )
+        .service(
+            resource("/.well-known/passkey-endpoints")
+                .route(web::get().to(well_known::passkey_endpoints)),
+        )
+        .service(
+            resource("/.well-known/apple-app-site-association")
+                .route(web::get().to(well_known::apple_app_site_association)),
+        )
+        .service(
+            resource("/.well-known/assetlinks.json").route(web::get().to(well_known::assetlinks)),
+        )
         // Before /passkeys/{id}, which would otherwise claim it.
         .service(resource("/passkeys/client.js").route(web::get().to(demo::client_js)))
         .service(

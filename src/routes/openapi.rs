@@ -29,6 +29,9 @@ use super::{
         login::options,
         login::verify,
         well_known::related_origins,
+        well_known::passkey_endpoints,
+        well_known::apple_app_site_association,
+        well_known::assetlinks,
         health::alive,
         health::ready,
     ),
@@ -40,7 +43,7 @@ use super::{
         (name = "authenticators", description = "Authenticator icons, from the community passkey AAGUID list"),
         (name = "enrollment", description = "The post-registration passkey offer"),
         (name = "login", description = "Passkey login, minting a Kratos session"),
-        (name = "webauthn", description = "Related origins for the relying party id"),
+        (name = "webauthn", description = "Related origins, passkey endpoints and native app association files for the relying party id"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

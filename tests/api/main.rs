@@ -26,3 +26,4 @@ mod secrets;
 mod signals;
 mod store;
 mod upgrade;
+mod well_known;

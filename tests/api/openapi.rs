@@ -35,6 +35,9 @@ async fn each_listener_documents_its_own_endpoints() {
     assert_eq!(
         paths(&public),
         [
+            "/.well-known/apple-app-site-association",
+            "/.well-known/assetlinks.json",
+            "/.well-known/passkey-endpoints",
             "/.well-known/webauthn",
             "/health/alive",
             "/health/ready",
