@@ -33,6 +33,7 @@ export type ServiceErrorId =
   | "credential_already_registered"
   | "passkey_name_taken"
   | "passkey_not_found"
+  | "last_sign_in_method"
   | "credential_unknown"
   | "credential_cloned"
   | "signature_counter_behind"
@@ -306,7 +307,13 @@ export interface PasskeysClient {
    */
   listPasskeys(): Promise<PasskeyList>;
   renamePasskey(id: string, name: string): Promise<Passkey>;
-  /** Removes a passkey, then signals the remaining ones where the browser supports it. */
+  /**
+   * Removes a passkey, then signals the remaining ones where the browser
+   * supports it. Rejects with `last_sign_in_method` (409) when it is the
+   * person's last way to sign in (no other passkey, and no password, social
+   * sign-in or code login in Kratos): the passkey is kept; ask them to add a
+   * password or another passkey first.
+   */
   removePasskey(id: string): Promise<void>;
   enrollmentOffer(): Promise<EnrollmentOffer>;
   /** Records "Skip for now". */

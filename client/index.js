@@ -429,7 +429,11 @@ export function createClient({
     return list;
   }
 
-  /** Removes a passkey; then tells the passkey provider which remain, where supported. */
+  /**
+   * Removes a passkey; then tells the passkey provider which remain, where
+   * supported. The service refuses the person's last way in with
+   * `last_sign_in_method` (409), and the passkey stays.
+   */
   async function removePasskey(id) {
     await call("DELETE", `/passkeys/${encodeURIComponent(id)}`);
     if (signalSupported("signalAllAcceptedCredentials")) {

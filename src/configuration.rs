@@ -233,6 +233,12 @@ pub struct SessionSettings {
 pub struct IdentitySettings {
     pub name_trait: String,
     pub display_name_trait: String,
+    /// Mirrors Kratos's `selfservice.methods.code.passwordless_enabled`
+    /// (its configuration cannot be read through its API): whether a
+    /// one-time code to the identity's address is a way in, so its last
+    /// passkey may be removed.
+    #[serde(default)]
+    pub kratos_code_login: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -45,6 +45,7 @@ pub enum ErrorId {
     CredentialAlreadyRegistered,
     PasskeyNameTaken,
     PasskeyNotFound,
+    LastSignInMethod,
     CredentialUnknown,
     CredentialCloned,
     SignatureCounterBehind,
@@ -103,9 +104,10 @@ impl ErrorId {
             | E::SessionNotMinted
             | E::NotFound => StatusCode::NOT_FOUND,
             E::CeremonyExpired => StatusCode::GONE,
-            E::CredentialAlreadyRegistered | E::PasskeyNameTaken | E::SignatureCounterBehind => {
-                StatusCode::CONFLICT
-            }
+            E::CredentialAlreadyRegistered
+            | E::PasskeyNameTaken
+            | E::SignatureCounterBehind
+            | E::LastSignInMethod => StatusCode::CONFLICT,
             E::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             E::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             E::KratosUnavailable | E::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -165,6 +167,8 @@ pub enum ApiError {
     PasskeyNameTaken,
     #[error("no such passkey")]
     PasskeyNotFound,
+    #[error("this is the account's last way to sign in; add a password or another passkey first")]
+    LastSignInMethod,
     #[error("this passkey is not registered")]
     CredentialUnknown,
     #[error(
@@ -219,6 +223,7 @@ impl ApiError {
             ApiError::CredentialAlreadyRegistered => ErrorId::CredentialAlreadyRegistered,
             ApiError::PasskeyNameTaken => ErrorId::PasskeyNameTaken,
             ApiError::PasskeyNotFound => ErrorId::PasskeyNotFound,
+            ApiError::LastSignInMethod => ErrorId::LastSignInMethod,
             ApiError::CredentialUnknown => ErrorId::CredentialUnknown,
             ApiError::CredentialCloned => ErrorId::CredentialCloned,
             ApiError::SignatureCounterBehind => ErrorId::SignatureCounterBehind,

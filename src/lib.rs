@@ -27,6 +27,7 @@ pub mod login_records;
 pub mod metrics;
 pub mod migration;
 pub mod passkey_login;
+pub mod passkey_removal;
 pub mod recovery_hook;
 pub mod related_origins;
 pub mod routes;

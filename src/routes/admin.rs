@@ -1,17 +1,27 @@
 //! Support endpoints (admin listener): list and revoke an identity's passkeys.
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::{IdentityId, PasskeyId};
 use crate::error::ApiError;
 use crate::events::Actor;
 use crate::kratos::ClientContext;
+use crate::passkey_removal::{remove_passkey, LastWayIn};
 use crate::routes::passkeys::views;
 use crate::routes::PasskeyView;
 use crate::state::AppState;
+
+/// `DELETE /admin/identities/{identity_id}/passkeys/{passkey_id}`'s query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveQuery {
+    /// Remove it even when it is the identity's last way to sign in.
+    #[serde(default)]
+    pub force: bool,
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Deleted {
@@ -78,11 +88,14 @@ pub async fn list(
     params(
         ("identity_id" = uuid::Uuid, Path, description = "The Kratos identity id"),
         ("passkey_id" = uuid::Uuid, Path, description = "The passkey's id"),
+        RemoveQuery,
     ),
     responses(
         (status = 204, description = "Revoked"),
         (status = 404, description = "`passkey_not_found`, `not_found`", body = crate::error::ErrorResponse),
-        (status = 503, description = "`database_unavailable`", body = crate::error::ErrorResponse),
+        (status = 409, description = "`last_sign_in_method`: the identity's last way in (see `DELETE /passkeys/{id}`); `force=true` removes it all the same", body = crate::error::ErrorResponse),
+        (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
+        (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
         (status = 401, description = "`admin_unauthorized`: `admin.api_keys` is set and the bearer token is missing or wrong", body = crate::error::ErrorResponse),
     )
 )]
@@ -90,23 +103,25 @@ pub async fn remove(
     state: web::Data<AppState>,
     client: ClientContext,
     path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<RemoveQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (identity, passkey) = path.into_inner();
-    let events = state.events.clone();
-    if state
-        .store
-        .delete_passkey(
-            IdentityId::new(identity),
-            PasskeyId::new(passkey),
-            move |row| events.removed(row, Actor::Support, &client),
-        )
-        .await?
-    {
-        tracing::info!(%identity, %passkey, "passkey revoked by an administrator");
-        Ok(HttpResponse::NoContent().finish())
+    let last_way_in = if query.force {
+        LastWayIn::Force
     } else {
-        Err(ApiError::PasskeyNotFound)
-    }
+        LastWayIn::Keep
+    };
+    let events = state.events.clone();
+    remove_passkey(
+        &state,
+        IdentityId::new(identity),
+        PasskeyId::new(passkey),
+        last_way_in,
+        move |row| events.removed(row, Actor::Support, &client),
+    )
+    .await?;
+    tracing::info!(%identity, %passkey, force = query.force, "passkey revoked by an administrator");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Revoke all of an identity's passkeys (support).

@@ -15,6 +15,7 @@ use crate::domain::{PasskeyId, PasskeyName};
 use crate::error::ApiError;
 use crate::events::Actor;
 use crate::kratos::ClientContext;
+use crate::passkey_removal::{remove_passkey, LastWayIn};
 use crate::session::CallerSession;
 use crate::state::AppState;
 use crate::store::{IdentityRow, PasskeyRow};
@@ -214,6 +215,7 @@ pub async fn rename(
         (status = 204, description = "Removed"),
         (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
         (status = 404, description = "`passkey_not_found` (also for another identity's passkey), `not_found`", body = crate::error::ErrorResponse),
+        (status = 409, description = "`last_sign_in_method`: the identity's last passkey, and Kratos has no password, OIDC, passwordless WebAuthn/passkey or (with `identity.kratos_code_login`) code login for it; it is kept", body = crate::error::ErrorResponse),
         (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
         (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
         (status = 503, description = "`kratos_unavailable`, `database_unavailable`", body = crate::error::ErrorResponse),
@@ -227,15 +229,13 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     session.require_fresh(&state.settings)?;
     let events = state.events.clone();
-    if state
-        .store
-        .delete_passkey(session.identity_id(), PasskeyId::new(*path), move |row| {
-            events.removed(row, Actor::Person, &client)
-        })
-        .await?
-    {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::PasskeyNotFound)
-    }
+    remove_passkey(
+        &state,
+        session.identity_id(),
+        PasskeyId::new(*path),
+        LastWayIn::Keep,
+        move |row| events.removed(row, Actor::Person, &client),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -19,7 +19,7 @@ pub use logins::{
 };
 pub use outbox::{Backlog, DeliveryResult, DeliveryRow, DueDelivery, EventRow, NewEvent};
 pub use passkey_row::PasskeyRow;
-pub use passkeys::{NewPasskey, NewPasskeyName};
+pub use passkeys::{NewPasskey, NewPasskeyName, Removal};
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;

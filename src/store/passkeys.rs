@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::identities::ensure_identity;
 use super::outbox::{append, NewEvent};
 use super::passkey_row::PasskeyRow;
-use super::schema::passkeys;
+use super::schema::{identities, passkeys};
 use super::{Store, StoreError};
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};
 
@@ -24,6 +24,16 @@ pub struct NewPasskey {
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub sign_count: i64,
+}
+
+/// What removing one passkey did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// The identity has no such passkey.
+    NotFound,
+    /// Refused: it is the identity's last passkey.
+    LastPasskey,
 }
 
 /// The name a new passkey gets: the person's choice (refused when taken) or
@@ -191,16 +201,40 @@ impl Store {
         Ok(renamed)
     }
 
-    /// Removes one of the identity's passkeys; false when it has no such passkey.
+    /// Removes one of the identity's passkeys. With `keep_last`, refuses to
+    /// remove its last one: the identity's row is locked first, so two
+    /// removals of its last two passkeys at once cannot both pass the count.
     pub async fn delete_passkey(
         &self,
         identity: IdentityId,
         id: PasskeyId,
+        keep_last: bool,
         event: impl FnOnce(&PasskeyRow) -> NewEvent + Send + 'static,
-    ) -> Result<bool, StoreError> {
-        let deleted = self
+    ) -> Result<Removal, StoreError> {
+        let removal = self
             .run("delete_passkey", move |conn| {
                 conn.transaction(|conn| {
+                    if keep_last {
+                        identities::table
+                            .find(identity.as_uuid())
+                            .select(identities::identity_id)
+                            .for_update()
+                            .first::<Uuid>(conn)
+                            .optional()?;
+                        let others: i64 = passkeys::table
+                            .filter(passkeys::identity_id.eq(identity.as_uuid()))
+                            .filter(passkeys::id.ne(id.as_uuid()))
+                            .count()
+                            .get_result(conn)?;
+                        let owned: i64 = passkeys::table
+                            .find(id.as_uuid())
+                            .filter(passkeys::identity_id.eq(identity.as_uuid()))
+                            .count()
+                            .get_result(conn)?;
+                        if owned == 1 && others == 0 {
+                            return Ok(Removal::LastPasskey);
+                        }
+                    }
                     let row = diesel::delete(
                         passkeys::table
                             .find(id.as_uuid())
@@ -209,17 +243,20 @@ impl Store {
                     .returning(PasskeyRow::as_returning())
                     .get_result(conn)
                     .optional()?;
-                    if let Some(row) = &row {
-                        append(conn, &[event(row)])?;
+                    match row {
+                        Some(row) => {
+                            append(conn, &[event(&row)])?;
+                            Ok(Removal::Removed)
+                        }
+                        None => Ok(Removal::NotFound),
                     }
-                    Ok(row.is_some())
                 })
             })
             .await?;
-        if deleted {
+        if removal == Removal::Removed {
             self.outbox_written();
         }
-        Ok(deleted)
+        Ok(removal)
     }
 
     /// Removes all of the identity's passkeys, an event for each.

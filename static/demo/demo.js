@@ -71,6 +71,7 @@ const WORDS = {
   ceremony_not_found: "That attempt is no longer valid. Please try again.",
   passkey_exists: "This device already has a passkey for your account.",
   passkey_name_taken: "You already have a passkey with that name.",
+  last_sign_in_method: "This passkey is your only way to sign in, so it was kept. Set a password or add another passkey first, then remove it.",
   invalid_passkey_name: "Please choose a name of 1 to 64 characters.",
   session_required: "Your session has ended. Please sign in again.",
   kratos_unavailable: "Sign-in is temporarily unavailable. Please try again in a moment.",

@@ -31,6 +31,8 @@ pub struct Authenticator {
     soft: SoftPasskey,
     pub credentials: Vec<Remembered>,
     vouched_origins: Vec<Url>,
+    /// False: it cannot verify the user and answers every request without.
+    verifies_user: bool,
 }
 
 impl Default for Authenticator {
@@ -46,6 +48,17 @@ impl Authenticator {
             soft: SoftPasskey::new(true),
             credentials: Vec::new(),
             vouched_origins: Vec::new(),
+            verifies_user: true,
+        }
+    }
+
+    /// An authenticator that never verifies the user: it signs with UV=0
+    /// (a security key without a PIN), so its assertions stay valid.
+    pub fn without_user_verification() -> Self {
+        Self {
+            soft: SoftPasskey::new(false),
+            verifies_user: false,
+            ..Self::new()
         }
     }
 
@@ -130,6 +143,12 @@ impl Authenticator {
             id: remembered.credential_id.clone(),
             transports: None,
         }];
+        if !self.verifies_user {
+            // The browser passes `preferred` on; the software passkey only
+            // signs without verification when not asked for it.
+            rcr.public_key.user_verification =
+                webauthn_rs_proto::UserVerificationPolicy::Discouraged_DO_NOT_USE;
+        }
         tweak(&mut rcr.public_key);
         let origin = Url::parse(origin).expect("origin");
         let mut credential = if self.vouched_origins.contains(&origin) {

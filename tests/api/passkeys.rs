@@ -272,3 +272,132 @@ async fn a_bad_theme_or_aaguid_is_not_found() {
         assert_error(status, &body, 404, "not_found");
     }
 }
+
+/// An identity with no password: Kratos's admin API makes it with traits
+/// alone, and a session is minted for it the way a passkey login does.
+async fn passwordless_user(app: &crate::helpers::TestApp) -> (uuid::Uuid, Auth) {
+    use kratos_passkeys::domain::{IdentityId, SessionDelivery};
+    use kratos_passkeys::kratos::{ClientContext, MintedCredential};
+    use secrecy::ExposeSecret;
+
+    let response = app
+        .http
+        .post(
+            crate::helpers::kratos_admin_url()
+                .join("admin/identities")
+                .expect("url"),
+        )
+        .json(&serde_json::json!({
+            "schema_id": "default",
+            "traits": {"email": crate::helpers::kratos::new_email()},
+        }))
+        .send()
+        .await
+        .expect("create identity");
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.expect("identity");
+    let id = uuid::Uuid::parse_str(body["id"].as_str().expect("id")).expect("uuid");
+    let state = app.state.as_ref().expect("in-process app");
+    let minted = state
+        .kratos
+        .mint_session(
+            IdentityId::new(id),
+            SessionDelivery::Token,
+            &ClientContext::default(),
+            &state.marker,
+        )
+        .await
+        .map_err(|failure| failure.error)
+        .expect("session minted");
+    let MintedCredential::Token(token) = minted.credential else {
+        panic!("a token was asked for");
+    };
+    (id, Auth::Token(token.expose_secret().to_string()))
+}
+
+async fn remove(
+    app: &crate::helpers::TestApp,
+    auth: &Auth,
+    passkey: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let path = format!("/passkeys/{}", passkey["id"].as_str().expect("id"));
+    crate::helpers::status_and_json(
+        app.request(reqwest::Method::DELETE, &path, auth)
+            .send()
+            .await
+            .expect("delete"),
+    )
+    .await
+}
+
+fn removed_events(app: &crate::helpers::TestApp, identity: uuid::Uuid) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) AS count FROM events WHERE type = 'passkey.removed' AND identity_id = '{identity}'"
+    ))
+}
+
+#[tokio::test]
+async fn the_last_passkey_of_a_passwordless_identity_is_kept() {
+    let app = spawn_app().await;
+    let (identity, auth) = passwordless_user(&app).await;
+    let mut authenticator = crate::helpers::Authenticator::new();
+    let first = app.register_passkey(&auth, &mut authenticator).await;
+    let second = app.register_passkey(&auth, &mut authenticator).await;
+
+    // Another passkey remains: the first goes.
+    assert_eq!(remove(&app, &auth, &first).await.0, 204);
+    // The last one is the only way in left.
+    let (status, body) = remove(&app, &auth, &second).await;
+    assert_error(status, &body, 409, "last_sign_in_method");
+    assert_eq!(listed(&app.passkey_list(&auth).await).len(), 1);
+    assert_eq!(removed_events(&app, identity), 1);
+
+    // Support overrides it only when told to, and the removal is an event.
+    let path = format!(
+        "/admin/identities/{identity}/passkeys/{}",
+        second["id"].as_str().expect("id")
+    );
+    let refused = app
+        .http
+        .delete(app.admin_url(&path))
+        .send()
+        .await
+        .expect("delete");
+    let (status, body) = crate::helpers::status_and_json(refused).await;
+    assert_error(status, &body, 409, "last_sign_in_method");
+    let forced = app
+        .http
+        .delete(app.admin_url(&format!("{path}?force=true")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(forced.status(), 204);
+    assert_eq!(listed(&app.passkey_list(&auth).await).len(), 0);
+    assert_eq!(removed_events(&app, identity), 2);
+}
+
+#[tokio::test]
+async fn with_a_password_in_kratos_the_last_passkey_can_go() {
+    let app = spawn_app().await;
+    let (user, auth) = app.signed_in_user().await;
+    let passkey = app
+        .register_passkey(&auth, &mut crate::helpers::Authenticator::new())
+        .await;
+    assert_eq!(remove(&app, &auth, &passkey).await.0, 204);
+    assert_eq!(listed(&app.passkey_list(&auth).await).len(), 0);
+    assert_eq!(removed_events(&app, user.id), 1);
+}
+
+#[tokio::test]
+async fn two_removals_of_the_last_two_passkeys_at_once_keep_one() {
+    let app = spawn_app().await;
+    let (_, auth) = passwordless_user(&app).await;
+    let mut authenticator = crate::helpers::Authenticator::new();
+    let first = app.register_passkey(&auth, &mut authenticator).await;
+    let second = app.register_passkey(&auth, &mut authenticator).await;
+    let (a, b) = tokio::join!(remove(&app, &auth, &first), remove(&app, &auth, &second));
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [204, 409]);
+    assert_eq!(listed(&app.passkey_list(&auth).await).len(), 1);
+}

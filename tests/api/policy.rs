@@ -214,3 +214,39 @@ async fn hints_reach_registration_and_login_options() {
         "a conditional registration goes to the password manager"
     );
 }
+
+/// A correctly signed UV=0 login: accepted under `preferred`, refused under
+/// `required` (the same passkey, the same database).
+#[tokio::test]
+async fn an_unverified_login_is_accepted_under_preferred_and_refused_under_required() {
+    let preferred =
+        spawn_app_with(|s| s.webauthn.user_verification = UserVerification::Preferred).await;
+    let (_, auth) = preferred.signed_in_user().await;
+    let mut authenticator = Authenticator::without_user_verification();
+    preferred.register_passkey(&auth, &mut authenticator).await;
+
+    let options = preferred.login_options().await;
+    let credential = authenticator.login(&options);
+    let flags =
+        crate::helpers::authenticator::unb64(&credential["response"]["authenticatorData"])[32];
+    assert_eq!(
+        flags & UV,
+        0,
+        "the assertion must not claim user verification"
+    );
+    let accepted = preferred
+        .verify_login(&options, &credential, json!({"session": "token"}))
+        .await;
+    assert_eq!(accepted.status(), 200);
+
+    let mut settings = preferred.settings.clone();
+    settings.webauthn.user_verification = UserVerification::Required;
+    let required = crate::helpers::spawn_with_settings(settings).await;
+    let options = required.login_options().await;
+    let credential = authenticator.login(&options);
+    let refused = required
+        .verify_login(&options, &credential, json!({"session": "token"}))
+        .await;
+    let (status, body) = crate::helpers::status_and_json(refused).await;
+    crate::helpers::assert_error(status, &body, 400, "user_verification_missing");
+}
