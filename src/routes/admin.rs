@@ -92,6 +92,7 @@ pub async fn list(
     ),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 400, description = "`malformed_request`: `force` is not `true` or `false`", body = crate::error::ErrorResponse),
         (status = 404, description = "`passkey_not_found`, `not_found`", body = crate::error::ErrorResponse),
         (status = 409, description = "`last_sign_in_method`: the identity's last way in (see `DELETE /passkeys/{id}`); `force=true` removes it all the same", body = crate::error::ErrorResponse),
         (status = 502, description = "`kratos_error`: Kratos answered unexpectedly", body = crate::error::ErrorResponse),
