@@ -23,7 +23,7 @@ pub struct Collected {
 
 /// A login record still pending after this long lost its worker (the
 /// process stopped, or its queue was full): its session id stays unknown.
-const PENDING_FOR_GOOD: chrono::Duration = chrono::Duration::minutes(5);
+const PENDING_FOR_GOOD: Duration = Duration::from_secs(300);
 
 /// Purges the marks of expired ceremonies and settles abandoned login
 /// records every `gc.interval`, and forgets idle rate-limit buckets, for as
@@ -73,7 +73,7 @@ async fn sweep(state: &AppState) -> Result<Swept, crate::store::StoreError> {
         .await?;
     let unresolved = state
         .store
-        .give_up_stale_sessions(now - PENDING_FOR_GOOD)
+        .give_up_stale_sessions(PENDING_FOR_GOOD)
         .await?;
     if unresolved > 0 {
         tracing::warn!(

@@ -325,19 +325,31 @@ impl Store {
     /// `pending_before`: the process that minted it stopped first.
     pub async fn give_up_stale_sessions(
         &self,
-        pending_before: DateTime<Utc>,
+        pending_for: std::time::Duration,
     ) -> Result<usize, StoreError> {
+        #[derive(QueryableByName)]
+        struct GivenUp {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+        }
+        // The database's clock, which wrote `created_at`: a gc host whose
+        // clock runs ahead cannot give up a login still minting.
+        let pending_for = diesel::data_types::PgInterval::from_microseconds(
+            i64::try_from(pending_for.as_micros()).unwrap_or(i64::MAX),
+        );
         let given_up = self
             .run("give_up_stale_sessions", move |conn| {
                 conn.transaction(|conn| {
-                    let records: Vec<Uuid> = diesel::update(
-                        minted_sessions::table
-                            .filter(minted_sessions::state.eq_any(["minting", "pending"]))
-                            .filter(minted_sessions::created_at.lt(pending_before)),
+                    let records: Vec<Uuid> = diesel::sql_query(
+                        "UPDATE minted_sessions SET state = 'unresolved' \
+                         WHERE state IN ('minting', 'pending') \
+                           AND created_at < now() - $1::interval RETURNING id",
                     )
-                    .set(minted_sessions::state.eq("unresolved"))
-                    .returning(minted_sessions::id)
-                    .get_results(conn)?;
+                    .bind::<diesel::sql_types::Interval, _>(pending_for)
+                    .load::<GivenUp>(conn)?
+                    .into_iter()
+                    .map(|row| row.id)
+                    .collect();
                     for record in &records {
                         release(conn, *record, None)?;
                     }
