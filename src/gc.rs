@@ -71,10 +71,7 @@ async fn sweep(state: &AppState) -> Result<Swept, crate::store::StoreError> {
         .store
         .purge_consumed_ceremonies(state.settings.gc.used_ceremony_margin)
         .await?;
-    let unresolved = state
-        .store
-        .give_up_stale_sessions(PENDING_FOR_GOOD)
-        .await?;
+    let unresolved = state.store.give_up_stale_sessions(PENDING_FOR_GOOD).await?;
     if unresolved > 0 {
         tracing::warn!(
             unresolved,
