@@ -2,7 +2,7 @@
 // kratos-passkeys, also served by the service at /passkeys/client.js.
 
 /**
- * Every error id the service answers with (its README's "Error ids" table).
+ * Every error id the service answers with (the table of docs/src/error-ids.md).
  * The admin-only ones (`session_not_minted`, `webhook_unauthorized`,
  * `admin_unauthorized`) are listed too, so the union is the service's whole
  * vocabulary.

@@ -111,7 +111,7 @@ impl AssociationFiles {
     }
 }
 
-/// Pretty JSON and a final newline: what the README shows and the command
+/// Pretty JSON and a final newline: what the documentation shows and the command
 /// prints. Serializing these plain structs cannot fail.
 fn render(value: &impl Serialize) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();

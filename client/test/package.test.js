@@ -1,6 +1,7 @@
 // The package as a frontend team installs it: what package.json promises
 // exists, index.d.ts declares every export, and the error id union is the
-// service's whole table (the repository's README) plus the client's own.
+// service's whole table (the repository's docs/src/error-ids.md) plus the
+// client's own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -38,10 +39,9 @@ test("index.d.ts declares every export of index.js, and nothing it does not expo
   assert.deepEqual([...declared].sort(), Object.keys(client).sort());
 });
 
-test("the ServiceErrorId union is the README's error id table", () => {
-  const readme = read("../../README.md");
-  const section = readme.split("\n### Error ids\n")[1]?.split("\n## ")[0];
-  assert.ok(section, "the README has its Error ids section");
+test("the ServiceErrorId union is the error id reference's table", () => {
+  const section = read("../../docs/src/error-ids.md");
+  assert.match(section, /^# Error ids\n/, "docs/src/error-ids.md is the error id reference");
   const ids = section.split("\n")
     .filter((line) => /^\| `/.test(line))
     .flatMap((line) => [...line.split("|")[1].matchAll(/`([a-z0-9_]+)`/g)].map((m) => m[1]));

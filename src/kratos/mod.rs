@@ -1,7 +1,7 @@
 //! The Kratos boundary: a thin typed client for the few Kratos calls this
 //! service depends on. It reads only the fields the service needs and maps
-//! every HTTP status explicitly (see the README for why this is not
-//! ory-kratos-client).
+//! every HTTP status explicitly (see docs/src/architecture.md, "Why a thin
+//! typed Kratos client", for why this is not ory-kratos-client).
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -6,6 +6,7 @@ mod admin;
 mod architecture;
 mod dashboards;
 mod demo;
+mod docs;
 mod durable;
 mod enrollment;
 mod events;

@@ -157,12 +157,12 @@ async fn every_documented_refusal_has_the_status_its_id_answers_with() {
 }
 
 #[test]
-fn every_error_id_is_in_the_readme() {
-    let readme = include_str!("../../README.md");
+fn every_error_id_is_in_the_error_id_reference() {
+    let reference = include_str!("../../docs/src/error-ids.md");
     for id in ErrorId::iter() {
         assert!(
-            readme.contains(&format!("`{}`", id.as_str())),
-            "README misses {}",
+            reference.contains(&format!("`{}`", id.as_str())),
+            "docs/src/error-ids.md misses {}",
             id.as_str()
         );
     }

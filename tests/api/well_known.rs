@@ -1,6 +1,6 @@
 //! The well-known files: `/.well-known/passkey-endpoints`,
 //! `apple-app-site-association` and `assetlinks.json` are byte for byte what
-//! the README documents, the `well-known` command prints the same bytes, a
+//! the documentation (`docs/src/origins-and-apps.md`) shows, the `well-known` command prints the same bytes, a
 //! bad entry stops start-up naming it, and the Android origin accepted at
 //! verify is the one `assetlinks.json` grants.
 
@@ -16,9 +16,9 @@ use crate::helpers::{
     Authenticator, TestApp,
 };
 
-const README: &str = include_str!("../../README.md");
+const DOCUMENTED: &str = include_str!("../../docs/src/origins-and-apps.md");
 
-/// The README's example configuration.
+/// The documentation's example configuration.
 const CONFIG: &str = r#"webauthn:
   passkey_endpoints:
     enroll: https://example.com/account/passkeys/new
@@ -76,13 +76,13 @@ const FILES: [(&str, &str, &str); 3] = [
     ("assetlinks", "/.well-known/assetlinks.json", ASSETLINKS),
 ];
 
-/// The README's configuration applied to `settings`, read the way the
+/// The documentation's configuration applied to `settings`, read the way the
 /// service reads its YAML.
 fn configure(settings: &mut Settings) {
     let config = config::Config::builder()
         .add_source(config::File::from_str(CONFIG, config::FileFormat::Yaml))
         .build()
-        .expect("the README's configuration");
+        .expect("the documentation's configuration");
     settings.webauthn.passkey_endpoints = config
         .get::<PasskeyEndpointSettings>("webauthn.passkey_endpoints")
         .expect("passkey_endpoints");
@@ -95,14 +95,17 @@ fn configure(settings: &mut Settings) {
 }
 
 #[test]
-fn the_readme_documents_these_bytes() {
+fn the_documentation_shows_these_bytes() {
     for documented in [
         CONFIG,
         PASSKEY_ENDPOINTS,
         APPLE_APP_SITE_ASSOCIATION,
         ASSETLINKS,
     ] {
-        assert!(README.contains(documented), "README lacks:\n{documented}");
+        assert!(
+            DOCUMENTED.contains(documented),
+            "docs/src/origins-and-apps.md lacks:\n{documented}"
+        );
     }
 }
 
