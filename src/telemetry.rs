@@ -8,6 +8,8 @@
 //! Kratos pass on. With tracing off nothing is sampled and nothing leaves
 //! the process.
 
+use std::io::IsTerminal;
+
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -57,7 +59,11 @@ pub fn init(format: LogFormat, settings: &TracingSettings) -> Result<Telemetry, 
         .with_location(false)
         .with_threads(false);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let lines = fmt::layer().with_target(false).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or collector gets plain text.
+    let lines = fmt::layer()
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match format {
         LogFormat::Text => registry.with(lines).try_init(),

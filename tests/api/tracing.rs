@@ -85,7 +85,7 @@ async fn trace_when(trace_id: &str, complete: impl Fn(&[Span]) -> bool) -> (Valu
     let http = reqwest::Client::new();
     let url = format!("{}/api/traces/{trace_id}", jaeger_query());
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::from("no answer yet");
+    let mut last;
     loop {
         match http.get(&url).send().await {
             Ok(response) if response.status().is_success() => {
