@@ -3,7 +3,10 @@
 //! parent, coloured by the process that recorded it. The Jaeger built from
 //! the Go module serves no UI, so the documentation's picture is drawn here.
 //!
-//!   trace-waterfall trace.json out.png [FONT.ttf]
+//!   trace-waterfall trace.json out.png [--hide PREFIX]... [--font FONT.ttf]
+//!
+//! `--hide sql-` leaves out the spans whose name starts with `sql-`
+//! (Kratos's one per SQL statement), for a picture that stays readable.
 
 use std::collections::HashMap;
 
@@ -32,15 +35,19 @@ const PALETTE: [RGBColor; 4] = [
 ];
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let (input, output) = match args.as_slice() {
-        [_, input, output, ..] => (input, output),
-        _ => bail!("usage: trace-waterfall trace.json out.png [FONT.ttf]"),
+    let mut args = std::env::args().skip(1);
+    let (Some(input), Some(output)) = (args.next(), args.next()) else {
+        bail!("usage: trace-waterfall trace.json out.png [--hide PREFIX]... [--font FONT.ttf]");
     };
-    let font = args
-        .get(3)
-        .cloned()
-        .unwrap_or_else(|| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+    let mut font = String::from("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    let mut hidden = Vec::new();
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next()) {
+            ("--hide", Some(prefix)) => hidden.push(prefix),
+            ("--font", Some(path)) => font = path,
+            _ => bail!("unknown argument {flag}"),
+        }
+    }
     let bytes = std::fs::read(&font).with_context(|| format!("reading the font {font}"))?;
     // plotters keeps registered fonts for the whole run.
     register_font(
@@ -52,13 +59,16 @@ fn main() -> anyhow::Result<()> {
 
     let json: Value = serde_json::from_str(&std::fs::read_to_string(input)?)?;
     let trace = &json["data"][0];
-    let spans = read_spans(trace)?;
+    let mut spans = read_spans(trace)?;
+    let all = spans.len();
+    spans.retain(|s| !hidden.iter().any(|p| s.operation.starts_with(p.as_str())));
     let ordered = tree_order(&spans);
     draw(
         trace["traceID"].as_str().unwrap_or(""),
         &spans,
         &ordered,
-        output,
+        all,
+        &output,
     )
 }
 
@@ -123,6 +133,7 @@ fn draw(
     trace_id: &str,
     spans: &[Span],
     order: &[(usize, usize)],
+    all: usize,
     output: &str,
 ) -> anyhow::Result<()> {
     let services: Vec<&str> = {
@@ -148,7 +159,7 @@ fn draw(
     let text = |size| ("sans-serif", size).into_font();
     root.draw(&Text::new(
         format!(
-            "One passkey login, one trace: {trace_id}  ({} spans, {:.1} ms)",
+            "One passkey login, one trace: {trace_id}  ({} of {all} spans, {:.1} ms)",
             spans.len(),
             total / 1000.0
         ),
