@@ -439,7 +439,10 @@ pub struct TracingSettings {
 impl TracingSettings {
     /// Where the OTLP exporter posts spans.
     pub fn traces_url(&self) -> Url {
-        crate::kratos::join(&self.otlp_endpoint, "v1/traces")
+        let mut url = self.otlp_endpoint.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}/v1/traces"));
+        url
     }
 }
 
@@ -553,6 +556,14 @@ mod tests {
         assert_eq!(
             settings.tracing.traces_url().as_str(),
             "http://127.0.0.1:4318/v1/traces"
+        );
+        let behind_a_path = TracingSettings {
+            otlp_endpoint: Url::parse("https://collector.example/otlp").expect("url"),
+            ..TracingSettings::default()
+        };
+        assert_eq!(
+            behind_a_path.traces_url().as_str(),
+            "https://collector.example/otlp/v1/traces"
         );
         assert!(SamplingRatio::try_from(1.5).is_err());
         assert!(SamplingRatio::try_from(-0.1).is_err());
