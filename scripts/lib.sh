@@ -227,6 +227,83 @@ start_kratos() {
     die "$name did not become ready; see $LOG_DIR/$name.log"
 }
 
+# --- Jaeger ----------------------------------------------------------------
+
+# start_jaeger NAME QUERY_PORT OTLP_GRPC_PORT OTLP_HTTP_PORT [QUERY_GRPC_PORT]
+#
+# Jaeger v2 (scripts/build-jaeger) with in-memory storage on loopback: OTLP
+# in on OTLP_GRPC_PORT/OTLP_HTTP_PORT, the query API (/api/traces) on
+# QUERY_PORT. Only these ports (and QUERY_GRPC_PORT, default QUERY_PORT+1):
+# its all-in-one defaults would also take 5778, 8888, 9411, 13133, 14250...
+start_jaeger() {
+  local name=$1 query=$2 grpc=$3 http=$4 query_grpc=${5:-$(($2 + 1))}
+  if wait_http "http://127.0.0.1:$query/api/services" 1; then
+    log "$name already answers on 127.0.0.1:$query; reusing it"
+    return 0
+  fi
+  local bin
+  bin=$("$REPO/scripts/build-jaeger") || die "Jaeger could not be built (scripts/build-jaeger)"
+  local config="$STATE_DIR/$name.yaml"
+  cat >"$config" <<YAML
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    resource:
+      service.name: $name
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_query:
+    storage:
+      traces: memory
+    http:
+      endpoint: 127.0.0.1:$query
+    grpc:
+      endpoint: 127.0.0.1:$query_grpc
+  jaeger_storage:
+    backends:
+      memory:
+        memory:
+          max_traces: 100000
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:$grpc
+      http:
+        endpoint: 127.0.0.1:$http
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memory
+YAML
+  log "starting $name (Jaeger) on 127.0.0.1:$query (query), 127.0.0.1:$grpc/$http (OTLP gRPC/HTTP)"
+  "$bin" --config "$config" >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$PID_DIR/$name.pid"
+  wait_http "http://127.0.0.1:$query/api/services" 60 ||
+    die "$name did not become ready; see $LOG_DIR/$name.log"
+}
+
+# The Kratos settings (environment) that send its spans to the OTLP/HTTP
+# receiver on 127.0.0.1:PORT, every trace sampled; the same keys in v1.3.1,
+# v25.4.0 and v26.2.0 (ory/x otelx).
+kratos_tracing_env() {
+  echo TRACING_PROVIDER=otel
+  echo "TRACING_SERVICE_NAME=${2:-kratos}"
+  echo "TRACING_PROVIDERS_OTLP_SERVER_URL=127.0.0.1:$1"
+  echo TRACING_PROVIDERS_OTLP_INSECURE=true
+  echo TRACING_PROVIDERS_OTLP_SAMPLING_SAMPLING_RATIO=1
+}
+
 # --- kratos-passkeys -------------------------------------------------------
 
 # Builds the service (debug unless KRATOS_PASSKEYS_PROFILE=release) and prints

@@ -58,6 +58,7 @@ pub fn start_ceremony(
 /// identity, and not expired by this host's clock (a cheap early refusal;
 /// the database's clock decides when its use is recorded, see `consume`).
 /// Anything that does not open, or is someone else's, is unknown.
+#[tracing::instrument(name = "open_ceremony", skip_all)]
 pub fn open_ceremony(
     state: &AppState,
     id: &CeremonyId,

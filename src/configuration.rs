@@ -26,6 +26,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub gc: GcSettings,
     pub events: EventSettings,
+    /// Absent from older configuration files: tracing stays off.
+    #[serde(default)]
+    pub tracing: TracingSettings,
     /// Which environment file was layered in (not read from the files).
     #[serde(skip)]
     pub environment: Environment,
@@ -415,6 +418,70 @@ pub struct CorsSettings {
     pub allowed_origins: Vec<String>,
 }
 
+/// OpenTelemetry tracing: the spans of each request, exported over
+/// OTLP/HTTP (protobuf) to a collector, Jaeger or any OTLP receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TracingSettings {
+    /// Off: nothing is exported (log lines still carry a trace id, the
+    /// caller's `traceparent` one when it sends one).
+    pub enabled: bool,
+    /// The receiver's base URL (OTLP/HTTP, usually port 4318); spans are
+    /// posted to `<otlp_endpoint>/v1/traces`.
+    pub otlp_endpoint: Url,
+    /// `service.name` of every span.
+    pub service_name: String,
+    /// The share of traces this service starts that are recorded. A
+    /// caller's `traceparent` decides for the traces it started.
+    pub sampling_ratio: SamplingRatio,
+}
+
+impl TracingSettings {
+    /// Where the OTLP exporter posts spans.
+    pub fn traces_url(&self) -> Url {
+        let mut url = self.otlp_endpoint.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}/v1/traces"));
+        url
+    }
+}
+
+impl Default for TracingSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            otlp_endpoint: Url::parse("http://127.0.0.1:4318/").expect("a valid URL"),
+            service_name: "kratos-passkeys".into(),
+            sampling_ratio: SamplingRatio(1.0),
+        }
+    }
+}
+
+/// A probability: from 0 (none) to 1 (every trace).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct SamplingRatio(f64);
+
+impl SamplingRatio {
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for SamplingRatio {
+    type Error = String;
+
+    fn try_from(value: f64) -> Result<Self, Self::Error> {
+        if (0.0..=1.0).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "tracing.sampling_ratio must be between 0 and 1, not {value}"
+            ))
+        }
+    }
+}
+
 /// Which `config/<environment>.yaml` layers over the base file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Environment {
@@ -480,6 +547,30 @@ mod tests {
 
     fn config_dir() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_refuses_a_ratio_past_one() {
+        let settings = load(&config_dir(), Environment::Local).expect("config loads");
+        assert!(!settings.tracing.enabled);
+        assert_eq!(
+            settings.tracing.traces_url().as_str(),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        let behind_a_path = TracingSettings {
+            otlp_endpoint: Url::parse("https://collector.example/otlp").expect("url"),
+            ..TracingSettings::default()
+        };
+        assert_eq!(
+            behind_a_path.traces_url().as_str(),
+            "https://collector.example/otlp/v1/traces"
+        );
+        assert!(SamplingRatio::try_from(1.5).is_err());
+        assert!(SamplingRatio::try_from(-0.1).is_err());
+        assert_eq!(
+            SamplingRatio::try_from(0.25).map(SamplingRatio::get),
+            Ok(0.25)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use kratos_passkeys::association_files::{AssociationFiles, WellKnownFile};
-use kratos_passkeys::configuration::{self, Environment};
+use kratos_passkeys::configuration::{self, Environment, TracingSettings};
 use kratos_passkeys::domain::IdentityId;
 use kratos_passkeys::metrics::Metrics;
 use kratos_passkeys::migration::{
@@ -100,8 +100,27 @@ impl MigrationArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
-    match run(cli).await {
+    let settings = match Environment::try_from(cli.environment.clone())
+        .map_err(anyhow::Error::msg)
+        .and_then(|environment| Ok(configuration::load(&cli.config_dir, environment)?))
+    {
+        Ok(settings) => settings,
+        Err(error) => {
+            // Logged as every other error is, with tracing as it defaults.
+            let _telemetry = telemetry::init(cli.log_format, &TracingSettings::default());
+            tracing::error!("{error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Held until the end: dropping it flushes the last spans.
+    let _telemetry = match telemetry::init(cli.log_format, &settings.tracing) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("{:#}", anyhow::Error::new(error));
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(cli.command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -110,10 +129,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let environment = Environment::try_from(cli.environment).map_err(anyhow::Error::msg)?;
-    let settings = configuration::load(&cli.config_dir, environment)?;
-    match cli.command {
+async fn run(command: Command, settings: configuration::Settings) -> anyhow::Result<()> {
+    match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
             tracing::info!(

@@ -404,6 +404,7 @@ impl Policy {
         })
     }
 
+    #[tracing::instrument(name = "webauthn.finish_login", skip_all)]
     pub fn finish_login(
         &self,
         credential: &PublicKeyCredential,

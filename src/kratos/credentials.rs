@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{decode, unavailable, unexpected, KratosClient, KratosError};
+use super::{decode, unexpected, KratosClient, KratosError};
 use crate::domain::IdentityId;
 
 /// The credential types that can hold passkeys.
@@ -188,14 +188,12 @@ impl KratosClient {
     pub async fn patch_identity(&self, id: IdentityId, patch: &Value) -> Result<(), KratosError> {
         const OP: &str = "patch_identity";
         let _timer = self.metrics.kratos_timer(OP);
-        let response = self
+        let request = self
             .http
             .patch(self.admin(&format!("admin/identities/{id}")))
             .header(ACCEPT, "application/json")
-            .json(patch)
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+            .json(patch);
+        let response = self.send(OP, request).await?;
         match response.status() {
             StatusCode::OK => Ok(()),
             StatusCode::NOT_FOUND => Err(KratosError::IdentityNotFound),

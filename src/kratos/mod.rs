@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
 use url::Url;
 use uuid::Uuid;
 
@@ -220,7 +221,7 @@ impl KratosClient {
                 request.header("X-Session-Token", token.expose_secret())
             }
         };
-        let response = request.send().await.map_err(unavailable(OP))?;
+        let response = self.send(OP, request).await?;
         match response.status() {
             StatusCode::OK => {
                 let raw = response.bytes().await.map_err(decode(OP))?.to_vec();
@@ -277,12 +278,11 @@ impl KratosClient {
         operation: &'static str,
         url: Url,
     ) -> Result<reqwest::Response, KratosError> {
-        self.http
-            .get(url)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unavailable(operation))
+        self.send(
+            operation,
+            self.http.get(url).header(ACCEPT, "application/json"),
+        )
+        .await
     }
 
     /// Finds the identity whose credentials use `identifier` (an email).
@@ -312,6 +312,7 @@ impl KratosClient {
     /// (`IdentityDisabled`) identities, so no separate check is needed.
     /// The redemption carries the flow's mark, so the after-recovery hooks
     /// can tell this login from a real recovery (`crate::login_marker`).
+    #[tracing::instrument(name = "mint_session", skip_all)]
     pub async fn mint_session(
         &self,
         identity: IdentityId,
@@ -381,12 +382,10 @@ impl KratosClient {
     pub async fn revoke_session(&self, id: KratosSessionId) -> Result<(), KratosError> {
         const OP: &str = "revoke_session";
         let _timer = self.metrics.kratos_timer(OP);
-        let response = self
+        let request = self
             .http
-            .delete(self.admin(&format!("admin/sessions/{id}")))
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+            .delete(self.admin(&format!("admin/sessions/{id}")));
+        let response = self.send(OP, request).await?;
         match response.status() {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
             status => Err(unexpected(OP, status, response).await),
@@ -404,7 +403,7 @@ impl KratosClient {
             SessionDelivery::Cookie => "browser",
             SessionDelivery::Token => "api",
         };
-        let response = self
+        let request = self
             .http
             .post(self.admin("admin/recovery/code"))
             .header(ACCEPT, "application/json")
@@ -412,10 +411,8 @@ impl KratosClient {
                 "identity_id": identity,
                 "expires_in": "30s",
                 "flow_type": flow_type,
-            }))
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+            }));
+        let response = self.send(OP, request).await?;
         match response.status() {
             StatusCode::CREATED | StatusCode::OK => {
                 let body: RecoveryCodeResponse = response.json().await.map_err(decode(OP))?;
@@ -461,7 +458,7 @@ impl KratosClient {
                 headers.insert("X-Forwarded-For", value);
             }
         }
-        let response = self
+        let request = self
             .http
             .post(url)
             .headers(headers)
@@ -469,10 +466,8 @@ impl KratosClient {
                 "method": "code",
                 "code": code.expose_secret(),
                 "transient_payload": { login_marker::FIELD: mark },
-            }))
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+            }));
+        let response = self.send(OP, request).await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
             // A code this service just created is valid: Kratos refuses to
@@ -527,16 +522,37 @@ impl KratosClient {
         })
     }
 
+    /// Sends one call to Kratos in a client span named for `operation`,
+    /// carrying that span's W3C trace context: Kratos's own spans for the
+    /// call (when it traces) join the caller's trace as its children.
+    async fn send(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, KratosError> {
+        let span = tracing::info_span!(
+            "kratos",
+            otel.name = %format_args!("kratos {operation}"),
+            otel.kind = "client",
+            kratos.operation = operation,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let request = request.headers(crate::telemetry::trace_headers(&span));
+        let result = request.send().instrument(span.clone()).await;
+        match &result {
+            Ok(response) => span.record("http.response.status_code", response.status().as_u16()),
+            Err(_) => span.record("otel.status_code", "ERROR"),
+        };
+        result.map_err(unavailable(operation))
+    }
+
     /// Kratos's own readiness, through the admin API.
     pub async fn ready(&self) -> Result<(), KratosError> {
         const OP: &str = "health";
         let _timer = self.metrics.kratos_timer(OP);
-        let response = self
-            .http
-            .get(self.admin("admin/health/ready"))
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
+        let request = self.http.get(self.admin("admin/health/ready"));
+        let response = self.send(OP, request).await?;
         match response.status() {
             StatusCode::OK => Ok(()),
             status => Err(unexpected(OP, status, response).await),

@@ -27,6 +27,7 @@ use crate::store::{LoginCompletion, PasskeyRow, Settled};
 const SETTLE_TRIES: u32 = 8;
 const SETTLE_FIRST_PAUSE: Duration = Duration::from_millis(250);
 
+#[tracing::instrument(name = "passkey_login.mint_and_account", skip_all)]
 pub(super) async fn mint_and_account(
     state: &AppState,
     request: &LoginRequest,

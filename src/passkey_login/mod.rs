@@ -18,6 +18,7 @@ use std::time::Duration;
 use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
@@ -141,11 +142,15 @@ pub async fn finish(
     client: ClientContext,
 ) -> Result<LoggedIn, ApiError> {
     limit_request(&state, &client)?;
-    let task = actix_web::rt::spawn(async move { verify_and_mint(&state, request, &client).await });
+    // The task carries the request's span: its steps stay in the trace.
+    let task = actix_web::rt::spawn(
+        async move { verify_and_mint(&state, request, &client).await }.instrument(Span::current()),
+    );
     task.await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the login task did not finish: {e}")))?
 }
 
+#[tracing::instrument(name = "passkey_login.verify_and_mint", skip_all)]
 async fn verify_and_mint(
     state: &AppState,
     request: LoginRequest,

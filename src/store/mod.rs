@@ -162,7 +162,16 @@ impl Store {
     {
         let _timer = self.metrics.store_timer(operation);
         let pool = self.pool.clone();
+        // The statement's span covers the wait for a connection too.
+        let span = tracing::info_span!(
+            "statement",
+            otel.name = %format_args!("db {operation}"),
+            otel.kind = "client",
+            db.system = "postgresql",
+            db.operation = operation,
+        );
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let mut tracked = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(Box::new(e)))?;

@@ -26,5 +26,6 @@ mod related_origins;
 mod secrets;
 mod signals;
 mod store;
+mod tracing;
 mod upgrade;
 mod well_known;

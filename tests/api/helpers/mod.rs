@@ -70,7 +70,13 @@ fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if std::env::var("TEST_LOG").is_ok() {
-            kratos_passkeys::telemetry::init(kratos_passkeys::telemetry::LogFormat::Text);
+            // Kept for the whole run: nothing is exported.
+            let telemetry = kratos_passkeys::telemetry::init(
+                kratos_passkeys::telemetry::LogFormat::Text,
+                &Default::default(),
+            )
+            .expect("tracing off needs no exporter");
+            std::mem::forget(telemetry);
         }
     });
 }
