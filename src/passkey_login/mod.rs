@@ -19,7 +19,7 @@ use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
+use webauthn_rs::prelude::Passkey;
 
 use crate::ceremonies::{
     open_ceremony, refused_ceremony, start_ceremony, CeremonyStarted, Expected,
@@ -31,15 +31,16 @@ use crate::error::ApiError;
 use crate::events::Refusal;
 use crate::kratos::{ClientContext, MintedCredential};
 use crate::login_limits::Refused;
+use crate::prf::LoginPrf;
 use crate::sealed_ceremony::CeremonyBody;
 use crate::state::AppState;
 use crate::store::{Consumed, LoginBegun, LoginStart, PasskeyRow};
-use crate::webauthn_policy::CeremonyFailure;
+use crate::webauthn_policy::{Assertion, CeremonyFailure};
 
 /// A finished login as the client sent it.
 pub struct LoginRequest {
     pub ceremony_id: CeremonyId,
-    pub credential: PublicKeyCredential,
+    pub credential: Assertion,
     pub delivery: SessionDelivery,
     /// Also answer the Kratos session object (one more call to Kratos).
     pub include_session: bool,
@@ -74,17 +75,29 @@ pub async fn start(
     state: &AppState,
     client: &ClientContext,
     identifier: Option<LoginIdentifier>,
+    prf: Option<LoginPrf>,
 ) -> Result<CeremonyStarted, ApiError> {
     limit_request(state, client)?;
     let identified = identifier.is_some();
-    let allow = match identifier {
+    let allowed = match identifier {
         Some(identifier) => allowed_credentials(state, &identifier).await?,
         None => Vec::new(),
     };
-    let started = state
+    let salts: Vec<(Vec<u8>, Vec<u8>)> = allowed
+        .iter()
+        .filter_map(|row| Some((row.credential_id.clone(), row.prf_salt.clone()?)))
+        .collect();
+    let allow = allowed
+        .into_iter()
+        .map(|row| (row.credential_id, row.transports))
+        .collect();
+    let mut started = state
         .policy
         .start_login(allow)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting login: {e}")))?;
+    if let Some(prf) = prf {
+        prf.write_into(&mut started.public_key, &salts);
+    }
     start_ceremony(
         state,
         started.challenge,
@@ -102,7 +115,7 @@ pub async fn start(
 async fn allowed_credentials(
     state: &AppState,
     identifier: &LoginIdentifier,
-) -> Result<Vec<(Vec<u8>, Vec<String>)>, ApiError> {
+) -> Result<Vec<PasskeyRow>, ApiError> {
     let identity = match state.login_limits.cached_identity(identifier.as_str()) {
         Some(identity) => identity,
         None if state.login_limits.lookup_allowed() => {
@@ -128,7 +141,6 @@ async fn allowed_credentials(
     Ok(rows
         .into_iter()
         .filter(|row| row.flagged_at.is_none())
-        .map(|row| (row.credential_id, row.transports))
         .collect())
 }
 
@@ -141,6 +153,11 @@ pub async fn finish(
     client: ClientContext,
 ) -> Result<LoggedIn, ApiError> {
     limit_request(&state, &client)?;
+    // Before anything is read or used: a client that forgot to strip them
+    // can send the same assertion again without.
+    if request.credential.prf.outputs_present {
+        return Err(ApiError::PrfOutputPresent);
+    }
     let task = actix_web::rt::spawn(async move { verify_and_mint(&state, request, &client).await });
     task.await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the login task did not finish: {e}")))?
@@ -165,7 +182,7 @@ async fn verify_and_mint(
     else {
         return Err(ApiError::CeremonyNotFound);
     };
-    let credential = &request.credential;
+    let credential = &request.credential.credential;
     let row = state
         .store
         .passkey_by_credential_id(credential.get_credential_id().to_vec())
