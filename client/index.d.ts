@@ -16,6 +16,10 @@ export type ServiceErrorId =
   | "unsupported_media_type"
   | "body_too_large"
   | "invalid_passkey_name"
+  | "prf_salt_invalid"
+  | "prf_needs_identifier"
+  | "prf_disabled"
+  | "prf_output_present"
   | "ceremony_not_found"
   | "ceremony_expired"
   | "origin_mismatch"
@@ -129,6 +133,35 @@ export interface Passkey {
   transports: string[];
   /** Disabled after its signature counter went backwards (possible clone); cannot sign in. */
   disabled: boolean;
+  /** Can derive PRF secrets (the browser said so when it was added); null: not said. */
+  prf_enabled: boolean | null;
+}
+
+/** A PRF salt: a string is taken as UTF-8 text; bytes as they are (1 to 64 bytes). */
+export type PrfSalt = string | ArrayBuffer | ArrayBufferView;
+
+export interface PrfValues {
+  first: PrfSalt;
+  second?: PrfSalt;
+}
+
+/** The PRF outputs: 32 bytes each, only ever in the page's JavaScript. */
+export interface PrfResults {
+  first: ArrayBuffer;
+  second?: ArrayBuffer;
+}
+
+/** What the browser reported of PRF for a ceremony. */
+export interface PrfReport {
+  /** At registration: whether the passkey can do PRF; null when not said. */
+  enabled: boolean | null;
+  /** The outputs, when salts were evaluated; null otherwise. */
+  results: PrfResults | null;
+}
+
+/** `addPasskey()` with `prf`: the passkey and what the browser said of PRF. */
+export interface PasskeyWithPrf extends Passkey {
+  prf: PrfReport;
 }
 
 /** The person as their passkeys know them. */
@@ -158,6 +191,36 @@ export interface LoginResult {
   session: Record<string, unknown> | null;
   /** Set when Kratos issued the session at aal1 and wants the person's second factor. */
   secondFactor: SecondFactor | null;
+  /** Only with `prf`: the outputs for the salts asked (they never left the browser). */
+  prf?: PrfReport;
+}
+
+/** What `signIn()` resolves to. */
+export type SignInResult =
+  | { status: "signed_in"; login: LoginResult }
+  /** Immediate sign-in: no passkey on this device (or the person dismissed it). */
+  | { status: "no_passkey" }
+  /** The modal prompt was closed. */
+  | { status: "cancelled" }
+  /** Immediate sign-in unsupported and `fallback: "return"`. */
+  | { status: "unsupported" };
+
+export interface SignInOptions {
+  /** `"immediate"` (default): the prompt only when this device has a passkey. */
+  mediation?: "immediate" | "modal";
+  /** Where immediate sign-in is unsupported: `"modal"` (default) prompts as today; `"return"` resolves `{status: "unsupported"}`. */
+  fallback?: "modal" | "return";
+  session?: "cookie" | "token";
+  includeSession?: boolean;
+  prf?: LoginPrfOptions;
+  signal?: AbortSignal;
+}
+
+export interface LoginPrfOptions {
+  /** The application's salts, for whichever passkey answers. */
+  eval?: PrfValues;
+  /** Each passkey's own salt kept by the service (needs `identifier`). */
+  byCredential?: boolean;
 }
 
 export interface SecondFactor {
@@ -241,6 +304,8 @@ export interface CredentialJSON {
 export interface AddPasskeyOptions {
   /** 1 to 64 characters; without it the passkey is named after its provider. */
   name?: string;
+  /** Resolve with `prf` (whether the passkey can do PRF); `eval` also asks for outputs now, which some authenticators give. */
+  prf?: { eval?: PrfValues };
 }
 
 export interface UpgradeToPasskeyOptions {
@@ -261,6 +326,8 @@ export interface LoginOptions {
   includeSession?: boolean;
   /** Aborts the request (mostly for the conditional one). */
   signal?: AbortSignal;
+  /** PRF salts; the result's `prf.results` has the outputs. */
+  prf?: LoginPrfOptions;
 }
 
 export interface ClientOptions {
@@ -287,6 +354,7 @@ export interface ClientOptions {
 
 export interface PasskeysClient {
   /** Adds a passkey for the signed-in person. Resolves to the passkey, or null if the prompt was cancelled. */
+  addPasskey(options: AddPasskeyOptions & { prf: { eval?: PrfValues } }): Promise<PasskeyWithPrf | null>;
   addPasskey(options?: AddPasskeyOptions): Promise<Passkey | null>;
   /**
    * Right after a password sign-in or sign-up: asks the password manager to
@@ -298,6 +366,8 @@ export interface PasskeysClient {
   upgradeToPasskey(options?: UpgradeToPasskeyOptions): Promise<Passkey | null>;
   /** Signs in with a passkey; resolves to null if the prompt was cancelled. */
   loginWithPasskey(options?: LoginOptions): Promise<LoginResult | null>;
+  /** A "Sign in" button: immediate sign-in, "no passkey on this device", or the caller's fallback. */
+  signIn(options?: SignInOptions): Promise<SignInResult>;
   /** Aborts a pending autofill (conditional) login. */
   abortAutofill(): void;
   /**
@@ -340,11 +410,20 @@ export function parseCreationOptions(json: CreationOptionsJSON): PublicKeyCreden
 export function parseRequestOptions(json: RequestOptionsJSON): PublicKeyCredentialRequestOptions;
 /** A PublicKeyCredential as the JSON the service verifies. */
 export function credentialToJSON(credential: PublicKeyCredential): CredentialJSON;
+/** The credential JSON without `clientExtensionResults.prf.results`. */
+export function withoutPrfOutputs(json: CredentialJSON): CredentialJSON;
+/** A PRF salt as base64url (a string is UTF-8 text). */
+export function prfSalt(salt: PrfSalt): string;
+/** `getClientCapabilities().immediateGet`. */
+export function immediateSupported(): Promise<boolean>;
+/** `signIn()`'s status when immediate sign-in found no passkey here. */
+export const NO_PASSKEY: "no_passkey";
 
 // The default client (same origin, default policies).
 export const addPasskey: PasskeysClient["addPasskey"];
 export const upgradeToPasskey: PasskeysClient["upgradeToPasskey"];
 export const loginWithPasskey: PasskeysClient["loginWithPasskey"];
+export const signIn: PasskeysClient["signIn"];
 export const abortAutofill: PasskeysClient["abortAutofill"];
 export const listPasskeys: PasskeysClient["listPasskeys"];
 export const renamePasskey: PasskeysClient["renamePasskey"];

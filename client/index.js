@@ -134,6 +134,85 @@ export function credentialToJSON(credential) {
 // newer request: not an error worth showing as a failure.
 const isCancellation = (error) => error?.name === "NotAllowedError" || error?.name === "AbortError";
 
+// --- PRF (the WebAuthn `prf` extension): secrets only the authenticator can
+// compute, for end-to-end encryption keys. Salts go to the service as
+// base64url; the outputs stay here: they are stripped from every credential
+// before it is sent (the service refuses a credential that carries them). --
+
+const textBytes = (text) => new TextEncoder().encode(text);
+
+/** A PRF salt as base64url: a string is taken as UTF-8 text, else bytes. */
+export function prfSalt(salt) {
+  if (typeof salt === "string") return toBase64url(textBytes(salt));
+  if (salt instanceof ArrayBuffer || ArrayBuffer.isView(salt)) return toBase64url(salt);
+  throw new TypeError("A PRF salt is a string (UTF-8 text) or bytes.");
+}
+
+const prfValuesJSON = (values) => values && {
+  first: prfSalt(values.first),
+  ...(values.second !== undefined ? { second: prfSalt(values.second) } : {}),
+};
+
+const prfValuesBytes = (values) => values && {
+  first: fromBase64url(values.first),
+  ...(values.second !== undefined ? { second: fromBase64url(values.second) } : {}),
+};
+
+// Takes `extensions.prf` out of options JSON (the browser's parser is not
+// trusted with it everywhere) and returns it decoded, as get()/create() take it.
+function takePrfInputs(json) {
+  const prf = json?.extensions?.prf;
+  if (prf === undefined) return { json, prf: undefined };
+  const { prf: _, ...extensions } = json.extensions;
+  const decoded = {};
+  if (prf.eval) decoded.eval = prfValuesBytes(prf.eval);
+  if (prf.evalByCredential) {
+    decoded.evalByCredential = Object.fromEntries(
+      Object.entries(prf.evalByCredential).map(([id, values]) => [id, prfValuesBytes(values)]));
+  }
+  return { json: { ...json, extensions }, prf: decoded };
+}
+
+const withPrf = (publicKey, prf) =>
+  prf === undefined ? publicKey : { ...publicKey, extensions: { ...(publicKey.extensions ?? {}), prf } };
+
+/** What the browser reported of PRF: `{enabled, results}` with ArrayBuffer results. */
+function prfReport(credential) {
+  let prf;
+  try { prf = credential.getClientExtensionResults?.()?.prf; } catch { prf = undefined; }
+  if (!prf) return null;
+  const results = prf.results
+    ? { first: prf.results.first, ...(prf.results.second ? { second: prf.results.second } : {}) }
+    : null;
+  return { enabled: typeof prf.enabled === "boolean" ? prf.enabled : null, results };
+}
+
+/** The credential JSON without PRF outputs: they never leave the browser. */
+export function withoutPrfOutputs(json) {
+  const results = json?.clientExtensionResults;
+  if (!results?.prf || !("results" in results.prf)) return json;
+  const { results: _, ...prf } = results.prf;
+  return { ...json, clientExtensionResults: { ...results, prf } };
+}
+
+/** The credential as the service verifies it: JSON, PRF outputs removed. */
+const credentialForService = (credential) => withoutPrfOutputs(credentialToJSON(credential));
+
+/**
+ * True when the browser says it can run immediate sign-in
+ * (`getClientCapabilities().immediateGet`). A browser may say so and still
+ * refuse the request (see `signIn`).
+ */
+export async function immediateSupported() {
+  if (!passkeysSupported()) return false;
+  const capabilities = credentialClass().getClientCapabilities;
+  if (typeof capabilities !== "function") return false;
+  try { return (await capabilities.call(credentialClass()))?.immediateGet === true; } catch { return false; }
+}
+
+/** `signIn`'s result when immediate sign-in found no passkey on this device. */
+export const NO_PASSKEY = "no_passkey";
+
 // --- the WebAuthn Signal API: telling the passkey provider what the service
 // knows, where the browser supports it. A signal never fails a call: a
 // missing function is skipped, a rejection swallowed. ---------------------
@@ -280,13 +359,19 @@ export function createClient({
   }
 
   /** Adds a passkey for the signed-in person. Resolves to the passkey, or null if cancelled. */
-  async function addPasskey({ name } = {}) {
+  async function addPasskey({ name, prf } = {}) {
     abortAutofill();
     abortUpgrade();
     const options = await call("POST", "/passkeys/registration/options", name ? { name } : {});
+    const taken = takePrfInputs(options.publicKey);
+    // The service asks whether the passkey can do PRF; the application may
+    // also ask for outputs at once (`eval`), which some authenticators give.
+    const prfInputs = prf?.eval
+      ? { ...(taken.prf ?? {}), eval: prfValuesBytes(prfValuesJSON(prf.eval)) }
+      : taken.prf;
     let credential;
     try {
-      credential = await navigator.credentials.create({ publicKey: parseCreationOptions(options.publicKey) });
+      credential = await navigator.credentials.create({ publicKey: withPrf(parseCreationOptions(taken.json), prfInputs) });
     } catch (error) {
       if (isCancellation(error)) return null;
       if (error?.name === "InvalidStateError") {
@@ -295,11 +380,12 @@ export function createClient({
       throw new PasskeyError("browser_error", error?.message ?? String(error), { body: error });
     }
     if (!credential) return null;
-    return call("POST", "/passkeys/registration/verify", {
+    const passkey = await call("POST", "/passkeys/registration/verify", {
       ceremony_id: options.ceremony_id,
-      credential: credentialToJSON(credential),
+      credential: credentialForService(credential),
       ...(name ? { name } : {}),
     });
+    return prf ? { ...passkey, prf: prfReport(credential) ?? { enabled: null, results: null } } : passkey;
   }
 
   /**
@@ -321,15 +407,16 @@ export function createClient({
       const options = await call("POST", "/passkeys/registration/options",
         { mediation: "conditional", ...(name ? { name } : {}) }, { quiet: true });
       if (controller.signal.aborted) return null;
+      const taken = takePrfInputs(options.publicKey);
       const credential = await navigator.credentials.create({
-        publicKey: parseCreationOptions(options.publicKey),
+        publicKey: withPrf(parseCreationOptions(taken.json), taken.prf),
         mediation: "conditional",
         signal: controller.signal,
       });
       if (!credential) return null;
       return await call("POST", "/passkeys/registration/verify", {
         ceremony_id: options.ceremony_id,
-        credential: credentialToJSON(credential),
+        credential: credentialForService(credential),
         ...(name ? { name } : {}),
       }, { quiet: true });
     } catch (error) {
@@ -353,28 +440,41 @@ export function createClient({
    * `onSecondFactorRequired` says otherwise; token clients finish it through
    * `apiLoginUrl` with their token.
    */
-  async function loginWithPasskey({
+  async function runLogin({
     identifier,
     mediation,
     session = "cookie",
     includeSession = false,
     signal,
-  } = {}) {
+    prf,
+  } = {}, onNoPasskey = undefined) {
     const conditional = mediation === "conditional";
+    const immediate = mediation === "immediate";
     abortAutofill();
     abortUpgrade();
     const controller = new AbortController();
     if (conditional) autofill = controller;
     signal?.addEventListener("abort", () => controller.abort(), { once: true });
-    const options = await call("POST", "/passkeys/login/options", identifier ? { identifier } : {});
+    const body = identifier ? { identifier } : {};
+    if (prf) {
+      body.prf = {
+        ...(prf.eval ? { eval: prfValuesJSON(prf.eval) } : {}),
+        ...(prf.byCredential ? { by_credential: true } : {}),
+      };
+    }
+    const options = await call("POST", "/passkeys/login/options", body);
+    const taken = takePrfInputs(options.publicKey);
     let credential;
     try {
       credential = await navigator.credentials.get({
-        publicKey: parseRequestOptions(options.publicKey),
+        publicKey: withPrf(parseRequestOptions(taken.json), taken.prf),
         signal: controller.signal,
-        ...(conditional ? { mediation: "conditional" } : {}),
+        ...(conditional || immediate ? { mediation } : {}),
       });
     } catch (error) {
+      if (immediate && typeof onNoPasskey === "function" && error?.name !== "AbortError") {
+        return onNoPasskey(error);
+      }
       if (isCancellation(error)) return null;
       throw new PasskeyError("browser_error", error?.message ?? String(error), { body: error });
     } finally {
@@ -384,7 +484,7 @@ export function createClient({
     try {
       const answer = await call("POST", "/passkeys/login/verify", {
         ceremony_id: options.ceremony_id,
-        credential: credentialToJSON(credential),
+        credential: credentialForService(credential),
         session,
         ...(includeSession ? { include_session: true } : {}),
       });
@@ -398,12 +498,14 @@ export function createClient({
           && follow(onSecondFactorRequired, secondFactor.redirectBrowserTo, answer)) {
         return new Promise(() => {}); // the page is leaving
       }
-      return {
+      const result = {
         identityId: answer.identity_id,
         sessionToken: answer.session_token ?? null,
         session: answer.session ?? null,
         secondFactor,
       };
+      if (prf) result.prf = prfReport(credential) ?? { enabled: null, results: null };
+      return result;
     } catch (error) {
       // No identity has this credential: tell the passkey provider, so it
       // stops offering it.
@@ -415,6 +517,56 @@ export function createClient({
       }
       throw error;
     }
+  }
+
+  const loginWithPasskey = (options) => runLogin(options);
+
+  /**
+   * A "Sign in" button. With `mediation: "immediate"` (the default) the
+   * browser shows its passkey prompt at once when this device has a passkey
+   * for the site, and otherwise answers at once, so the page can show its
+   * password form without a dead end. Resolves to one of:
+   *   `{status: "signed_in", login}`: `login` is what `loginWithPasskey` gives;
+   *   `{status: "no_passkey"}` (`NO_PASSKEY`): immediate sign-in found no
+   *     passkey on this device (or the person dismissed it; browsers do not
+   *     tell these apart, on purpose);
+   *   `{status: "cancelled"}`: the modal prompt was closed;
+   *   `{status: "unsupported"}`: the browser cannot do immediate sign-in and
+   *     `fallback` is "return".
+   * `fallback` ("modal", the default, or "return") is what happens where
+   * immediate sign-in is unsupported: today's modal prompt, or nothing. It
+   * is unsupported when `getClientCapabilities()` does not say `immediateGet`,
+   * and also when the browser says so but refuses `mediation: "immediate"`
+   * as unknown (a TypeError; Chromium 156 without the origin trial does).
+   * Other options (`session`, `includeSession`, `prf`, `signal`) are
+   * `loginWithPasskey`'s.
+   */
+  async function signIn({ mediation = "immediate", fallback = "modal", ...login } = {}) {
+    const fallBack = async () => {
+      if (fallback === "return") return { status: "unsupported" };
+      const result = await loginWithPasskey({ ...login, identifier: undefined });
+      return result ? { status: "signed_in", login: result } : { status: "cancelled" };
+    };
+    if (mediation !== "immediate") {
+      const result = await loginWithPasskey({ ...login, mediation });
+      return result ? { status: "signed_in", login: result } : { status: "cancelled" };
+    }
+    if (!(await immediateSupported())) return fallBack();
+    let unsupported = false;
+    const result = await runLogin({
+      ...login,
+      // Immediate sign-in is for discoverable passkeys: the browser offers
+      // what this device holds for the site.
+      identifier: undefined,
+      mediation: "immediate",
+    }, (error) => {
+      if (error?.name === "TypeError") unsupported = true;
+      else if (error?.name !== "NotAllowedError") throw new PasskeyError("browser_error", error?.message ?? String(error), { body: error });
+      return NO_PASSKEY;
+    });
+    if (unsupported) return fallBack();
+    if (result === NO_PASSKEY) return { status: NO_PASSKEY };
+    return result ? { status: "signed_in", login: result } : { status: "cancelled" };
   }
 
   /**
@@ -449,6 +601,7 @@ export function createClient({
     addPasskey,
     upgradeToPasskey,
     loginWithPasskey,
+    signIn,
     abortAutofill,
     listPasskeys,
     renamePasskey: (id, name) => call("PATCH", `/passkeys/${encodeURIComponent(id)}`, { name }),
@@ -466,6 +619,6 @@ function safeJSON(text) {
 
 const defaultClient = createClient();
 export const {
-  addPasskey, upgradeToPasskey, loginWithPasskey, abortAutofill, listPasskeys, renamePasskey,
+  addPasskey, upgradeToPasskey, loginWithPasskey, signIn, abortAutofill, listPasskeys, renamePasskey,
   removePasskey, enrollmentOffer, dismissEnrollment,
 } = defaultClient;

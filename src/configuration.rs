@@ -142,6 +142,14 @@ pub struct WebauthnSettings {
     /// WebAuthn `hints`, most preferred first.
     #[serde(default)]
     pub hints: Vec<Hint>,
+    /// Ask new passkeys whether they can evaluate the WebAuthn `prf`
+    /// extension, and accept PRF salts in login options.
+    #[serde(default = "enabled")]
+    pub prf: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -213,6 +221,7 @@ impl WebauthnSettings {
             resident_key: ResidentKey::default(),
             attachment: Attachment::default(),
             hints: Vec::new(),
+            prf: true,
         }
     }
 }

@@ -28,6 +28,10 @@ pub enum ErrorId {
     BodyTooLarge,
     UnsupportedMediaType,
     InvalidPasskeyName,
+    PrfSaltInvalid,
+    PrfNeedsIdentifier,
+    PrfDisabled,
+    PrfOutputPresent,
     CeremonyNotFound,
     CeremonyExpired,
     OriginMismatch,
@@ -83,6 +87,10 @@ impl ErrorId {
             | E::IdentityInactive => StatusCode::FORBIDDEN,
             E::MalformedRequest
             | E::InvalidPasskeyName
+            | E::PrfSaltInvalid
+            | E::PrfNeedsIdentifier
+            | E::PrfDisabled
+            | E::PrfOutputPresent
             | E::OriginMismatch
             | E::RpIdMismatch
             | E::ChallengeMismatch
@@ -155,6 +163,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("invalid passkey name: {0}")]
     InvalidPasskeyName(#[from] PasskeyNameError),
+    #[error("{0}")]
+    PrfInput(#[from] crate::prf::PrfInputError),
+    #[error("the credential carries PRF outputs (clientExtensionResults.prf.results); they never leave the browser: remove them and send it again")]
+    PrfOutputPresent,
     #[error("the ceremony does not exist, was already used, or belongs to someone else")]
     CeremonyNotFound,
     #[error("the ceremony expired; start again")]
@@ -217,6 +229,12 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => ErrorId::BodyTooLarge,
             ApiError::UnsupportedMediaType => ErrorId::UnsupportedMediaType,
             ApiError::InvalidPasskeyName(_) => ErrorId::InvalidPasskeyName,
+            ApiError::PrfInput(error) => match error {
+                crate::prf::PrfInputError::SaltInvalid { .. } => ErrorId::PrfSaltInvalid,
+                crate::prf::PrfInputError::NeedsIdentifier => ErrorId::PrfNeedsIdentifier,
+                crate::prf::PrfInputError::Disabled => ErrorId::PrfDisabled,
+            },
+            ApiError::PrfOutputPresent => ErrorId::PrfOutputPresent,
             ApiError::CeremonyNotFound => ErrorId::CeremonyNotFound,
             ApiError::CeremonyExpired => ErrorId::CeremonyExpired,
             ApiError::Ceremony(failure) => ErrorId::from(*failure),

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod migration;
 pub mod passkey_login;
 pub mod passkey_removal;
+pub mod prf;
 pub mod recovery_hook;
 pub mod related_origins;
 pub mod routes;

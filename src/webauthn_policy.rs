@@ -32,6 +32,7 @@ use crate::conditional_registration::{self, StepFailed};
 use crate::configuration::{Attachment, Hint, ResidentKey, UserVerification, WebauthnSettings};
 use crate::domain::UserHandle;
 use crate::metrics::Metrics;
+use crate::prf::{self, ClientPrf};
 use crate::related_origins::AcceptedOrigins;
 use crate::stored_credential::{passkey_json, CredentialParts};
 
@@ -99,13 +100,52 @@ pub enum Mediation {
 }
 
 /// A new credential with what the browser said about it beside the
-/// attestation: `authenticatorAttachment` (which webauthn-rs's type drops).
-#[derive(Debug, serde::Deserialize)]
+/// attestation: `authenticatorAttachment` and the `prf` extension's
+/// results (which webauthn-rs's type drops).
+#[derive(Debug)]
 pub struct NewCredential {
-    #[serde(flatten)]
     pub credential: RegisterPublicKeyCredential,
-    #[serde(rename = "authenticatorAttachment", default)]
     pub attachment: Option<String>,
+    pub prf: ClientPrf,
+}
+
+impl<'de> serde::Deserialize<'de> for NewCredential {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let prf = ClientPrf::read(&value);
+        let attachment = match value.get("authenticatorAttachment") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(attachment)) => Some(attachment.clone()),
+            Some(_) => {
+                return Err(serde::de::Error::custom(
+                    "authenticatorAttachment must be a string",
+                ))
+            }
+        };
+        let credential = serde_json::from_value(value).map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            credential,
+            attachment,
+            prf,
+        })
+    }
+}
+
+/// A login's assertion, with what its client extension results say of PRF
+/// (which webauthn-rs's type drops).
+#[derive(Debug)]
+pub struct Assertion {
+    pub credential: PublicKeyCredential,
+    pub prf: ClientPrf,
+}
+
+impl<'de> serde::Deserialize<'de> for Assertion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let prf = ClientPrf::read(&value);
+        let credential = serde_json::from_value(value).map_err(serde::de::Error::custom)?;
+        Ok(Self { credential, prf })
+    }
 }
 
 impl NewCredential {
@@ -168,6 +208,7 @@ pub struct Policy {
     resident_key: ResidentKey,
     attachment: Attachment,
     hints: Vec<Hint>,
+    prf: bool,
 }
 
 impl Policy {
@@ -192,6 +233,7 @@ impl Policy {
             resident_key: settings.resident_key,
             attachment: settings.attachment,
             hints: settings.hints.clone(),
+            prf: settings.prf,
         })
     }
 
@@ -203,6 +245,11 @@ impl Policy {
             (Mediation::Modal, UserVerification::Required) => UserVerificationPolicy::Required,
             _ => UserVerificationPolicy::Preferred,
         }
+    }
+
+    /// Whether the `prf` extension is asked for and PRF salts accepted.
+    pub fn prf_enabled(&self) -> bool {
+        self.prf
     }
 
     pub fn start_registration(
@@ -248,8 +295,12 @@ impl Policy {
         if mediation == Mediation::Modal && !self.hints.is_empty() {
             options.public_key.hints = Some(self.hints.iter().map(proto_hint).collect());
         }
+        let mut public_key = to_value(&options.public_key);
+        if self.prf {
+            prf::ask_at_registration(&mut public_key);
+        }
         Ok(Started {
-            public_key: to_value(&options.public_key),
+            public_key,
             challenge: options.public_key.challenge.to_vec(),
             state: with_state_policy(without_exclusions(state), "/rs/policy", user_verification),
         })

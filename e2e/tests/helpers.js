@@ -39,8 +39,9 @@ export async function launch() {
  * `autofill: true` leaves passkey autofill (conditional mediation) on.
  * `conditionalCreate: true` leaves the browser's conditional creation (the
  * passkey upgrade after a password sign-in) as Chromium reports it.
+ * `prf: true` gives the authenticator the `prf` extension (`hasPrf`).
  */
-export async function pageWithAuthenticator(browser, { verifies = true, autofill = false, conditionalCreate = false } = {}) {
+export async function pageWithAuthenticator(browser, { verifies = true, autofill = false, conditionalCreate = false, prf = false } = {}) {
   const context = await browser.newContext();
   if (!autofill) {
     // Chromium's virtual authenticator answers a conditional (autofill)
@@ -74,6 +75,8 @@ export async function pageWithAuthenticator(browser, { verifies = true, autofill
       hasUserVerification: true,
       isUserVerified: verifies,
       automaticPresenceSimulation: true,
+      // The WebAuthn `prf` extension (CTAP2 hmac-secret).
+      ...(prf ? { hasPrf: true } : {}),
     },
   });
   page.on("dialog", (dialog) => dialog.accept());

@@ -402,6 +402,8 @@ mod tests {
             last_used_at: None,
             user_handle: vec![9; 16],
             unconfirmed_user_handles: vec![],
+            prf_enabled: None,
+            prf_salt: None,
         }
     }
 

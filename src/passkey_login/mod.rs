@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
-use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
+use webauthn_rs::prelude::Passkey;
 
 use crate::ceremonies::{
     open_ceremony, refused_ceremony, start_ceremony, CeremonyStarted, Expected,
@@ -32,15 +32,16 @@ use crate::error::ApiError;
 use crate::events::Refusal;
 use crate::kratos::{ClientContext, MintedCredential};
 use crate::login_limits::Refused;
+use crate::prf::LoginPrf;
 use crate::sealed_ceremony::CeremonyBody;
 use crate::state::AppState;
 use crate::store::{Consumed, LoginBegun, LoginStart, PasskeyRow};
-use crate::webauthn_policy::CeremonyFailure;
+use crate::webauthn_policy::{Assertion, CeremonyFailure};
 
 /// A finished login as the client sent it.
 pub struct LoginRequest {
     pub ceremony_id: CeremonyId,
-    pub credential: PublicKeyCredential,
+    pub credential: Assertion,
     pub delivery: SessionDelivery,
     /// Also answer the Kratos session object (one more call to Kratos).
     pub include_session: bool,
@@ -75,17 +76,29 @@ pub async fn start(
     state: &AppState,
     client: &ClientContext,
     identifier: Option<LoginIdentifier>,
+    prf: Option<LoginPrf>,
 ) -> Result<CeremonyStarted, ApiError> {
     limit_request(state, client)?;
     let identified = identifier.is_some();
-    let allow = match identifier {
+    let allowed = match identifier {
         Some(identifier) => allowed_credentials(state, &identifier).await?,
         None => Vec::new(),
     };
-    let started = state
+    let salts: Vec<(Vec<u8>, Vec<u8>)> = allowed
+        .iter()
+        .filter_map(|row| Some((row.credential_id.clone(), row.prf_salt.clone()?)))
+        .collect();
+    let allow = allowed
+        .into_iter()
+        .map(|row| (row.credential_id, row.transports))
+        .collect();
+    let mut started = state
         .policy
         .start_login(allow)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting login: {e}")))?;
+    if let Some(prf) = prf {
+        prf.write_into(&mut started.public_key, &salts);
+    }
     start_ceremony(
         state,
         started.challenge,
@@ -103,7 +116,7 @@ pub async fn start(
 async fn allowed_credentials(
     state: &AppState,
     identifier: &LoginIdentifier,
-) -> Result<Vec<(Vec<u8>, Vec<String>)>, ApiError> {
+) -> Result<Vec<PasskeyRow>, ApiError> {
     let identity = match state.login_limits.cached_identity(identifier.as_str()) {
         Some(identity) => identity,
         None if state.login_limits.lookup_allowed() => {
@@ -129,7 +142,6 @@ async fn allowed_credentials(
     Ok(rows
         .into_iter()
         .filter(|row| row.flagged_at.is_none())
-        .map(|row| (row.credential_id, row.transports))
         .collect())
 }
 
@@ -142,6 +154,11 @@ pub async fn finish(
     client: ClientContext,
 ) -> Result<LoggedIn, ApiError> {
     limit_request(&state, &client)?;
+    // Before anything is read or used: a client that forgot to strip them
+    // can send the same assertion again without.
+    if request.credential.prf.outputs_present {
+        return Err(ApiError::PrfOutputPresent);
+    }
     // The task carries the request's span: its steps stay in the trace.
     let task = actix_web::rt::spawn(
         async move { verify_and_mint(&state, request, &client).await }.instrument(Span::current()),
@@ -170,7 +187,7 @@ async fn verify_and_mint(
     else {
         return Err(ApiError::CeremonyNotFound);
     };
-    let credential = &request.credential;
+    let credential = &request.credential.credential;
     let row = state
         .store
         .passkey_by_credential_id(credential.get_credential_id().to_vec())

@@ -7,7 +7,6 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::ceremonies::CeremonyStarted;
 use crate::domain::{CeremonyId, IdentityId, LoginIdentifier, SessionDelivery};
@@ -15,8 +14,10 @@ use crate::error::ApiError;
 use crate::kratos::{ClientContext, MintedCredential};
 use crate::metrics::Outcome;
 use crate::passkey_login::{self, LoginRequest, SecondFactor};
+use crate::prf::{LoginPrf, PrfInputsRequest};
 use crate::routes::counted;
 use crate::state::AppState;
+use crate::webauthn_policy::Assertion;
 
 const KIND: &str = "login";
 
@@ -28,6 +29,12 @@ pub struct OptionsRequest {
     #[schema(min_length = 1, max_length = 320)]
     #[serde(default)]
     identifier: Option<String>,
+    /// Salts for the WebAuthn `prf` extension: `eval` (the application's
+    /// own), or `by_credential: true` for the salt this service keeps for
+    /// each of the identity's passkeys (needs `identifier`). The outputs
+    /// stay in the browser.
+    #[serde(default)]
+    prf: Option<PrfInputsRequest>,
 }
 
 /// Start a passkey login (no session needed; nothing is stored).
@@ -38,7 +45,7 @@ pub struct OptionsRequest {
     request_body = OptionsRequest,
     responses(
         (status = 200, description = "Request options and the sealed ceremony id", body = CeremonyStarted),
-        (status = 400, description = "`malformed_request`", body = crate::error::ErrorResponse),
+        (status = 400, description = "`malformed_request`; `prf_salt_invalid`: a PRF salt is not base64url of 1 to 64 bytes, or none was given; `prf_needs_identifier`: `by_credential` without `identifier`; `prf_disabled`: `webauthn.prf` is off", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
         (status = 429, description = "`rate_limited`: per client IP (`Retry-After` says when the next request passes)", body = crate::error::ErrorResponse),
@@ -58,7 +65,12 @@ pub async fn options(
             })?),
             None => None,
         };
-        passkey_login::start(&state, &client, identifier).await
+        let prf = body
+            .prf
+            .as_ref()
+            .map(|prf| LoginPrf::parse(prf, identifier.is_some(), state.policy.prf_enabled()))
+            .transpose()?;
+        passkey_login::start(&state, &client, identifier, prf).await
     }
     .await;
     let started = counted(&state.metrics, KIND, Outcome::Started, started)?;
@@ -71,9 +83,10 @@ pub struct VerifyRequest {
     /// The `ceremony_id` that `login/options` answered, unchanged.
     #[schema(value_type = String, min_length = 1, max_length = 8192)]
     ceremony_id: CeremonyId,
-    /// What `PublicKeyCredential.toJSON()` produces for the assertion.
+    /// What `PublicKeyCredential.toJSON()` produces for the assertion,
+    /// without `clientExtensionResults.prf.results` (refused).
     #[schema(value_type = Object)]
-    credential: PublicKeyCredential,
+    credential: Assertion,
     /// `cookie` (default): Kratos's session cookie is relayed; `token`: the
     /// session token is in the body.
     #[serde(default)]
@@ -116,7 +129,7 @@ pub struct LoginAnswer {
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "The Kratos session was minted (cookie mode: with Kratos's `Set-Cookie`); with `second_factor` when Kratos wants one before the session is usable", body = LoginAnswer),
-        (status = 400, description = "`malformed_request`, `credential_unknown`, `user_handle_mismatch`, `user_handle_missing`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
+        (status = 400, description = "`malformed_request`, `credential_unknown`, `user_handle_mismatch`, `user_handle_missing`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `signature_invalid`, `credential_invalid`, `prf_output_present`: the assertion carries PRF outputs (`clientExtensionResults.prf.results`), which never leave the browser; nothing was minted and the ceremony can be finished without them", body = crate::error::ErrorResponse),
         (status = 403, description = "`credential_cloned`, `identity_inactive`", body = crate::error::ErrorResponse),
         (status = 404, description = "`ceremony_not_found`: unknown, altered, or already used; `identity_not_found`", body = crate::error::ErrorResponse),
         (status = 409, description = "`signature_counter_behind`: the assertion's counter is behind a login made with this passkey moments ago (logins that raced); refused, the passkey is not flagged", body = crate::error::ErrorResponse),

@@ -41,6 +41,10 @@ pub struct PasskeyView {
     pub transports: Vec<String>,
     /// Disabled after its signature counter went backwards (possible clone).
     pub disabled: bool,
+    /// Whether it can derive secrets with the WebAuthn `prf` extension (end
+    /// to end encryption keys), as the browser said when it was added;
+    /// `null` when the browser did not say.
+    pub prf_enabled: Option<bool>,
 }
 
 impl From<PasskeyRow> for PasskeyView {
@@ -58,6 +62,7 @@ impl From<PasskeyRow> for PasskeyView {
             backup_state: row.backup_state,
             transports: row.transports,
             disabled: row.flagged_at.is_some(),
+            prf_enabled: row.prf_enabled,
         }
     }
 }

@@ -111,7 +111,8 @@ pub struct VerifyRequest {
     /// The `ceremony_id` that `registration/options` answered, unchanged.
     #[schema(value_type = String, min_length = 1, max_length = 8192)]
     ceremony_id: CeremonyId,
-    /// What `PublicKeyCredential.toJSON()` produces for the new credential.
+    /// What `PublicKeyCredential.toJSON()` produces for the new credential,
+    /// without `clientExtensionResults.prf.results` (refused).
     #[schema(value_type = Object)]
     credential: NewCredential,
     /// Overrides the name given with the options.
@@ -129,7 +130,7 @@ pub struct VerifyRequest {
     security(("session_token" = []), ("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, description = "The stored passkey", body = PasskeyView),
-        (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `resident_key_missing`, `attachment_mismatch`, `signature_invalid`, `attestation_invalid`, `credential_invalid`", body = crate::error::ErrorResponse),
+        (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `resident_key_missing`, `attachment_mismatch`, `signature_invalid`, `attestation_invalid`, `credential_invalid`, `prf_output_present`: the credential carries PRF outputs (`clientExtensionResults.prf.results`), which never leave the browser; nothing was stored and the ceremony can be finished without them", body = crate::error::ErrorResponse),
         (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
         (status = 404, description = "`ceremony_not_found`: unknown, altered, used, or another identity's", body = crate::error::ErrorResponse),
         (status = 409, description = "`credential_already_registered`, `passkey_name_taken`", body = crate::error::ErrorResponse),
@@ -174,6 +175,11 @@ async fn finish_registration(
     client: ClientContext,
 ) -> Result<PasskeyView, ApiError> {
     let identity = session.identity_id();
+    // Before the ceremony is used: a client that forgot to strip them can
+    // send the same credential again without.
+    if credential.prf.outputs_present {
+        return Err(ApiError::PrfOutputPresent);
+    }
     let ceremony = open_ceremony(state, ceremony_id, Expected::Registration(identity))?;
     consume(state, &ceremony).await?;
     let CeremonyBody::Registration {
@@ -213,6 +219,8 @@ async fn finish_registration(
                 backup_eligible: verified.backup_eligible,
                 backup_state: verified.backup_state,
                 sign_count: i64::from(verified.sign_count),
+                prf_enabled: credential.prf.enabled,
+                prf_salt: crate::prf::Salt::generate(),
             },
             name,
             move |row| events.registered(row, mediation, &client),

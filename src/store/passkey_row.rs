@@ -29,4 +29,9 @@ pub struct PasskeyRow {
     /// An imported passkey's candidate handles until its first login (see
     /// the migration that made them).
     pub unconfirmed_user_handles: Vec<Vec<u8>>,
+    /// `clientExtensionResults.prf.enabled` at registration (unsigned: what
+    /// the browser said); `None` when it said nothing.
+    pub prf_enabled: Option<bool>,
+    /// The salt handed out for this passkey in `evalByCredential`.
+    pub prf_salt: Option<Vec<u8>>,
 }

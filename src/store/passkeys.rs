@@ -24,6 +24,8 @@ pub struct NewPasskey {
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub sign_count: i64,
+    pub prf_enabled: Option<bool>,
+    pub prf_salt: Vec<u8>,
 }
 
 /// What removing one passkey did.
@@ -149,6 +151,8 @@ impl Store {
                             passkeys::backup_eligible.eq(passkey.backup_eligible),
                             passkeys::backup_state.eq(passkey.backup_state),
                             passkeys::sign_count.eq(passkey.sign_count),
+                            passkeys::prf_enabled.eq(passkey.prf_enabled),
+                            passkeys::prf_salt.eq(&passkey.prf_salt),
                             // Registered here: the identity's own handle.
                             passkeys::user_handle.eq(owner.user_handle.as_bytes().as_slice()),
                         ))

@@ -30,6 +30,8 @@ diesel::table! {
         last_used_at -> Nullable<Timestamptz>,
         user_handle -> Bytea,
         unconfirmed_user_handles -> Array<Bytea>,
+        prf_enabled -> Nullable<Bool>,
+        prf_salt -> Nullable<Bytea>,
     }
 }
 

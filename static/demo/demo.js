@@ -4,7 +4,8 @@
 
 import {
   PasskeyError, addPasskey, autofillSupported, dismissEnrollment, enrollmentOffer,
-  listPasskeys, loginWithPasskey, passkeysSupported, removePasskey, renamePasskey, upgradeToPasskey,
+  listPasskeys, loginWithPasskey, passkeysSupported, removePasskey, renamePasskey, signIn,
+  upgradeToPasskey,
 } from "/passkeys/client.js";
 
 const config = await (await fetch("/demo/config.json")).json();
@@ -139,6 +140,7 @@ function passkeyRow(passkey) {
   row.querySelector(".synced").hidden = !passkey.backup_state;
   row.querySelector(".device").hidden = passkey.backup_state;
   row.querySelector(".disabled").hidden = !passkey.disabled;
+  row.querySelector(".prf").hidden = passkey.prf_enabled !== true;
   const provider = passkey.authenticator ?? "Unknown provider";
   row.querySelector(".passkey-meta").textContent = [
     provider === passkey.name ? null : provider,
@@ -380,22 +382,94 @@ $("btn-skip").addEventListener("click", async (e) => {
   });
 });
 $("btn-signout").addEventListener("click", signout);
+// "Sign in with a passkey": immediate sign-in where the browser has it (the
+// prompt only when this device holds a passkey; otherwise the password form
+// at once), today's prompt elsewhere.
 $("btn-passkey-signin").addEventListener("click", async (e) => {
   await busy(e.currentTarget, async () => {
     say("");
     try {
-      const result = await loginWithPasskey();
-      if (result === null) {
+      const result = await signIn({ mediation: "immediate", fallback: "modal" });
+      if (result.status === "no_passkey") {
+        say("No passkey for this site on this device: sign in with your password.", "info");
+        $("form-signin").dataset.noPasskey = "true";
+        $("signin-email").focus();
+        return showSignin();
+      }
+      if (result.status !== "signed_in") {
         say(CANCELLED, "info");
         return showSignin();
       }
-      await signedInWithPasskey(result);
+      await signedInWithPasskey(result.login);
     } catch (error) {
       say(explain(error), "error");
       await showSignin();
     }
   });
 });
+
+// --- the encrypted note: a key derived from the passkey's PRF output --------
+//
+// The passkey evaluates PRF over NOTE_SALT at a sign-in; HKDF turns the
+// 32-byte output into an AES-GCM key, in this page only. The service gets
+// the salt and never the output (the client strips it).
+
+const NOTE_SALT = "kratos-passkeys demo note v1";
+const NOTE_KEY = "kratos-passkeys-demo:note";
+const b64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
+const unb64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+async function noteKey() {
+  const login = await loginWithPasskey({ prf: { eval: { first: NOTE_SALT } } });
+  if (login === null) return null;
+  const output = login.prf?.results?.first;
+  if (!output) throw new Error("This passkey cannot derive keys (no PRF). Try another passkey.");
+  const material = await crypto.subtle.importKey("raw", output, "HKDF", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: new TextEncoder().encode("demo note AES-GCM") },
+    material, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+}
+
+function showStoredNote() {
+  const stored = localStorage.getItem(NOTE_KEY);
+  $("note-cipher").textContent = stored ? JSON.parse(stored).ciphertext : "nothing yet";
+}
+
+$("btn-note-encrypt").addEventListener("click", async (e) => {
+  await busy(e.currentTarget, async () => {
+    try {
+      const key = await noteKey();
+      if (!key) return say(CANCELLED, "info");
+      const iv = crypto.getRandomValues(new Uint8Array(12));
+      const ciphertext = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, new TextEncoder().encode($("note-text").value));
+      localStorage.setItem(NOTE_KEY, JSON.stringify({ iv: b64(iv), ciphertext: b64(ciphertext) }));
+      $("note-text").value = "";
+      showStoredNote();
+      say("Note encrypted with your passkey.", "ok");
+    } catch (error) {
+      say(error instanceof PasskeyError ? explain(error) : error.message, "error");
+    }
+  });
+});
+
+$("btn-note-decrypt").addEventListener("click", async (e) => {
+  await busy(e.currentTarget, async () => {
+    const stored = localStorage.getItem(NOTE_KEY);
+    if (!stored) return say("There is no encrypted note yet.", "info");
+    try {
+      const key = await noteKey();
+      if (!key) return say(CANCELLED, "info");
+      const { iv, ciphertext } = JSON.parse(stored);
+      const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: unb64(iv) }, key, unb64(ciphertext));
+      $("note-text").value = new TextDecoder().decode(plain);
+      say("Note decrypted with your passkey.", "ok");
+    } catch (error) {
+      say(error instanceof PasskeyError ? explain(error)
+        : error?.name === "OperationError" ? "This note was encrypted with another passkey." : error.message, "error");
+    }
+  });
+});
+showStoredNote();
 
 if (!passkeysSupported()) say("This browser cannot use passkeys; sign in with your password.", "info");
 

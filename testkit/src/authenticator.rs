@@ -25,6 +25,8 @@ pub struct Remembered {
     pub rp_id: String,
     pub credential_id: Vec<u8>,
     pub user_handle: Vec<u8>,
+    /// The credential's `hmac-secret` key, when it was made with PRF.
+    pub prf_secret: Option<[u8; 32]>,
 }
 
 pub struct Authenticator {
@@ -33,6 +35,8 @@ pub struct Authenticator {
     vouched_origins: Vec<Url>,
     /// False: it cannot verify the user and answers every request without.
     verifies_user: bool,
+    /// Answers the `prf` extension.
+    prf: bool,
 }
 
 impl Default for Authenticator {
@@ -49,6 +53,15 @@ impl Authenticator {
             credentials: Vec::new(),
             vouched_origins: Vec::new(),
             verifies_user: true,
+            prf: false,
+        }
+    }
+
+    /// An authenticator that supports the `prf` extension (`hmac-secret`).
+    pub fn with_prf() -> Self {
+        Self {
+            prf: true,
+            ..Self::new()
         }
     }
 
@@ -91,12 +104,23 @@ impl Authenticator {
             self.soft.do_registration(origin, ccr)
         }
         .expect("software passkey registers");
+        let asked_prf = options["publicKey"]["extensions"].get("prf").is_some();
+        let prf_secret = (self.prf && asked_prf).then(rand::random::<[u8; 32]>);
         self.credentials.push(Remembered {
             rp_id,
             credential_id: credential.raw_id.to_vec(),
             user_handle,
+            prf_secret,
         });
-        serde_json::to_value(&credential).expect("credential json")
+        let mut json = serde_json::to_value(&credential).expect("credential json");
+        if asked_prf {
+            // What a browser reports: whether the authenticator can do it.
+            client_extension_results(&mut json).insert(
+                "prf".into(),
+                serde_json::json!({"enabled": prf_secret.is_some()}),
+            );
+        }
+        json
     }
 
     pub fn login(&mut self, options: &Value) -> Value {
@@ -112,7 +136,33 @@ impl Authenticator {
         tweak: impl FnOnce(&mut PublicKeyCredentialRequestOptions),
     ) -> Value {
         let credential = self.assertion(options, origin, tweak);
-        serde_json::to_value(&credential).expect("assertion json")
+        let mut json = serde_json::to_value(&credential).expect("assertion json");
+        let prf = &options["publicKey"]["extensions"]["prf"];
+        let secret = self
+            .credentials
+            .iter()
+            .find(|c| c.credential_id == credential.raw_id)
+            .and_then(|c| c.prf_secret);
+        if let (false, Some(secret)) = (prf.is_null(), secret) {
+            let inputs = prf["evalByCredential"]
+                .get(b64(&credential.raw_id))
+                .unwrap_or(&prf["eval"]);
+            let mut results = serde_json::Map::new();
+            for which in ["first", "second"] {
+                if let Some(salt) = inputs.get(which) {
+                    results.insert(
+                        which.into(),
+                        Value::String(b64(&prf_output(&secret, &unb64(salt)))),
+                    );
+                }
+            }
+            let mut prf_result = serde_json::Map::new();
+            if !results.is_empty() {
+                prf_result.insert("results".into(), Value::Object(results));
+            }
+            client_extension_results(&mut json).insert("prf".into(), Value::Object(prf_result));
+        }
+        json
     }
 
     pub fn assertion(
@@ -168,6 +218,46 @@ impl Authenticator {
     pub fn vouch_for_origin(&mut self, origin: &str) {
         self.vouched_origins
             .push(Url::parse(origin).expect("origin"));
+    }
+}
+
+/// The PRF output for `salt` as a browser computes it over `hmac-secret`.
+pub fn prf_output(secret: &[u8; 32], salt: &[u8]) -> [u8; 32] {
+    use hmac::Mac as _;
+    use sha2::Digest as _;
+    let mut hashed = sha2::Sha256::new();
+    hashed.update(b"WebAuthn PRF\x00");
+    hashed.update(salt);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(&hashed.finalize());
+    mac.finalize().into_bytes().into()
+}
+
+/// The credential's client extension results: webauthn-rs's JSON names
+/// them `extensions` (a browser's `toJSON()` says `clientExtensionResults`;
+/// the service takes either).
+fn client_extension_results(credential: &mut Value) -> &mut serde_json::Map<String, Value> {
+    let object = credential.as_object_mut().expect("credential object");
+    let results = object
+        .entry("extensions")
+        .or_insert_with(|| serde_json::json!({}));
+    if !results.is_object() {
+        *results = serde_json::json!({});
+    }
+    results.as_object_mut().expect("object")
+}
+
+/// What the client package does before sending a credential: the PRF
+/// outputs stay in the browser.
+pub fn strip_prf_results(credential: &mut Value) {
+    for key in ["clientExtensionResults", "extensions"] {
+        if let Some(prf) = credential
+            .get_mut(key)
+            .and_then(|results| results.get_mut("prf"))
+            .and_then(Value::as_object_mut)
+        {
+            prf.remove("results");
+        }
     }
 }
 

@@ -21,6 +21,7 @@ mod migration;
 mod openapi;
 mod passkeys;
 mod policy;
+mod prf;
 mod registration;
 mod related_origins;
 mod secrets;
