@@ -26,6 +26,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub gc: GcSettings,
     pub events: EventSettings,
+    /// Which authenticators may hold passkeys (attestation, metadata, policy).
+    #[serde(default)]
+    pub authenticators: crate::authenticator_policy::AuthenticatorSettings,
     /// Which environment file was layered in (not read from the files).
     #[serde(skip)]
     pub environment: Environment,
@@ -139,6 +142,31 @@ pub struct WebauthnSettings {
     /// WebAuthn `hints`, most preferred first.
     #[serde(default)]
     pub hints: Vec<Hint>,
+    /// The attestation registration asks for: `none` (the default),
+    /// `direct` or `enterprise`; the latter two are verified against the
+    /// FIDO metadata (`authenticators.metadata`).
+    #[serde(default)]
+    pub attestation: AttestationPreference,
+}
+
+/// WebAuthn's attestation conveyance preference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationPreference {
+    #[default]
+    None,
+    Direct,
+    Enterprise,
+}
+
+impl AttestationPreference {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Direct => "direct",
+            Self::Enterprise => "enterprise",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -210,6 +238,7 @@ impl WebauthnSettings {
             resident_key: ResidentKey::default(),
             attachment: Attachment::default(),
             hints: Vec::new(),
+            attestation: AttestationPreference::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::authenticator_policy::Refusal;
 use crate::cause_chain::CauseChain;
 use crate::domain::PasskeyNameError;
 use crate::kratos::KratosError;
@@ -39,6 +40,10 @@ pub enum ErrorId {
     AttachmentMismatch,
     SignatureInvalid,
     AttestationInvalid,
+    AttestationRequired,
+    AuthenticatorNotAllowed,
+    AuthenticatorNotCertified,
+    AuthenticatorRevoked,
     CredentialInvalid,
     UserHandleMismatch,
     UserHandleMissing,
@@ -80,6 +85,10 @@ impl ErrorId {
             | E::SessionRefreshRequired
             | E::OriginNotAllowed
             | E::CredentialCloned
+            | E::AttestationRequired
+            | E::AuthenticatorNotAllowed
+            | E::AuthenticatorNotCertified
+            | E::AuthenticatorRevoked
             | E::IdentityInactive => StatusCode::FORBIDDEN,
             E::MalformedRequest
             | E::InvalidPasskeyName
@@ -137,6 +146,18 @@ impl From<CeremonyFailure> for ErrorId {
     }
 }
 
+impl From<Refusal> for ErrorId {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotAllowed => ErrorId::AuthenticatorNotAllowed,
+            Refusal::NotCertified => ErrorId::AuthenticatorNotCertified,
+            Refusal::Revoked => ErrorId::AuthenticatorRevoked,
+            Refusal::AttestationInvalid => ErrorId::AttestationInvalid,
+            Refusal::AttestationRequired => ErrorId::AttestationRequired,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("a valid Kratos session is required")]
@@ -161,6 +182,8 @@ pub enum ApiError {
     CeremonyExpired,
     #[error("{0}")]
     Ceremony(#[from] CeremonyFailure),
+    #[error("{0}")]
+    Authenticator(#[from] Refusal),
     #[error("this credential is already registered")]
     CredentialAlreadyRegistered,
     #[error("a passkey with this name already exists")]
@@ -220,6 +243,7 @@ impl ApiError {
             ApiError::CeremonyNotFound => ErrorId::CeremonyNotFound,
             ApiError::CeremonyExpired => ErrorId::CeremonyExpired,
             ApiError::Ceremony(failure) => ErrorId::from(*failure),
+            ApiError::Authenticator(refusal) => ErrorId::from(*refusal),
             ApiError::CredentialAlreadyRegistered => ErrorId::CredentialAlreadyRegistered,
             ApiError::PasskeyNameTaken => ErrorId::PasskeyNameTaken,
             ApiError::PasskeyNotFound => ErrorId::PasskeyNotFound,

@@ -28,9 +28,13 @@ use webauthn_rs_proto::{
 
 use std::sync::Arc;
 
+use crate::attestation::{self, Attestation};
 use crate::conditional_registration::{self, StepFailed};
-use crate::configuration::{Attachment, Hint, ResidentKey, UserVerification, WebauthnSettings};
+use crate::configuration::{
+    Attachment, AttestationPreference, Hint, ResidentKey, UserVerification, WebauthnSettings,
+};
 use crate::domain::UserHandle;
+use crate::metadata::Blob;
 use crate::metrics::Metrics;
 use crate::related_origins::AcceptedOrigins;
 use crate::stored_credential::{passkey_json, CredentialParts};
@@ -158,6 +162,9 @@ pub struct VerifiedRegistration {
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub sign_count: u32,
+    /// What the attestation proved (always `Unattested` without
+    /// `webauthn.attestation` or metadata).
+    pub attestation: Attestation,
 }
 
 pub struct Policy {
@@ -168,6 +175,7 @@ pub struct Policy {
     resident_key: ResidentKey,
     attachment: Attachment,
     hints: Vec<Hint>,
+    attestation: AttestationPreference,
 }
 
 impl Policy {
@@ -192,6 +200,7 @@ impl Policy {
             resident_key: settings.resident_key,
             attachment: settings.attachment,
             hints: settings.hints.clone(),
+            attestation: settings.attestation,
         })
     }
 
@@ -248,8 +257,14 @@ impl Policy {
         if mediation == Mediation::Modal && !self.hints.is_empty() {
             options.public_key.hints = Some(self.hints.iter().map(proto_hint).collect());
         }
+        let mut public_key = to_value(&options.public_key);
+        // A conditional registration goes to a password manager, which
+        // gives no attestation: asking would only cost a prompt.
+        if mediation == Mediation::Modal && self.attestation != AttestationPreference::None {
+            public_key["attestation"] = Value::String(self.attestation.as_str().into());
+        }
         Ok(Started {
-            public_key: to_value(&options.public_key),
+            public_key,
             challenge: options.public_key.challenge.to_vec(),
             state: with_state_policy(without_exclusions(state), "/rs/policy", user_verification),
         })
@@ -261,6 +276,7 @@ impl Policy {
         state: &PasskeyRegistration,
         challenge: &[u8],
         mediation: Mediation,
+        metadata: Option<&Blob>,
     ) -> Result<VerifiedRegistration, CeremonyFailure> {
         let _timer = self.metrics.webauthn_timer("finish_registration");
         let credential = &new.credential;
@@ -279,7 +295,22 @@ impl Policy {
         let auth_data =
             AuthenticatorData::from_attestation_object(&credential.response.attestation_object)
                 .ok_or(CeremonyFailure::CredentialInvalid)?;
+        let attestation = match metadata {
+            Some(blob) if self.attestation != AttestationPreference::None => attestation::verify(
+                &self.webauthn,
+                credential,
+                state,
+                &passkey,
+                auth_data.aaguid,
+                blob,
+            ),
+            _ => Attestation::Unattested,
+        };
+        if let Attestation::Unverifiable(reason) = &attestation {
+            tracing::info!(%reason, aaguid = %auth_data.aaguid, "attestation not verified");
+        }
         Ok(VerifiedRegistration {
+            attestation,
             credential: to_value(&passkey),
             credential_id: passkey.cred_id().to_vec(),
             aaguid: auth_data.aaguid,
@@ -331,6 +362,7 @@ impl Policy {
             backup_eligible: attested.backup_eligible,
             backup_state: attested.backup_state,
             sign_count: attested.sign_count,
+            attestation: Attestation::Unattested,
         })
     }
 

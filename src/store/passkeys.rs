@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::attestations::{AttestationRow, NewAttestation};
 use super::identities::ensure_identity;
 use super::outbox::{append, NewEvent};
 use super::passkey_row::PasskeyRow;
@@ -24,6 +25,8 @@ pub struct NewPasskey {
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub sign_count: i64,
+    /// What attestation verified (none: the AAGUID is only a claim).
+    pub attestation: Option<NewAttestation>,
 }
 
 /// What removing one passkey did.
@@ -125,8 +128,8 @@ impl Store {
         &self,
         passkey: NewPasskey,
         name: NewPasskeyName,
-        event: impl FnOnce(&PasskeyRow) -> NewEvent + Send + 'static,
-    ) -> Result<PasskeyRow, StoreError> {
+        event: impl FnOnce(&PasskeyRow, Option<&AttestationRow>) -> NewEvent + Send + 'static,
+    ) -> Result<(PasskeyRow, Option<AttestationRow>), StoreError> {
         let row = self
             .run("insert_passkey", move |conn| {
                 conn.transaction(|conn| {
@@ -154,8 +157,13 @@ impl Store {
                         ))
                         .returning(PasskeyRow::as_returning())
                         .get_result(conn)?;
-                    append(conn, &[event(&row)])?;
-                    Ok(row)
+                    let attestation = passkey
+                        .attestation
+                        .as_ref()
+                        .map(|a| a.insert(conn, row.id))
+                        .transpose()?;
+                    append(conn, &[event(&row, attestation.as_ref())])?;
+                    Ok((row, attestation))
                 })
             })
             .await?;
