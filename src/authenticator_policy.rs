@@ -11,7 +11,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::attestation::Attestation;
-use crate::configuration::AttestationPreference;
 use crate::kratos::KratosIdentity;
 use crate::metadata::{CertificationLevel, Metadata, MetadataSettings, Model};
 use crate::metrics::Metrics;
@@ -232,7 +231,7 @@ pub struct Authenticators {
 impl Authenticators {
     pub fn new(
         settings: &AuthenticatorSettings,
-        attestation: AttestationPreference,
+        attestation_requested: bool,
         metrics: &Metrics,
     ) -> anyhow::Result<Self> {
         let metadata = Arc::new(Metadata::new(settings.metadata.clone(), metrics)?);
@@ -247,14 +246,14 @@ impl Authenticators {
             on_status_change: settings.on_status_change,
         };
         let needs_attestation = authenticators.policies().any(Policy::requires_attestation);
-        if needs_attestation && attestation == AttestationPreference::None {
+        if needs_attestation && !attestation_requested {
             anyhow::bail!(
                 "authenticators.policy (or a rule) requires attestation: set webauthn.attestation to direct or enterprise"
             );
         }
-        if attestation != AttestationPreference::None && settings.metadata.is_none() {
+        if attestation_requested && settings.metadata.is_none() {
             anyhow::bail!(
-                "webauthn.attestation {attestation:?} verifies against the FIDO metadata: set authenticators.metadata"
+                "webauthn.attestation direct or enterprise verifies against the FIDO metadata: set authenticators.metadata"
             );
         }
         Ok(authenticators)

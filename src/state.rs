@@ -9,7 +9,7 @@ use crate::admin_access::AdminTokens;
 use crate::association_files::AssociationFiles;
 use crate::authenticator_policy::Authenticators;
 use crate::clock::Clock;
-use crate::configuration::{Environment, Settings};
+use crate::configuration::{AttestationPreference, Environment, Settings};
 use crate::events::{self, Endpoint, Events};
 use crate::kratos::KratosClient;
 use crate::limits::ClientAddresses;
@@ -73,7 +73,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings: {e}"))?;
         let authenticators = Authenticators::new(
             &settings.authenticators,
-            settings.webauthn.attestation,
+            settings.webauthn.attestation != AttestationPreference::None,
             &metrics,
         )?;
         let production = settings.environment == Environment::Production;
