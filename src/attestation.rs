@@ -86,3 +86,129 @@ pub fn verify(
         Err(error) => Attestation::Unverifiable(format!("{error:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::Value;
+    use url::Url;
+    use webauthn_rs::prelude::{AttestationCaListBuilder, WebauthnBuilder};
+
+    use super::*;
+    use crate::metadata::Model;
+    use crate::webauthn_policy::AuthenticatorData;
+
+    /// A real YubiKey's registration (webauthn-rs-core's test vector) and
+    /// the root Yubico publishes for it.
+    const VECTOR: &str = include_str!("../testdata/attestation/yubikey-packed.json");
+    const YUBICO_ROOT: &str =
+        include_str!("../testdata/attestation/yubico-u2f-root-ca-457200631.pem");
+
+    fn blob(aaguid: Uuid, root_for: Uuid) -> Blob {
+        let mut roots = AttestationCaListBuilder::new();
+        roots
+            .insert_device_pem(
+                YUBICO_ROOT.as_bytes(),
+                root_for,
+                "YubiKey".into(),
+                Default::default(),
+            )
+            .expect("root");
+        let model = Model {
+            aaguid,
+            description: "YubiKey".into(),
+            icon: None,
+            certification: None,
+            statuses: Vec::new(),
+            status_reports: Value::Null,
+            roots: roots.build(),
+        };
+        Blob {
+            no: 1,
+            next_update: chrono::NaiveDate::MAX,
+            sha256: Vec::new(),
+            text: String::new(),
+            models: HashMap::from([(aaguid, model)]),
+        }
+    }
+
+    /// The vector's registration, verified by webauthn-rs as the service's
+    /// passkey registration verifies it, with its ceremony state.
+    fn registered() -> (
+        Webauthn,
+        RegisterPublicKeyCredential,
+        PasskeyRegistration,
+        Passkey,
+        Uuid,
+    ) {
+        let vector: Value = serde_json::from_str(VECTOR).expect("vector");
+        let origin = Url::parse(vector["origin"].as_str().expect("origin")).expect("url");
+        let webauthn = WebauthnBuilder::new(vector["rp_id"].as_str().expect("rp id"), &origin)
+            .expect("builder")
+            .build()
+            .expect("webauthn");
+        let (_, state) = webauthn
+            .start_passkey_registration(Uuid::new_v4(), "a", "A", None)
+            .expect("start");
+        // The ceremony the vector answered: its challenge.
+        let mut state = serde_json::to_value(&state).expect("state");
+        state["rs"]["challenge"] = vector["challenge"].clone();
+        let state: PasskeyRegistration = serde_json::from_value(state).expect("state");
+        let credential: RegisterPublicKeyCredential =
+            serde_json::from_value(vector["credential"].clone()).expect("credential");
+        let passkey = webauthn
+            .finish_passkey_registration(&credential, &state)
+            .expect("the vector verifies");
+        let aaguid =
+            AuthenticatorData::from_attestation_object(&credential.response.attestation_object)
+                .expect("authenticator data")
+                .aaguid;
+        (webauthn, credential, state, passkey, aaguid)
+    }
+
+    #[test]
+    fn a_real_yubikey_attestation_verifies_against_the_root_the_metadata_lists() {
+        let (webauthn, credential, state, passkey, aaguid) = registered();
+        assert_eq!(
+            verify(
+                &webauthn,
+                &credential,
+                &state,
+                &passkey,
+                aaguid,
+                &blob(aaguid, aaguid)
+            ),
+            Attestation::Verified {
+                format: "packed".into(),
+                aaguid,
+            }
+        );
+    }
+
+    #[test]
+    fn a_real_yubikey_attestation_is_unverifiable_when_the_root_vouches_for_another_model() {
+        let (webauthn, credential, state, passkey, aaguid) = registered();
+        let other = Uuid::from_u128(42);
+        // The model is listed, but its root is listed only for another AAGUID.
+        let mut listed = blob(other, other);
+        let model = listed.models.remove(&other).map(|m| Model { aaguid, ..m });
+        listed.models.extend(model.map(|m| (aaguid, m)));
+        assert!(matches!(
+            verify(&webauthn, &credential, &state, &passkey, aaguid, &listed),
+            Attestation::Unverifiable(_)
+        ));
+        // And the model missing from the metadata.
+        assert!(matches!(
+            verify(
+                &webauthn,
+                &credential,
+                &state,
+                &passkey,
+                aaguid,
+                &blob(other, other)
+            ),
+            Attestation::Unverifiable(_)
+        ));
+    }
+}
