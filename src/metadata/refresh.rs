@@ -103,8 +103,13 @@ pub async fn load_at_start(state: &AppState) -> anyhow::Result<()> {
         }
     };
     tracing::info!(no = chosen.no, next_update = %chosen.next_update, models = chosen.models.len(), "metadata BLOB in use");
-    metadata.adopt(Arc::new(chosen));
-    Ok(())
+    let chosen = Arc::new(chosen);
+    metadata.adopt(chosen.clone());
+    // A BLOB first seen at start-up (a restart, a new replica) is acted on
+    // like a refreshed one; passkeys already acted on are left alone.
+    act_on_statuses(state, &chosen)
+        .await
+        .context("acting on the metadata BLOB's refused statuses")
 }
 
 /// Looks once for a newer BLOB: another replica's first, then the

@@ -445,6 +445,29 @@ async fn flag_refuses_the_revoked_models_logins_and_says_so() {
 }
 
 #[tokio::test]
+async fn a_replica_started_with_a_revoking_blob_flags_too() {
+    let pki = Pki::new();
+    let app = attested_app(&pki, |_| {}).await;
+    let (_, auth) = app.signed_in_user().await;
+    let mut attested = Authenticator::new();
+    let (options, credential) =
+        attested_registration(&app, &auth, &mut attested, &pki.vendor, CERTIFIED).await;
+    let (status, body) = app.verify_registration(&auth, &options, &credential).await;
+    assert_eq!(status, 201, "{body}");
+    // Another replica starts on the same database with a BLOB that revokes
+    // the model: it acts at start-up, before any refresh.
+    pki.publish(&pki.signed(2, "REVOKED"));
+    let replica = spawn_with_settings(app.settings.clone()).await;
+    let response = replica.passkey_login(&mut attested, json!({})).await;
+    let (status, body) = status_and_json(response).await;
+    assert_error(status, &body, 403, "authenticator_revoked");
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM events WHERE type = 'passkey.flagged'"),
+        1
+    );
+}
+
+#[tokio::test]
 async fn warn_only_says_so() {
     use kratos_passkeys::authenticator_policy::OnStatusChange;
     let (app, receiver, mut attested, _, _pki) =
