@@ -29,6 +29,9 @@ pub struct Settings {
     /// Absent from older configuration files: tracing stays off.
     #[serde(default)]
     pub tracing: TracingSettings,
+    /// Which authenticators may hold passkeys (attestation, metadata, policy).
+    #[serde(default)]
+    pub authenticators: crate::authenticator_policy::AuthenticatorSettings,
     /// Which environment file was layered in (not read from the files).
     #[serde(skip)]
     pub environment: Environment,
@@ -146,10 +149,35 @@ pub struct WebauthnSettings {
     /// extension, and accept PRF salts in login options.
     #[serde(default = "enabled")]
     pub prf: bool,
+    /// The attestation registration asks for: `none` (the default),
+    /// `direct` or `enterprise`; the latter two are verified against the
+    /// FIDO metadata (`authenticators.metadata`).
+    #[serde(default)]
+    pub attestation: AttestationPreference,
 }
 
 fn enabled() -> bool {
     true
+}
+
+/// WebAuthn's attestation conveyance preference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationPreference {
+    #[default]
+    None,
+    Direct,
+    Enterprise,
+}
+
+impl AttestationPreference {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Direct => "direct",
+            Self::Enterprise => "enterprise",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -222,6 +250,7 @@ impl WebauthnSettings {
             attachment: Attachment::default(),
             hints: Vec::new(),
             prf: true,
+            attestation: AttestationPreference::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::authenticator_policy::Refusal;
 use crate::cause_chain::CauseChain;
 use crate::domain::PasskeyNameError;
 use crate::kratos::KratosError;
@@ -43,6 +44,10 @@ pub enum ErrorId {
     AttachmentMismatch,
     SignatureInvalid,
     AttestationInvalid,
+    AttestationRequired,
+    AuthenticatorNotAllowed,
+    AuthenticatorNotCertified,
+    AuthenticatorRevoked,
     CredentialInvalid,
     UserHandleMismatch,
     UserHandleMissing,
@@ -84,6 +89,10 @@ impl ErrorId {
             | E::SessionRefreshRequired
             | E::OriginNotAllowed
             | E::CredentialCloned
+            | E::AttestationRequired
+            | E::AuthenticatorNotAllowed
+            | E::AuthenticatorNotCertified
+            | E::AuthenticatorRevoked
             | E::IdentityInactive => StatusCode::FORBIDDEN,
             E::MalformedRequest
             | E::InvalidPasskeyName
@@ -145,6 +154,18 @@ impl From<CeremonyFailure> for ErrorId {
     }
 }
 
+impl From<Refusal> for ErrorId {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotAllowed => ErrorId::AuthenticatorNotAllowed,
+            Refusal::NotCertified => ErrorId::AuthenticatorNotCertified,
+            Refusal::Revoked => ErrorId::AuthenticatorRevoked,
+            Refusal::AttestationInvalid => ErrorId::AttestationInvalid,
+            Refusal::AttestationRequired => ErrorId::AttestationRequired,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("a valid Kratos session is required")]
@@ -173,6 +194,8 @@ pub enum ApiError {
     CeremonyExpired,
     #[error("{0}")]
     Ceremony(#[from] CeremonyFailure),
+    #[error("{0}")]
+    Authenticator(#[from] Refusal),
     #[error("this credential is already registered")]
     CredentialAlreadyRegistered,
     #[error("a passkey with this name already exists")]
@@ -238,6 +261,7 @@ impl ApiError {
             ApiError::CeremonyNotFound => ErrorId::CeremonyNotFound,
             ApiError::CeremonyExpired => ErrorId::CeremonyExpired,
             ApiError::Ceremony(failure) => ErrorId::from(*failure),
+            ApiError::Authenticator(refusal) => ErrorId::from(*refusal),
             ApiError::CredentialAlreadyRegistered => ErrorId::CredentialAlreadyRegistered,
             ApiError::PasskeyNameTaken => ErrorId::PasskeyNameTaken,
             ApiError::PasskeyNotFound => ErrorId::PasskeyNotFound,

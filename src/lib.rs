@@ -7,6 +7,8 @@
 pub mod aaguid;
 pub mod admin_access;
 pub mod association_files;
+pub mod attestation;
+pub mod authenticator_policy;
 pub mod cause_chain;
 pub mod ceremonies;
 pub mod ceremony_keys;
@@ -24,6 +26,7 @@ pub mod login_hooks;
 pub mod login_limits;
 pub mod login_marker;
 pub mod login_records;
+pub mod metadata;
 pub mod metrics;
 pub mod migration;
 pub mod passkey_login;

@@ -38,6 +38,15 @@ pub enum Outcome {
 }
 
 impl Metrics {
+    /// Registers a module's own collectors (the metadata's) in this
+    /// application's registry.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("kratos_passkeys".into()), None)?;
         let ceremonies = IntCounterVec::new(

@@ -51,6 +51,8 @@ impl Application {
                 tracing::info!(?applied, "applied migrations");
             }
         }
+        crate::metadata::refresh::load_at_start(&state).await?;
+        crate::metadata::refresh::spawn_background(state.clone());
         crate::gc::spawn_background(state.clone());
         login_records.spawn();
         let configured = delivery::configured(&state.event_endpoints, &state.notifier);

@@ -7,8 +7,9 @@ use anyhow::Context;
 
 use crate::admin_access::AdminTokens;
 use crate::association_files::AssociationFiles;
+use crate::authenticator_policy::Authenticators;
 use crate::clock::Clock;
-use crate::configuration::{Environment, Settings};
+use crate::configuration::{AttestationPreference, Environment, Settings};
 use crate::events::{self, Endpoint, Events};
 use crate::kratos::KratosClient;
 use crate::limits::ClientAddresses;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub origins: AcceptedOrigins,
     /// The well-known files (passkey endpoints, iOS and Android association).
     pub association_files: AssociationFiles,
+    /// Attestation, the MDS3 BLOB and the authenticator policy.
+    pub authenticators: Authenticators,
     allowed_origins: Vec<String>,
     cors_origins: Vec<String>,
 }
@@ -68,6 +71,11 @@ impl AppState {
             .with_apps(association_files.android_origins());
         let policy = Policy::new(&settings.webauthn, &origins, metrics.clone())
             .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings: {e}"))?;
+        let authenticators = Authenticators::new(
+            &settings.authenticators,
+            settings.webauthn.attestation != AttestationPreference::None,
+            &metrics,
+        )?;
         let production = settings.environment == Environment::Production;
         let sealer = CeremonySealer::new(&settings.ceremonies.keys, production)?;
         let marker = LoginMarker::new(&settings.ceremonies.keys, production)?;
@@ -109,6 +117,7 @@ impl AppState {
             event_endpoints,
             origins,
             association_files,
+            authenticators,
             allowed_origins,
             cors_origins,
         };

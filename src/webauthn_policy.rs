@@ -28,9 +28,13 @@ use webauthn_rs_proto::{
 
 use std::sync::Arc;
 
+use crate::attestation::{self, Attestation};
 use crate::conditional_registration::{self, StepFailed};
-use crate::configuration::{Attachment, Hint, ResidentKey, UserVerification, WebauthnSettings};
+use crate::configuration::{
+    Attachment, AttestationPreference, Hint, ResidentKey, UserVerification, WebauthnSettings,
+};
 use crate::domain::UserHandle;
+use crate::metadata::Blob;
 use crate::metrics::Metrics;
 use crate::prf::{self, ClientPrf};
 use crate::related_origins::AcceptedOrigins;
@@ -198,6 +202,9 @@ pub struct VerifiedRegistration {
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub sign_count: u32,
+    /// What the attestation proved (always `Unattested` without
+    /// `webauthn.attestation` or metadata).
+    pub attestation: Attestation,
 }
 
 pub struct Policy {
@@ -209,6 +216,7 @@ pub struct Policy {
     attachment: Attachment,
     hints: Vec<Hint>,
     prf: bool,
+    attestation: AttestationPreference,
 }
 
 impl Policy {
@@ -234,6 +242,7 @@ impl Policy {
             attachment: settings.attachment,
             hints: settings.hints.clone(),
             prf: settings.prf,
+            attestation: settings.attestation,
         })
     }
 
@@ -299,6 +308,11 @@ impl Policy {
         if self.prf {
             prf::ask_at_registration(&mut public_key);
         }
+        // A conditional registration goes to a password manager, which
+        // gives no attestation: asking would only cost a prompt.
+        if mediation == Mediation::Modal && self.attestation != AttestationPreference::None {
+            public_key["attestation"] = Value::String(self.attestation.as_str().into());
+        }
         Ok(Started {
             public_key,
             challenge: options.public_key.challenge.to_vec(),
@@ -312,6 +326,7 @@ impl Policy {
         state: &PasskeyRegistration,
         challenge: &[u8],
         mediation: Mediation,
+        metadata: Option<&Blob>,
     ) -> Result<VerifiedRegistration, CeremonyFailure> {
         let _timer = self.metrics.webauthn_timer("finish_registration");
         let credential = &new.credential;
@@ -330,7 +345,22 @@ impl Policy {
         let auth_data =
             AuthenticatorData::from_attestation_object(&credential.response.attestation_object)
                 .ok_or(CeremonyFailure::CredentialInvalid)?;
+        let attestation = match metadata {
+            Some(blob) if self.attestation != AttestationPreference::None => attestation::verify(
+                &self.webauthn,
+                credential,
+                state,
+                &passkey,
+                auth_data.aaguid,
+                blob,
+            ),
+            _ => Attestation::Unattested,
+        };
+        if let Attestation::Unverifiable(reason) = &attestation {
+            tracing::info!(%reason, aaguid = %auth_data.aaguid, "attestation not verified");
+        }
         Ok(VerifiedRegistration {
+            attestation,
             credential: to_value(&passkey),
             credential_id: passkey.cred_id().to_vec(),
             aaguid: auth_data.aaguid,
@@ -382,6 +412,7 @@ impl Policy {
             backup_eligible: attested.backup_eligible,
             backup_state: attested.backup_state,
             sign_count: attested.sign_count,
+            attestation: Attestation::Unattested,
         })
     }
 

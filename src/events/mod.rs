@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::aaguid::authenticator_name;
 use crate::domain::{IdentityId, KratosSessionId, LoginRecordId, SessionDelivery};
 use crate::kratos::ClientContext;
-use crate::store::{NewEvent, PasskeyRow};
+use crate::store::{AttestationRow, NewEvent, PasskeyRow};
 use crate::webauthn_policy::Mediation;
 
 pub use endpoints::Endpoint;
@@ -54,6 +54,10 @@ pub enum EventKind {
     PasskeyLoginRefused,
     #[strum(serialize = "passkey.flagged")]
     PasskeyFlagged,
+    /// A new MDS3 BLOB gave the passkey's attested model a refused status,
+    /// and `authenticators.on_status_change` is `warn`: nothing changed.
+    #[strum(serialize = "passkey.authenticator_warning")]
+    PasskeyAuthenticatorWarning,
     #[strum(serialize = "passkey.imported")]
     PasskeyImported,
     #[strum(serialize = "passkey.exported")]
@@ -96,6 +100,8 @@ pub enum Refusal {
     CredentialCloned,
     /// Kratos has the identity disabled.
     IdentityInactive,
+    /// The passkey's attested model got a refused status in the metadata.
+    AuthenticatorRevoked,
 }
 
 impl Refusal {
@@ -103,6 +109,7 @@ impl Refusal {
         match self {
             Refusal::CredentialCloned => "credential_cloned",
             Refusal::IdentityInactive => "identity_inactive",
+            Refusal::AuthenticatorRevoked => "authenticator_revoked",
         }
     }
 }
@@ -173,6 +180,7 @@ impl Events {
     pub fn registered(
         &self,
         row: &PasskeyRow,
+        attestation: Option<&AttestationRow>,
         mediation: Mediation,
         client: &ClientContext,
     ) -> NewEvent {
@@ -181,8 +189,36 @@ impl Events {
             row,
             Actor::Person,
             Some(client),
-            object(json!({ "mediation": mediation })),
+            object(json!({
+                "mediation": mediation,
+                "attestation": attestation_summary(attestation),
+            })),
         )
+    }
+
+    /// A new MDS3 BLOB gave the passkey's attested model a status the
+    /// policy refuses: `flag` disabled its logins (`passkey.flagged`),
+    /// `warn` only says so (`passkey.authenticator_warning`).
+    pub fn authenticator_status(
+        &self,
+        row: &PasskeyRow,
+        attestation: &AttestationRow,
+        status: &str,
+        status_reports: &Value,
+        flagged: bool,
+    ) -> NewEvent {
+        let kind = if flagged {
+            EventKind::PasskeyFlagged
+        } else {
+            EventKind::PasskeyAuthenticatorWarning
+        };
+        let details = object(json!({
+            "reason": "authenticator_status",
+            "status": status,
+            "status_reports": status_reports,
+            "attestation": attestation_summary(Some(attestation)),
+        }));
+        self.about(kind, row, Actor::Service, None, details)
     }
 
     pub fn renamed(&self, row: &PasskeyRow, previous: &str, client: &ClientContext) -> NewEvent {
@@ -372,6 +408,21 @@ fn passkey_summary(row: &PasskeyRow) -> Value {
     })
 }
 
+/// Whether the passkey's model was attested, and as what.
+pub fn attestation_summary(attestation: Option<&AttestationRow>) -> Value {
+    match attestation {
+        Some(a) => json!({
+            "attested": true,
+            "format": a.format,
+            "aaguid": a.aaguid,
+            "description": a.description,
+            "certification": a.certification,
+            "metadata_no": a.metadata_no,
+        }),
+        None => json!({ "attested": false }),
+    }
+}
+
 fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
@@ -426,7 +477,7 @@ mod tests {
         let client = ClientContext::default();
         assert_eq!(
             events
-                .registered(&row(), Mediation::Modal, &client)
+                .registered(&row(), None, Mediation::Modal, &client)
                 .endpoints,
             ["all", "mailer"]
         );
@@ -436,7 +487,12 @@ mod tests {
     #[test]
     fn events_carry_no_key_material_or_user_handle() {
         let events = Events::new(&[], Duration::from_secs(10));
-        let event = events.registered(&row(), Mediation::Conditional, &ClientContext::default());
+        let event = events.registered(
+            &row(),
+            None,
+            Mediation::Conditional,
+            &ClientContext::default(),
+        );
         let text = event.payload.to_string();
         assert!(!text.contains("SECRET-KEY-MATERIAL"));
         assert!(!text.contains("credential_id"));

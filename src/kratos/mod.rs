@@ -106,6 +106,9 @@ pub struct KratosIdentity {
     pub id: IdentityId,
     #[serde(default)]
     pub traits: Value,
+    /// What the operator set on the identity (per-group authenticator rules).
+    #[serde(default)]
+    pub metadata_public: Value,
 }
 
 /// The browser's details, forwarded so the minted session's device is right.

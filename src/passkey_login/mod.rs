@@ -212,6 +212,14 @@ async fn verify_and_mint(
         refused(state, &row, Refusal::CredentialCloned, client).await;
         return Err(ApiError::CredentialCloned);
     }
+    // Only a deployment with metadata can have revoked models (a lookup by
+    // primary key; none on the default path).
+    if state.authenticators.metadata.settings().is_some()
+        && state.store.revoked_status(row.id).await?.is_some()
+    {
+        refused(state, &row, Refusal::AuthenticatorRevoked, client).await;
+        return Err(crate::authenticator_policy::Refusal::Revoked.into());
+    }
     let mut passkey = stored_passkey(&row)?;
     let result = match state
         .policy

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::events::Actor;
 use crate::kratos::ClientContext;
 use crate::passkey_removal::{remove_passkey, LastWayIn};
-use crate::routes::passkeys::views;
+use crate::routes::passkeys::attested_views;
 use crate::routes::PasskeyView;
 use crate::state::AppState;
 
@@ -76,7 +76,7 @@ pub async fn list(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = state.store.passkeys(IdentityId::new(*path)).await?;
-    Ok(HttpResponse::Ok().json(views(rows)))
+    Ok(HttpResponse::Ok().json(attested_views(&state, rows).await?))
 }
 
 /// Revoke one of an identity's passkeys (support).

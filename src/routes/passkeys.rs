@@ -18,7 +18,7 @@ use crate::kratos::ClientContext;
 use crate::passkey_removal::{remove_passkey, LastWayIn};
 use crate::session::CallerSession;
 use crate::state::AppState;
-use crate::store::{IdentityRow, PasskeyRow};
+use crate::store::{AttestationRow, IdentityRow, PasskeyRow};
 
 /// A passkey as its owner (and support staff) see it: no key material.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,17 +39,98 @@ pub struct PasskeyView {
     /// Synced to a cloud account (the passkey survives losing the device).
     pub backup_state: bool,
     pub transports: Vec<String>,
-    /// Disabled after its signature counter went backwards (possible clone).
+    /// Disabled after its signature counter went backwards (possible clone),
+    /// or its attested model got a refused status (`revoked_status`).
     pub disabled: bool,
     /// Whether it can derive secrets with the WebAuthn `prf` extension (end
     /// to end encryption keys), as the browser said when it was added;
     /// `null` when the browser did not say.
     pub prf_enabled: Option<bool>,
+    /// Whether registration verified the authenticator's attestation.
+    pub attested: bool,
+    /// The authenticator model, and how far its name can be trusted.
+    pub model: ModelView,
+    /// The refused status (`REVOKED`, ...) its model got after registration,
+    /// when `authenticators.on_status_change` is `flag`.
+    pub revoked_status: Option<String>,
+}
+
+/// The model a passkey was made by. `verified`: attestation proved it, and
+/// the name is the FIDO metadata's description; `claimed`: the AAGUID is
+/// the authenticator's own word, named from the community AAGUID list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelView {
+    pub name: Option<String>,
+    /// `verified` or `claimed`.
+    #[schema(example = "verified")]
+    pub trust: &'static str,
+    /// A `data:` URL from the metadata (verified models only).
+    pub icon: Option<String>,
+    /// The FIDO certification level when it was attested.
+    pub certification: Option<String>,
+    /// The attestation statement format (verified models only).
+    pub format: Option<String>,
+}
+
+impl PasskeyView {
+    /// The view of a passkey with what registration verified about its
+    /// authenticator; `icon` is the model's icon in the BLOB in use.
+    pub fn with_attestation(
+        row: PasskeyRow,
+        attestation: Option<&AttestationRow>,
+        icon: Option<String>,
+    ) -> Self {
+        let mut view = Self::from(row);
+        if let Some(a) = attestation {
+            view.attested = true;
+            view.disabled |= a.revoked_at.is_some();
+            view.revoked_status = a.revoked_status.clone();
+            view.model = ModelView {
+                name: Some(a.description.clone()),
+                trust: "verified",
+                icon,
+                certification: a.certification.clone(),
+                format: Some(a.format.clone()),
+            };
+        }
+        view
+    }
+}
+
+/// The views of `rows`, with their attestations.
+pub async fn attested_views(
+    state: &AppState,
+    rows: Vec<PasskeyRow>,
+) -> Result<Vec<PasskeyView>, ApiError> {
+    let attestations = state
+        .store
+        .attestations(rows.iter().map(|r| r.id).collect())
+        .await?;
+    let metadata = &state.authenticators.metadata;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let attestation = attestations.iter().find(|a| a.passkey_id == row.id);
+            let icon = attestation
+                .and_then(|a| metadata.model(a.aaguid))
+                .and_then(|m| m.icon);
+            PasskeyView::with_attestation(row, attestation, icon)
+        })
+        .collect())
 }
 
 impl From<PasskeyRow> for PasskeyView {
     fn from(row: PasskeyRow) -> Self {
         Self {
+            attested: false,
+            model: ModelView {
+                name: authenticator_name(row.aaguid).map(str::to_string),
+                trust: "claimed",
+                icon: None,
+                certification: None,
+                format: None,
+            },
+            revoked_status: None,
             id: row.id,
             credential_id: URL_SAFE_NO_PAD.encode(&row.credential_id),
             authenticator: authenticator_name(row.aaguid),
@@ -65,10 +146,6 @@ impl From<PasskeyRow> for PasskeyView {
             prf_enabled: row.prf_enabled,
         }
     }
-}
-
-pub fn views(rows: Vec<PasskeyRow>) -> Vec<PasskeyView> {
-    rows.into_iter().map(PasskeyView::from).collect()
 }
 
 /// The caller's passkeys and what their password manager should know.
@@ -125,7 +202,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(PasskeyList {
         rp_id: state.settings.webauthn.rp_id.clone(),
         user,
-        passkeys: views(passkeys),
+        passkeys: attested_views(&state, passkeys).await?,
     }))
 }
 

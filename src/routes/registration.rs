@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::aaguid::default_passkey_name;
+use crate::authenticator_policy::Refusal;
 use crate::ceremonies::{consume, open_ceremony, start_ceremony, CeremonyStarted, Expected};
 use crate::domain::{CeremonyId, PasskeyName};
 use crate::error::ApiError;
@@ -45,7 +46,7 @@ pub struct OptionsRequest {
     responses(
         (status = 200, description = "Creation options and the ceremony id", body = CeremonyStarted),
         (status = 400, description = "`malformed_request`, `invalid_passkey_name`", body = crate::error::ErrorResponse),
-        (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
+        (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`, `attestation_required` (a conditional registration under a policy that needs attestation)", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
         (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
@@ -76,6 +77,16 @@ async fn start_registration(
     mediation: Mediation,
 ) -> Result<CeremonyStarted, ApiError> {
     let identity = session.identity_id();
+    // Password managers give no attestation: the automatic upgrade cannot
+    // meet a policy that needs it, so it is refused before it starts.
+    if mediation == Mediation::Conditional
+        && state
+            .authenticators
+            .policy_for(&session.identity)
+            .requires_attestation()
+    {
+        return Err(Refusal::AttestationRequired.into());
+    }
     let details = session.user_details(&state.settings.identity);
     let row = state
         .store
@@ -131,7 +142,7 @@ pub struct VerifyRequest {
     responses(
         (status = 201, description = "The stored passkey", body = PasskeyView),
         (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `resident_key_missing`, `attachment_mismatch`, `signature_invalid`, `attestation_invalid`, `credential_invalid`, `prf_output_present`: the credential carries PRF outputs (`clientExtensionResults.prf.results`), which never leave the browser; nothing was stored and the ceremony can be finished without them", body = crate::error::ErrorResponse),
-        (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`", body = crate::error::ErrorResponse),
+        (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`, `authenticator_not_allowed`, `authenticator_not_certified`, `authenticator_revoked`, `attestation_required` (the authenticator policy)", body = crate::error::ErrorResponse),
         (status = 404, description = "`ceremony_not_found`: unknown, altered, used, or another identity's", body = crate::error::ErrorResponse),
         (status = 409, description = "`credential_already_registered`, `passkey_name_taken`", body = crate::error::ErrorResponse),
         (status = 410, description = "`ceremony_expired`", body = crate::error::ErrorResponse),
@@ -196,11 +207,19 @@ async fn finish_registration(
             .as_deref()
             .and_then(|n| PasskeyName::parse(n).ok())
     });
+    let blob = state.authenticators.metadata.current();
     let verified = state.policy.finish_registration(
         credential,
         &registration,
         &ceremony.challenge,
         mediation,
+        blob.as_deref(),
+    )?;
+    let attestation = state.authenticators.admit(
+        &session.identity,
+        verified.aaguid,
+        &verified.attestation,
+        blob.as_deref(),
     )?;
     let name = match chosen {
         Some(name) => NewPasskeyName::Chosen(name),
@@ -221,11 +240,21 @@ async fn finish_registration(
                 sign_count: i64::from(verified.sign_count),
                 prf_enabled: credential.prf.enabled,
                 prf_salt: crate::prf::Salt::generate(),
+                attestation,
             },
             name,
-            move |row| events.registered(row, mediation, &client),
+            move |row, attestation| events.registered(row, attestation, mediation, &client),
         )
         .await?;
-    tracing::info!(identity = %identity, passkey = %row.id, "passkey registered");
-    Ok(PasskeyView::from(row))
+    let (row, attestation) = row;
+    tracing::info!(identity = %identity, passkey = %row.id, attested = attestation.is_some(), "passkey registered");
+    let icon = attestation
+        .as_ref()
+        .and_then(|a| state.authenticators.metadata.model(a.aaguid))
+        .and_then(|m| m.icon);
+    Ok(PasskeyView::with_attestation(
+        row,
+        attestation.as_ref(),
+        icon,
+    ))
 }

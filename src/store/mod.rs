@@ -1,6 +1,7 @@
 //! The store boundary: Postgres through diesel + r2d2. diesel is synchronous,
 //! so every query runs on tokio's blocking pool, never on the async executor.
 
+mod attestations;
 mod ceremonies;
 mod identities;
 mod imports;
@@ -11,6 +12,7 @@ mod passkeys;
 mod pool;
 pub mod schema;
 
+pub use attestations::{AttestationRow, NewAttestation, StatusAction, StoredBlob};
 pub use ceremonies::Consumed;
 pub use identities::IdentityRow;
 pub use imports::{ImportOutcome, ImportedPasskey};

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::attestations::{AttestationRow, NewAttestation};
 use super::identities::ensure_identity;
 use super::outbox::{append, NewEvent};
 use super::passkey_row::PasskeyRow;
@@ -26,6 +27,8 @@ pub struct NewPasskey {
     pub sign_count: i64,
     pub prf_enabled: Option<bool>,
     pub prf_salt: Vec<u8>,
+    /// What attestation verified (none: the AAGUID is only a claim).
+    pub attestation: Option<NewAttestation>,
 }
 
 /// What removing one passkey did.
@@ -127,8 +130,8 @@ impl Store {
         &self,
         passkey: NewPasskey,
         name: NewPasskeyName,
-        event: impl FnOnce(&PasskeyRow) -> NewEvent + Send + 'static,
-    ) -> Result<PasskeyRow, StoreError> {
+        event: impl FnOnce(&PasskeyRow, Option<&AttestationRow>) -> NewEvent + Send + 'static,
+    ) -> Result<(PasskeyRow, Option<AttestationRow>), StoreError> {
         let row = self
             .run("insert_passkey", move |conn| {
                 conn.transaction(|conn| {
@@ -158,8 +161,13 @@ impl Store {
                         ))
                         .returning(PasskeyRow::as_returning())
                         .get_result(conn)?;
-                    append(conn, &[event(&row)])?;
-                    Ok(row)
+                    let attestation = passkey
+                        .attestation
+                        .as_ref()
+                        .map(|a| a.insert(conn, row.id))
+                        .transpose()?;
+                    append(conn, &[event(&row, attestation.as_ref())])?;
+                    Ok((row, attestation))
                 })
             })
             .await?;

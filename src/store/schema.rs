@@ -84,7 +84,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    passkey_attestations (passkey_id) {
+        passkey_id -> Uuid,
+        format -> Text,
+        aaguid -> Uuid,
+        description -> Text,
+        certification -> Nullable<Text>,
+        metadata_no -> Int4,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_status -> Nullable<Text>,
+        acted_status -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    authenticator_metadata (no) {
+        no -> Int4,
+        blob -> Text,
+        sha256 -> Bytea,
+        next_update -> Date,
+        stored_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(passkeys -> identities (identity_id));
+diesel::joinable!(passkey_attestations -> passkeys (passkey_id));
 diesel::joinable!(event_deliveries -> events (event_seq));
 diesel::allow_tables_to_appear_in_same_query!(
     identities,
@@ -92,5 +117,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consumed_ceremonies,
     minted_sessions,
     events,
-    event_deliveries
+    event_deliveries,
+    passkey_attestations,
+    authenticator_metadata
 );

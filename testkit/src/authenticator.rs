@@ -315,3 +315,50 @@ pub fn rewrite_client_data(credential: &mut Value, f: impl FnOnce(&mut Value)) {
     credential["response"]["clientDataJSON"] =
         Value::String(b64(&serde_json::to_vec(&client).expect("json")));
 }
+
+/// Turns a registration into one from an attested authenticator model:
+/// `aaguid` in the authenticator data, and a `packed` statement signed by
+/// the attestation key (`pkcs8`, P-256) with its chain `x5c` (leaf first),
+/// as a security key with a vendor certificate makes it.
+pub fn as_packed_attestation(
+    credential: &mut Value,
+    aaguid: [u8; 16],
+    x5c: &[Vec<u8>],
+    pkcs8: &[u8],
+) {
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use serde_cbor_2::Value as Cbor;
+    rewrite_auth_data(credential, |auth_data| {
+        auth_data[37..53].copy_from_slice(&aaguid)
+    });
+    let bytes = unb64(&credential["response"]["attestationObject"]);
+    let mut map: std::collections::BTreeMap<Cbor, Cbor> =
+        serde_cbor_2::from_slice(&bytes).expect("attestation object");
+    let auth_data = match map.get(&Cbor::Text("authData".into())) {
+        Some(Cbor::Bytes(auth_data)) => auth_data.clone(),
+        _ => panic!("attestation object without authData"),
+    };
+    let client_data = unb64(&credential["response"]["clientDataJSON"]);
+    let client_data_hash = ring::digest::digest(&ring::digest::SHA256, &client_data);
+    let rng = SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng)
+        .expect("attestation key");
+    let signed: Vec<u8> = auth_data
+        .iter()
+        .chain(client_data_hash.as_ref())
+        .copied()
+        .collect();
+    let sig = key.sign(&rng, &signed).expect("sign");
+    let mut statement = std::collections::BTreeMap::new();
+    statement.insert(Cbor::Text("alg".into()), Cbor::Integer(-7));
+    statement.insert(Cbor::Text("sig".into()), Cbor::Bytes(sig.as_ref().to_vec()));
+    statement.insert(
+        Cbor::Text("x5c".into()),
+        Cbor::Array(x5c.iter().map(|c| Cbor::Bytes(c.clone())).collect()),
+    );
+    map.insert(Cbor::Text("fmt".into()), Cbor::Text("packed".into()));
+    map.insert(Cbor::Text("attStmt".into()), Cbor::Map(statement));
+    let encoded = serde_cbor_2::to_vec(&map).expect("encode");
+    credential["response"]["attestationObject"] = Value::String(b64(&encoded));
+}

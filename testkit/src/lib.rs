@@ -4,6 +4,6 @@ pub mod authenticator;
 pub mod kratos_flow;
 
 pub use authenticator::{
-    as_none_attestation, b64, prf_output, rewrite_auth_data, rewrite_client_data,
-    strip_prf_results, unb64, Authenticator, Remembered,
+    as_none_attestation, as_packed_attestation, b64, prf_output, rewrite_auth_data,
+    rewrite_client_data, strip_prf_results, unb64, Authenticator, Remembered,
 };

@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod architecture;
+mod attestation;
 mod dashboards;
 mod demo;
 mod docs;

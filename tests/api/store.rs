@@ -4,10 +4,12 @@
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use kratos_passkeys::store::schema::{
-    consumed_ceremonies, event_deliveries, events, identities, minted_sessions, passkeys,
+    authenticator_metadata, consumed_ceremonies, event_deliveries, events, identities,
+    minted_sessions, passkey_attestations, passkeys,
 };
 use kratos_passkeys::store::{
-    DeliveryRow, EventRow, IdentityRow, LoginRecord, MintedSessionRecord, PasskeyRow, MIGRATIONS,
+    AttestationRow, DeliveryRow, EventRow, IdentityRow, LoginRecord, MintedSessionRecord,
+    PasskeyRow, MIGRATIONS,
 };
 
 use crate::helpers::create_database;
@@ -39,11 +41,13 @@ fn migrations_are_reversible() {
     assert_eq!(
         tables(&mut conn),
         [
+            "authenticator_metadata",
             "consumed_ceremonies",
             "event_deliveries",
             "events",
             "identities",
             "minted_sessions",
+            "passkey_attestations",
             "passkeys"
         ]
     );
@@ -53,7 +57,7 @@ fn migrations_are_reversible() {
         "down removes everything up created"
     );
     conn.run_pending_migrations(MIGRATIONS).expect("up again");
-    assert_eq!(tables(&mut conn).len(), 6);
+    assert_eq!(tables(&mut conn).len(), 8);
 }
 
 #[test]
@@ -80,6 +84,28 @@ fn the_schema_matches_the_migrations() {
         .limit(0)
         .load::<(Vec<u8>, chrono::DateTime<chrono::Utc>)>(&mut conn)
         .expect("consumed_ceremonies");
+    passkey_attestations::table
+        .select(AttestationRow::as_select())
+        .limit(0)
+        .load(&mut conn)
+        .expect("passkey_attestations");
+    authenticator_metadata::table
+        .select((
+            authenticator_metadata::no,
+            authenticator_metadata::blob,
+            authenticator_metadata::sha256,
+            authenticator_metadata::next_update,
+            authenticator_metadata::stored_at,
+        ))
+        .limit(0)
+        .load::<(
+            i32,
+            String,
+            Vec<u8>,
+            chrono::NaiveDate,
+            chrono::DateTime<chrono::Utc>,
+        )>(&mut conn)
+        .expect("authenticator_metadata");
     minted_sessions::table
         .select(LoginRecord::as_select())
         .limit(0)

@@ -6,6 +6,7 @@ pub mod events;
 pub mod existing_kratos;
 pub mod kratos;
 pub mod kratos_own_passkeys;
+pub mod mds;
 
 pub use kratos_passkeys_testkit as authenticator;
 

@@ -1,0 +1,2 @@
+DROP TABLE authenticator_metadata;
+DROP TABLE passkey_attestations;
