@@ -2,6 +2,7 @@
 
 pub mod authenticator;
 pub mod kratos_flow;
+pub mod load;
 
 pub use authenticator::{
     as_none_attestation, b64, rewrite_auth_data, rewrite_client_data, unb64, Authenticator,
