@@ -149,8 +149,12 @@ where
 
 /// Discoverable logins with `authenticator`'s one passkey, `passkey`, until
 /// stopped; `post` as for `registrations`, without a session.
-pub async fn logins<P, F>(post: P, mut authenticator: Authenticator, passkey: String, worker: Worker)
-where
+pub async fn logins<P, F>(
+    post: P,
+    mut authenticator: Authenticator,
+    passkey: String,
+    worker: Worker,
+) where
     P: Fn(&'static str, Value) -> F,
     F: Future<Output = (u16, Value)>,
 {

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::binary::Served;
 use crate::helpers::events::{
-    deliver_to, endpoints_json, serve_delivering, verify_independently, wait_settled, Behaviour, Delivery,
-    Receiver,
+    deliver_to, endpoints_json, serve_delivering, verify_independently, wait_settled, Behaviour,
+    Delivery, Receiver,
 };
 use crate::helpers::{
     assert_error, spawn_app_with, spawn_with_settings, status_and_json, Auth, Authenticator,
@@ -392,7 +392,9 @@ async fn changes(app: &TestApp, identities: usize, renames: usize) {
         let mut authenticator = Authenticator::new();
         let passkey = app.register_passkey(&auth, &mut authenticator).await;
         for n in 0..renames {
-            let (status, body) = app.rename_passkey(&auth, &passkey, &format!("Name {n}")).await;
+            let (status, body) = app
+                .rename_passkey(&auth, &passkey, &format!("Name {n}"))
+                .await;
             assert_eq!(status, 200, "{body}");
         }
     }

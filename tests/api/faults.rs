@@ -117,11 +117,7 @@ async fn postgres_restarted_while_requests_flow() {
                     .filter(|o| o.at >= outage_end)
                     .collect();
                 after.sort_by_key(|o| o.at);
-                after
-                    .iter()
-                    .rev()
-                    .take_while(|o| o.succeeded())
-                    .count()
+                after.iter().rev().take_while(|o| o.succeeded()).count()
             };
             if streak >= 10 {
                 break;

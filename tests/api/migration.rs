@@ -208,6 +208,66 @@ fn events_of(app: &TestApp, kind: &str) -> i64 {
     ))
 }
 
+/// The sign counter Kratos holds for the identity's one passkey credential.
+async fn sign_count_in_kratos(app: &TestApp, identity: Uuid) -> i64 {
+    let url = app
+        .kratos
+        .admin
+        .join(&format!(
+            "admin/identities/{identity}?include_credential=passkey"
+        ))
+        .expect("url");
+    let (status, body) = status_and_json(
+        crate::helpers::client()
+            .get(url)
+            .send()
+            .await
+            .expect("identity"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["credentials"]["passkey"]["config"]["credentials"][0]["authenticator"]["sign_count"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a sign count in {body}"))
+}
+
+/// Kratos's development branch (after v26.2.0) stores the counter its own
+/// logins see; the releases keep the registration's. Import takes what
+/// Kratos holds, so the counter never moves back, and the next login here
+/// goes on from it.
+#[tokio::test]
+async fn import_takes_the_sign_counter_kratos_holds() {
+    let app = spawn_app().await;
+    let (user, mut authenticators) = user_with_kratos_passkeys(&app, 1).await;
+    for _ in 0..2 {
+        app.kratos
+            .login_in_kratos(&mut authenticators[0])
+            .await
+            .expect("Kratos's own passkey login");
+    }
+    let in_kratos = sign_count_in_kratos(&app, user.id).await;
+    if kratos_version(&app).await.starts_with("master-") {
+        assert!(
+            in_kratos >= 2,
+            "Kratos stored its logins' counter: {in_kratos}"
+        );
+    }
+    import(&app, user.id, false).await;
+    assert_eq!(
+        app.count("SELECT max(sign_count)::bigint AS count FROM passkeys"),
+        in_kratos,
+        "the counter Kratos holds"
+    );
+    signs_in_here(&app, &mut authenticators[0], &user, json!({})).await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS count FROM passkeys WHERE flagged_at IS NULL AND sign_count > {in_kratos}"
+        )),
+        1,
+        "moved on from Kratos's counter, not flagged"
+    );
+}
+
 #[tokio::test]
 async fn imported_and_native_passkeys_of_one_identity_both_sign_in_and_handles_stay_owned() {
     let app = spawn_app().await;

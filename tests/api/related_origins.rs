@@ -7,8 +7,7 @@ use serde_json::{json, Value};
 use kratos_passkeys::startup::Application;
 
 use crate::helpers::{
-    assert_error, spawn_app, spawn_app_with, test_settings, Auth, Authenticator,
-    TestApp,
+    assert_error, spawn_app, spawn_app_with, test_settings, Auth, Authenticator, TestApp,
 };
 
 const RELATED: &str = "https://shop.example.com";

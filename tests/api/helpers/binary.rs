@@ -168,7 +168,8 @@ fn serving_ports(line: &str) -> Option<(u16, u16)> {
 
 #[test]
 fn the_serving_line_names_both_ports() {
-    let line = "2026-12-03T22:00:00Z  INFO kratos-passkeys is serving public_port=41234 admin_port=41235";
+    let line =
+        "2026-12-03T22:00:00Z  INFO kratos-passkeys is serving public_port=41234 admin_port=41235";
     assert_eq!(serving_ports(line), Some((41234, 41235)));
     assert_eq!(serving_ports("INFO applied migrations"), None);
 }
