@@ -122,6 +122,36 @@ impl Worker {
     }
 }
 
+/// One ceremony: options, then (when they came) verify with the body
+/// `verify` makes of them; `stored` is the passkey a successful verify
+/// stored or used.
+struct Ceremony<'a> {
+    options: (&'static str, Kind),
+    verify: (&'static str, Kind),
+    body: &'a mut (dyn FnMut(&Value) -> Value + Send),
+    stored: &'a (dyn Fn(&(u16, Value)) -> Option<String> + Sync),
+}
+
+async fn until_stopped<P, F>(post: &P, worker: &Worker, ceremony: Ceremony<'_>)
+where
+    P: Fn(&'static str, Value) -> F,
+    F: Future<Output = (u16, Value)>,
+{
+    while !worker.stop.load(Ordering::Relaxed) {
+        let at = Instant::now();
+        let options = post(ceremony.options.0, json!({})).await;
+        worker.record(ceremony.options.1, at, &options, None);
+        if options.0 == 200 {
+            let body = (ceremony.body)(&options.1);
+            let at = Instant::now();
+            let answer = post(ceremony.verify.0, body).await;
+            let stored = (ceremony.stored)(&answer);
+            worker.record(ceremony.verify.1, at, &answer, stored.as_deref());
+        }
+        worker.rest().await;
+    }
+}
+
 /// Registrations (options, then verify) by one signed-in person until
 /// stopped. `post` sends JSON as that person and answers the status (0: no
 /// answer) and body.
@@ -131,20 +161,23 @@ where
     F: Future<Output = (u16, Value)>,
 {
     let mut authenticator = Authenticator::new();
-    while !worker.stop.load(Ordering::Relaxed) {
-        let at = Instant::now();
-        let options = post("/passkeys/registration/options", json!({})).await;
-        worker.record(Kind::RegistrationOptions, at, &options, None);
-        if options.0 == 200 {
-            let credential = authenticator.register(&options.1);
-            let body = json!({"ceremony_id": options.1["ceremony_id"], "credential": credential});
-            let at = Instant::now();
-            let answer = post("/passkeys/registration/verify", body).await;
-            let id = answer.1["id"].as_str().filter(|_| answer.0 == 201);
-            worker.record(Kind::Registration, at, &answer, id);
-        }
-        worker.rest().await;
-    }
+    let mut body = |options: &Value| {
+        let credential = authenticator.register(options);
+        json!({"ceremony_id": options["ceremony_id"], "credential": credential})
+    };
+    let stored = |(status, answer): &(u16, Value)| {
+        answer["id"]
+            .as_str()
+            .filter(|_| *status == 201)
+            .map(str::to_string)
+    };
+    let ceremony = Ceremony {
+        options: ("/passkeys/registration/options", Kind::RegistrationOptions),
+        verify: ("/passkeys/registration/verify", Kind::Registration),
+        body: &mut body,
+        stored: &stored,
+    };
+    until_stopped(&post, &worker, ceremony).await;
 }
 
 /// Discoverable logins with `authenticator`'s one passkey, `passkey`, until
@@ -158,18 +191,16 @@ pub async fn logins<P, F>(
     P: Fn(&'static str, Value) -> F,
     F: Future<Output = (u16, Value)>,
 {
-    while !worker.stop.load(Ordering::Relaxed) {
-        let at = Instant::now();
-        let options = post("/passkeys/login/options", json!({})).await;
-        worker.record(Kind::LoginOptions, at, &options, None);
-        if options.0 == 200 {
-            let credential = authenticator.login(&options.1);
-            let body = json!({"ceremony_id": options.1["ceremony_id"], "credential": credential, "session": "token"});
-            let at = Instant::now();
-            let answer = post("/passkeys/login/verify", body).await;
-            let used = (answer.0 == 200).then_some(passkey.as_str());
-            worker.record(Kind::Login, at, &answer, used);
-        }
-        worker.rest().await;
-    }
+    let mut body = |options: &Value| {
+        let credential = authenticator.login(options);
+        json!({"ceremony_id": options["ceremony_id"], "credential": credential, "session": "token"})
+    };
+    let stored = |(status, _): &(u16, Value)| (*status == 200).then(|| passkey.clone());
+    let ceremony = Ceremony {
+        options: ("/passkeys/login/options", Kind::LoginOptions),
+        verify: ("/passkeys/login/verify", Kind::Login),
+        body: &mut body,
+        stored: &stored,
+    };
+    until_stopped(&post, &worker, ceremony).await;
 }
