@@ -137,18 +137,13 @@ fn yaml_as_json(yaml: &str) -> Value {
 /// matchers, ranges, strings and grouping clauses that are neither functions
 /// nor keywords. Grafana's `$variables` only occur inside those.
 fn metric_names(expr: &str) -> Vec<String> {
+    // Besides the grouping clauses below.
     const KEYWORDS: &[&str] = &[
         "and",
         "or",
         "unless",
         "bool",
         "offset",
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
         "inf",
         "nan",
         // Aggregation operators, which may put `by (...)` before their
@@ -223,7 +218,10 @@ fn metric_names(expr: &str) -> Vec<String> {
                 let next = chars[i..].iter().find(|c| !c.is_whitespace());
                 let lower = word.to_ascii_lowercase();
                 after_grouping = GROUPING.contains(&lower.as_str());
-                if next != Some(&'(') && !KEYWORDS.contains(&lower.as_str()) {
+                if next != Some(&'(')
+                    && !KEYWORDS.contains(&lower.as_str())
+                    && !GROUPING.contains(&lower.as_str())
+                {
                     names.push(word);
                 }
             }

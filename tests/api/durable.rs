@@ -14,9 +14,7 @@ use uuid::Uuid;
 
 use crate::helpers::binary::Served;
 use crate::helpers::events::{deliver_to, serve_delivering, wait_settled, Behaviour, Receiver};
-use crate::helpers::{
-    spawn_app_with, spawn_with_settings, status_and_json, Auth, Authenticator, TestApp,
-};
+use crate::helpers::{spawn_app_with, spawn_with_settings, Auth, Authenticator, TestApp};
 
 const NOTICES: &str = "SELECT count(*) AS count FROM event_deliveries \
     WHERE endpoint = 'recovery_hook.notifier'";
@@ -149,15 +147,7 @@ async fn a_removed_endpoints_deliveries_are_abandoned_at_start_up() {
         text.contains(r#"kratos_passkeys_event_deliveries_total{endpoint="test-receiver",outcome="abandoned"} 2"#),
         "{text}"
     );
-    let (status, page) = status_and_json(
-        restarted
-            .http
-            .get(restarted.admin_url(&format!("/admin/identities/{}/events", user.id)))
-            .send()
-            .await
-            .expect("events"),
-    )
-    .await;
+    let (status, page) = restarted.identity_events(user.id, "").await;
     assert_eq!(status, 200, "{page}");
     let states: Vec<&Value> = page["events"]
         .as_array()

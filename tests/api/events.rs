@@ -192,14 +192,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     }
 
     // The audit: newest first, with where each delivery stands.
-    let (status, page) = status_and_json(
-        app.http
-            .get(app.admin_url(&format!("/admin/identities/{}/events?page_size=4", user.id)))
-            .send()
-            .await
-            .expect("events"),
-    )
-    .await;
+    let (status, page) = app.identity_events(user.id, "page_size=4").await;
     assert_eq!(status, 200, "{page}");
     let ids: Vec<&str> = page["events"]
         .as_array()
@@ -212,17 +205,9 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
     assert_eq!(page["events"][0]["deliveries"][0]["state"], "delivered");
     assert_eq!(page["events"][0]["data"], data[5]);
     let token = page["next_page_token"].as_str().expect("a next page");
-    let (_, rest) = status_and_json(
-        app.http
-            .get(app.admin_url(&format!(
-                "/admin/identities/{}/events?page_token={token}",
-                user.id
-            )))
-            .send()
-            .await
-            .expect("events"),
-    )
-    .await;
+    let (_, rest) = app
+        .identity_events(user.id, &format!("page_token={token}"))
+        .await;
     let rest: Vec<&str> = rest["events"]
         .as_array()
         .expect("events")
@@ -238,14 +223,7 @@ async fn every_change_and_login_is_one_signed_event_in_order() {
         "page_token=x",
         "colour=blue",
     ] {
-        let (status, body) = status_and_json(
-            app.http
-                .get(app.admin_url(&format!("/admin/identities/{}/events?{query}", user.id)))
-                .send()
-                .await
-                .expect("events"),
-        )
-        .await;
+        let (status, body) = app.identity_events(user.id, query).await;
         assert_error(status, &body, 400, "malformed_request");
     }
 

@@ -260,6 +260,12 @@ impl TestApp {
         status_and_json(response).await
     }
 
+    /// The admin audit of `identity`'s events, with `query` (may be empty).
+    pub async fn identity_events(&self, identity: uuid::Uuid, query: &str) -> (u16, Value) {
+        let url = self.admin_url(&format!("/admin/identities/{identity}/events?{query}"));
+        status_and_json(self.http.get(url).send().await.expect("events")).await
+    }
+
     /// POSTs JSON; a transport failure (the service is gone) is status 0.
     pub async fn try_post_json(&self, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
         match self
