@@ -97,10 +97,16 @@ ensure_database() {
 # --- Kratos ----------------------------------------------------------------
 
 # The Kratos release every script runs: v1.3.1 unless KRATOS_VERSION says
-# otherwise (v25.4.0, v26.2.0; see scripts/build-kratos).
+# otherwise (v25.4.0, v26.2.0, or next: the development branch's snapshot;
+# see scripts/build-kratos).
 KRATOS_VERSION="${KRATOS_VERSION:-v1.3.1}"
 export KRATOS_VERSION
 kratos_bin() { "$REPO/scripts/build-kratos" "$KRATOS_VERSION"; }
+
+# The version string a Kratos of $KRATOS_VERSION reports: the release
+# itself, except for a development snapshot (next reports its snapshot's
+# name, such as master-2026-07-29).
+kratos_expected_version() { "$REPO/scripts/build-kratos" --reports "$KRATOS_VERSION"; }
 
 # The release a running Kratos reports on its admin /version.
 kratos_running_version() {
@@ -163,7 +169,7 @@ start_kratos() {
   if wait_http "http://127.0.0.1:$admin/admin/health/ready" 1; then
     local running
     running=$(kratos_running_version "$admin")
-    if [ "$running" = "$KRATOS_VERSION" ]; then
+    if [ "$running" = "$(kratos_expected_version)" ]; then
       log "$name already answers on 127.0.0.1:$admin; reusing it"
       return 0
     fi
@@ -177,7 +183,9 @@ start_kratos() {
   [ "$KRATOS_VERSION" = v1.3.1 ] || db="${db}_$(tr . _ <<<"${KRATOS_VERSION#v}")"
   local bin
   bin=$(kratos_bin) || die "Kratos $KRATOS_VERSION could not be built"
-  grep -q "$KRATOS_VERSION" <<<"$("$bin" version 2>/dev/null)" || die "$bin is not Kratos $KRATOS_VERSION"
+  local expected
+  expected=$(kratos_expected_version)
+  grep -q "Version:[[:space:]]*$expected\$" <<<"$("$bin" version 2>/dev/null)" || die "$bin is not Kratos $KRATOS_VERSION ($expected)"
   ensure_database "$db"
   local env=(
     # A pool that keeps its connections: with Kratos's defaults (2 idle of
@@ -212,10 +220,12 @@ start_kratos() {
   # What differs between releases: v25+ moved the migration to `migrate sql
   # up` (plain `migrate sql` is deprecated there and absent from v1.3.1's
   # successor syntax), and each release warns unless the configuration
-  # names its own version (kratos/kratos.yml says v1.3.1).
+  # names its own version (kratos/kratos.yml says v1.3.1). A development
+  # snapshot's name is no semantic version, which the configuration's
+  # `version` must be: it runs with the file's (and warns).
   local migrate=(migrate sql -e --yes)
   [ "$KRATOS_VERSION" = v1.3.1 ] || migrate=(migrate sql up -e --yes)
-  env+=("VERSION=$KRATOS_VERSION")
+  case "$KRATOS_VERSION" in v*) env+=("VERSION=$KRATOS_VERSION") ;; esac
   log "migrating $name (database $db)"
   env "${env[@]}" "$bin" "${migrate[@]}" >>"$LOG_DIR/$name.log" 2>&1 ||
     die "Kratos migration failed; see $LOG_DIR/$name.log"

@@ -14,12 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use kratos_passkeys_testkit::load::{self, summary, Kind, Tally, Worker};
 
-use helpers::{
-    create_database_on, spawn_with_settings, status_and_json, test_settings, Auth, Authenticator,
-    TestApp,
-};
+use helpers::{create_database_on, poster, spawn_with_settings, test_settings, Authenticator};
 
 fn env(name: &str) -> String {
     std::env::var(name)
@@ -42,132 +39,6 @@ async fn cluster(action: &'static str) {
     assert!(status.success(), "scripts/failover-check {action} failed");
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    RegistrationOptions,
-    Registration,
-    LoginOptions,
-    Login,
-}
-
-/// What one request saw; `done` is when its answer arrived.
-#[derive(Debug, Clone)]
-struct Outcome {
-    kind: Kind,
-    at: Instant,
-    done: Instant,
-    status: u16,
-    error_id: Option<String>,
-    /// The passkey a registration stored or a login used, when it succeeded.
-    passkey: Option<String>,
-}
-
-#[derive(Default)]
-struct Tally {
-    outcomes: Vec<Outcome>,
-}
-
-impl Tally {
-    fn record(
-        &mut self,
-        kind: Kind,
-        at: Instant,
-        status: u16,
-        body: &Value,
-        passkey: Option<&str>,
-    ) {
-        self.outcomes.push(Outcome {
-            kind,
-            at,
-            done: Instant::now(),
-            status,
-            error_id: body["error"]["id"].as_str().map(str::to_string),
-            passkey: passkey.map(str::to_string),
-        });
-    }
-
-    fn succeeded_since(&self, since: Instant, kind: Kind) -> usize {
-        self.outcomes
-            .iter()
-            .filter(|o| o.at >= since && o.kind == kind && matches!(o.status, 200 | 201))
-            .count()
-    }
-}
-
-/// POSTs JSON; a transport failure is status 0.
-async fn post(app: &TestApp, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
-    match app
-        .request(reqwest::Method::POST, path, auth)
-        .json(body)
-        .send()
-        .await
-    {
-        Ok(response) => status_and_json(response).await,
-        Err(_) => (0, Value::Null),
-    }
-}
-
-async fn registrations(
-    app: Arc<TestApp>,
-    auth: Auth,
-    tally: Arc<Mutex<Tally>>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut authenticator = Authenticator::new();
-    while !stop.load(Ordering::Relaxed) {
-        let at = Instant::now();
-        let (status, options) =
-            post(&app, "/passkeys/registration/options", &auth, &json!({})).await;
-        tally
-            .lock()
-            .expect("tally")
-            .record(Kind::RegistrationOptions, at, status, &options, None);
-        if status != 200 {
-            continue;
-        }
-        let credential = authenticator.register(&options);
-        let body = json!({"ceremony_id": options["ceremony_id"], "credential": credential});
-        let at = Instant::now();
-        let (status, answer) = post(&app, "/passkeys/registration/verify", &auth, &body).await;
-        let id = answer["id"].as_str().filter(|_| status == 201);
-        tally
-            .lock()
-            .expect("tally")
-            .record(Kind::Registration, at, status, &answer, id);
-    }
-}
-
-/// Discoverable logins with `authenticator`'s one passkey, `passkey`.
-async fn logins(
-    app: Arc<TestApp>,
-    mut authenticator: Authenticator,
-    passkey: String,
-    tally: Arc<Mutex<Tally>>,
-    stop: Arc<AtomicBool>,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        let at = Instant::now();
-        let (status, options) =
-            post(&app, "/passkeys/login/options", &Auth::None, &json!({})).await;
-        tally
-            .lock()
-            .expect("tally")
-            .record(Kind::LoginOptions, at, status, &options, None);
-        if status != 200 {
-            continue;
-        }
-        let credential = authenticator.login(&options);
-        let body = json!({"ceremony_id": options["ceremony_id"], "credential": credential, "session": "token"});
-        let at = Instant::now();
-        let (status, answer) = post(&app, "/passkeys/login/verify", &Auth::None, &body).await;
-        let used = (status == 200).then_some(passkey.as_str());
-        tally
-            .lock()
-            .expect("tally")
-            .record(Kind::Login, at, status, &answer, used);
-    }
-}
-
 /// Waits until `done` holds, up to `limit`.
 async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -175,15 +46,6 @@ async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn summary<'a>(outcomes: impl Iterator<Item = &'a Outcome>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for o in outcomes {
-        let key = format!("{} {}", o.status, o.error_id.as_deref().unwrap_or(""));
-        *counts.entry(key.trim().to_string()).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,29 +70,32 @@ async fn primary_killed_and_standby_promoted_under_load() {
 
     let tally = Arc::new(Mutex::new(Tally::default()));
     let stop = Arc::new(AtomicBool::new(false));
+    let worker = |index| Worker {
+        index,
+        tally: tally.clone(),
+        stop: stop.clone(),
+        pause: Duration::ZERO,
+    };
     let mut load = Vec::new();
-    for _ in 0..2 {
+    for index in 0..2 {
         let (_, auth) = app.signed_in_user().await;
-        load.push(tokio::spawn(registrations(
-            app.clone(),
-            auth,
-            tally.clone(),
-            stop.clone(),
+        load.push(tokio::spawn(load::registrations(
+            poster(app.clone(), auth),
+            worker(index),
         )));
     }
-    for _ in 0..2 {
+    for index in 2..4 {
         let (_, auth) = app.signed_in_user().await;
         let mut authenticator = Authenticator::new();
         let passkey = app.register_passkey(&auth, &mut authenticator).await["id"]
             .as_str()
             .expect("id")
             .to_string();
-        load.push(tokio::spawn(logins(
-            app.clone(),
+        load.push(tokio::spawn(load::logins(
+            poster(app.clone(), auth),
             authenticator,
             passkey,
-            tally.clone(),
-            stop.clone(),
+            worker(index),
         )));
     }
     let started = Instant::now();
@@ -280,7 +145,7 @@ async fn primary_killed_and_standby_promoted_under_load() {
     );
     for o in &outcomes {
         assert!(
-            matches!(o.status, 200 | 201)
+            o.succeeded()
                 || (o.status == 503 && o.error_id.as_deref() == Some("database_unavailable")),
             "every request succeeds or answers 503 database_unavailable: {o:?}"
         );
@@ -311,7 +176,7 @@ async fn primary_killed_and_standby_promoted_under_load() {
         outcomes
             .iter()
             .filter(|o| o.at > last_503)
-            .all(|o| matches!(o.status, 200 | 201)),
+            .all(|o| o.succeeded()),
         "recovered by itself"
     );
 
@@ -361,7 +226,7 @@ async fn primary_killed_and_standby_promoted_under_load() {
         events_before - passkeys_before,
         outcomes
             .iter()
-            .find(|o| o.at >= promoted && matches!(o.status, 200 | 201))
+            .find(|o| o.at >= promoted && o.succeeded())
             .map(|o| o.done - promoted),
     );
     assert_eq!(

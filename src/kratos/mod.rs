@@ -473,12 +473,21 @@ impl KratosClient {
         let response = self.send(OP, request).await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
-            // A code this service just created is valid: Kratos refuses to
-            // activate a session for a disabled identity with 401.
+            // A code this service just created is valid: Kratos (v1.3.1 to
+            // v26.2.0) refuses to activate a session for a disabled
+            // identity with 401.
             return Err(KratosError::IdentityDisabled);
         }
         if status != StatusCode::OK {
-            return Err(unexpected(OP, status, response).await);
+            let body = response.json::<Value>().await.ok();
+            // Kratos's development branch after v26.2.0 refuses it with
+            // 400 and the error id `identity_disabled` instead.
+            if status == StatusCode::BAD_REQUEST
+                && error_id(body.as_ref()) == Some("identity_disabled")
+            {
+                return Err(KratosError::IdentityDisabled);
+            }
+            return Err(unexpected_body(OP, status, body));
         }
         let cookies: Vec<String> = response
             .headers()
@@ -602,8 +611,21 @@ async fn unexpected(
     status: StatusCode,
     response: reqwest::Response,
 ) -> KratosError {
-    let detail = match response.json::<Value>().await {
-        Ok(body) => body
+    unexpected_body(operation, status, response.json::<Value>().await.ok())
+}
+
+/// Kratos's error id (`error.id`) in an answer's body.
+fn error_id(body: Option<&Value>) -> Option<&str> {
+    body?.get("error")?.get("id")?.as_str()
+}
+
+fn unexpected_body(
+    operation: &'static str,
+    status: StatusCode,
+    body: Option<Value>,
+) -> KratosError {
+    let detail = match body {
+        Some(body) => body
             .get("error")
             .map(|e| {
                 format!(
@@ -616,7 +638,7 @@ async fn unexpected(
                 )
             })
             .unwrap_or_else(|| "no error object".to_string()),
-        Err(_) => "unreadable body".to_string(),
+        None => "unreadable body".to_string(),
     };
     if matches!(
         status,
@@ -634,6 +656,14 @@ async fn unexpected(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_error_id_is_read_from_the_error_object() {
+        let body = serde_json::json!({"error": {"id": "identity_disabled", "code": 400}});
+        assert_eq!(error_id(Some(&body)), Some("identity_disabled"));
+        assert_eq!(error_id(Some(&serde_json::json!({"error": {}}))), None);
+        assert_eq!(error_id(None), None);
+    }
 
     #[test]
     fn join_keeps_base_paths() {

@@ -2,6 +2,7 @@
 
 pub mod authenticator;
 pub mod kratos_flow;
+pub mod load;
 
 pub use authenticator::{
     as_none_attestation, as_packed_attestation, b64, prf_output, rewrite_auth_data,

@@ -37,7 +37,8 @@ async fn dashboards_and_alerts_name_only_exported_metrics() {
     collect_exprs(&dashboard, &mut dashboard_exprs);
     let alerts =
         std::fs::read_to_string(root.join("deploy/prometheus/alerts.yml")).expect("alert rules");
-    let alert_exprs = rule_exprs(&alerts);
+    let mut alert_exprs = Vec::new();
+    collect_exprs(&yaml_as_json(&alerts), &mut alert_exprs);
     assert!(dashboard_exprs.len() >= 20, "{dashboard_exprs:?}");
     assert!(alert_exprs.len() >= 7, "{alert_exprs:?}");
 
@@ -122,47 +123,27 @@ fn collect_exprs(value: &Value, into: &mut Vec<String>) {
     }
 }
 
-/// The rule file's `expr:` values, inline or block scalars (`|`, `>`); the
-/// file is plain enough that no YAML parser is needed.
-fn rule_exprs(yaml: &str) -> Vec<String> {
-    let lines: Vec<&str> = yaml.lines().collect();
-    let mut exprs = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let Some(rest) = line.trim_start().strip_prefix("expr:") else {
-            continue;
-        };
-        let rest = rest.trim();
-        if !rest.starts_with('|') && !rest.starts_with('>') {
-            exprs.push(rest.trim_matches(|c| c == '"' || c == '\'').to_owned());
-            continue;
-        }
-        let indent = line.len() - line.trim_start().len();
-        let block: Vec<&str> = lines[i + 1..]
-            .iter()
-            .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
-            .map(|l| l.trim())
-            .collect();
-        exprs.push(block.join(" "));
-    }
-    exprs
+/// The rule file as JSON, read by the YAML parser the service's
+/// configuration uses, so its `expr` values are found like the dashboard's.
+fn yaml_as_json(yaml: &str) -> Value {
+    config::Config::builder()
+        .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .expect("alert rules YAML")
 }
 
 /// The metric names in a PromQL expression: identifiers outside label
 /// matchers, ranges, strings and grouping clauses that are neither functions
 /// nor keywords. Grafana's `$variables` only occur inside those.
 fn metric_names(expr: &str) -> Vec<String> {
+    // Besides the grouping clauses below.
     const KEYWORDS: &[&str] = &[
         "and",
         "or",
         "unless",
         "bool",
         "offset",
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
         "inf",
         "nan",
         // Aggregation operators, which may put `by (...)` before their
@@ -237,7 +218,10 @@ fn metric_names(expr: &str) -> Vec<String> {
                 let next = chars[i..].iter().find(|c| !c.is_whitespace());
                 let lower = word.to_ascii_lowercase();
                 after_grouping = GROUPING.contains(&lower.as_str());
-                if next != Some(&'(') && !KEYWORDS.contains(&lower.as_str()) {
+                if next != Some(&'(')
+                    && !KEYWORDS.contains(&lower.as_str())
+                    && !GROUPING.contains(&lower.as_str())
+                {
                     names.push(word);
                 }
             }
@@ -261,8 +245,10 @@ fn metric_names_skip_functions_labels_and_groupings() {
         ),
         ["kratos_passkeys_x_bucket", "other_metric"]
     );
-    assert_eq!(
-        rule_exprs("      - alert: A\n        expr: |\n          sum(a)\n          / b\n        for: 5m\n      - alert: B\n        expr: c > 1\n"),
-        ["sum(a) / b", "c > 1"]
+    let mut exprs = Vec::new();
+    collect_exprs(
+        &yaml_as_json("groups:\n  - rules:\n      - alert: A\n        expr: |\n          sum(a)\n          / b\n        for: 5m\n      - alert: B\n        expr: c > 1\n"),
+        &mut exprs,
     );
+    assert_eq!(exprs, ["sum(a)\n/ b\n", "c > 1"]);
 }

@@ -8,32 +8,20 @@ use chrono::Utc;
 use diesel::RunQueryDsl;
 use kratos_passkeys::domain::{IdentityId, KratosSessionId, LoginRecordId};
 use kratos_passkeys::store::NewEvent;
-use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::binary;
-use crate::helpers::events::{deliver_to, Behaviour, Receiver};
-use crate::helpers::{
-    spawn_app_with, spawn_with_settings, status_and_json, Auth, Authenticator, TestApp,
-};
+use crate::helpers::binary::Served;
+use crate::helpers::events::{deliver_to, serve_delivering, wait_settled, Behaviour, Receiver};
+use crate::helpers::{spawn_app_with, spawn_with_settings, Auth, Authenticator, TestApp};
 
 const NOTICES: &str = "SELECT count(*) AS count FROM event_deliveries \
     WHERE endpoint = 'recovery_hook.notifier'";
 
+/// Renames `passkey`, which must succeed.
 async fn rename(app: &TestApp, auth: &Auth, passkey: &Value, name: &str) {
-    let response = app
-        .request(
-            Method::PATCH,
-            &format!("/passkeys/{}", passkey["id"].as_str().expect("id")),
-            auth,
-        )
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .expect("rename");
-    let (status, body) = status_and_json(response).await;
+    let (status, body) = app.rename_passkey(auth, passkey, name).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -44,9 +32,9 @@ async fn rename(app: &TestApp, auth: &Auth, passkey: &Value, name: &str) {
 async fn a_recovery_notice_cut_off_by_a_kill_arrives_once_after_restart() {
     let notifier = Receiver::start(Behaviour::Hold(Duration::from_secs(30))).await;
     let (_, database_url) = crate::helpers::create_database();
-    let (public, admin) = (binary::free_port(), binary::free_port());
     let start = || {
-        binary::serve(&database_url, public, admin)
+        let mut command = serve_delivering(&database_url);
+        command
             .env(
                 "KRATOS_PASSKEYS__RECOVERY_HOOK__NOTIFIER_URL",
                 notifier.url().as_str(),
@@ -62,16 +50,10 @@ async fn a_recovery_notice_cut_off_by_a_kill_arrives_once_after_restart() {
             .env(
                 "KRATOS_PASSKEYS__RECOVERY_HOOK__REVOKE_OTHER_SESSIONS",
                 "true",
-            )
-            .env("KRATOS_PASSKEYS__EVENTS__POLL_INTERVAL", "100ms")
-            .env("KRATOS_PASSKEYS__EVENTS__FIRST_BACKOFF", "100ms")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the service starts")
+            );
+        Served::start(command, &database_url)
     };
-    let mut child = start();
-    let app = binary::ready(&database_url, public, admin).await;
+    let (mut served, app) = start().await;
     let (user, auth) = app.signed_in_user().await;
     let Auth::Token(token) = &auth else {
         panic!("a token session")
@@ -95,8 +77,7 @@ async fn a_recovery_notice_cut_off_by_a_kill_arrives_once_after_restart() {
 
     // The notice is on its way (held by the notifier) when the process dies.
     let first = notifier.wait_for_arrival().await;
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    served.kill();
     assert!(
         notifier.accepted().is_empty(),
         "nothing acknowledged before the kill"
@@ -108,13 +89,11 @@ async fn a_recovery_notice_cut_off_by_a_kill_arrives_once_after_restart() {
     );
 
     notifier.behave(Behaviour::Accept);
-    let mut restarted = start();
-    binary::ready(&database_url, public, admin).await;
+    let (mut restarted, _) = start().await;
     let got = notifier.wait_for(1).await;
     app.eventually_count(&format!("{NOTICES} AND state = 'delivered'"), 1)
         .await;
-    restarted.kill().expect("stop");
-    let _ = restarted.wait();
+    restarted.kill();
     assert_eq!(got[0].payload(), notify, "the notify object, unchanged");
     assert_eq!(got[0].id, first.id, "one notice, one idempotency key");
     assert_eq!(notifier.accepted().len(), 1, "accepted exactly once");
@@ -168,15 +147,7 @@ async fn a_removed_endpoints_deliveries_are_abandoned_at_start_up() {
         text.contains(r#"kratos_passkeys_event_deliveries_total{endpoint="test-receiver",outcome="abandoned"} 2"#),
         "{text}"
     );
-    let (status, page) = status_and_json(
-        restarted
-            .http
-            .get(restarted.admin_url(&format!("/admin/identities/{}/events", user.id)))
-            .send()
-            .await
-            .expect("events"),
-    )
-    .await;
+    let (status, page) = restarted.identity_events(user.id, "").await;
     assert_eq!(status, 200, "{page}");
     let states: Vec<&Value> = page["events"]
         .as_array()
@@ -259,6 +230,7 @@ async fn a_held_event_of_a_dead_process_stops_blocking_after_hold_for() {
         waited < HOLD + Duration::from_secs(2),
         "released after {waited:?}"
     );
+    wait_settled(&app, 3).await;
     assert_eq!(receiver.accepted().len(), 3, "each sent once");
 
     // The session id learnt after the hold ended is not sent again: the
@@ -275,6 +247,7 @@ async fn a_held_event_of_a_dead_process_stops_blocking_after_hold_for() {
     rename(&app, &auth, &passkey, "Later").await;
     let got = receiver.wait_for(4).await;
     assert_eq!(got[3].kind(), "passkey.renamed");
+    wait_settled(&app, 4).await;
     assert_eq!(
         receiver.accepted().len(),
         4,

@@ -3,17 +3,18 @@
 //! service killed mid-load. The first two use instances of their own
 //! (scripts/fault), so stopping them never disturbs the other tests.
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kratos_passkeys_testkit::load::{self, summary, Tally, Worker};
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::helpers::binary::{self, Served};
 use crate::helpers::{
-    assert_error, binary, create_database, create_database_on, spawn_app, spawn_app_with,
+    assert_error, create_database, create_database_on, poster, spawn_app, spawn_app_with,
     spawn_with_settings, status_and_json, test_settings, Auth, Authenticator, Kratos, TestApp,
 };
 
@@ -52,105 +53,28 @@ fn fault_kratos() -> (Url, Url) {
     )
 }
 
-/// What one request of a load loop saw.
-#[derive(Debug, Clone)]
-struct Outcome {
-    at: Instant,
-    status: u16,
-    error_id: Option<String>,
-    took: Duration,
-}
-
-#[derive(Default)]
-struct Tally {
-    outcomes: Vec<Outcome>,
-    created: Vec<String>,
-    /// Each acknowledged passkey with the session of the person who added it.
-    owners: Vec<(String, Auth)>,
-}
-
-/// POSTs JSON; a transport failure (the service is gone) is status 0.
-async fn post(app: &TestApp, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
-    match app
-        .request(reqwest::Method::POST, path, auth)
-        .json(body)
-        .send()
-        .await
-    {
-        Ok(response) => status_and_json(response).await,
-        Err(_) => (0, Value::Null),
-    }
-}
-
-/// One registration (options + verify) after another, until `stop`; each
-/// HTTP request is recorded on its own.
-async fn registration_load(
-    app: Arc<TestApp>,
-    auth: Auth,
-    tally: Arc<Mutex<Tally>>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut authenticator = Authenticator::new();
-    while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        let (status, options) =
-            post(&app, "/passkeys/registration/options", &auth, &json!({})).await;
-        record(&tally, started, status, &options);
-        if status == 200 {
-            let credential = authenticator.register(&options);
-            let verify = json!({"ceremony_id": options["ceremony_id"], "credential": credential});
-            let started = Instant::now();
-            let (status, body) = post(&app, "/passkeys/registration/verify", &auth, &verify).await;
-            record(&tally, started, status, &body);
-            if status == 201 {
-                let id = body["id"].as_str().expect("id").to_string();
-                tally.lock().expect("tally").owners.push((id, auth.clone()));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// `users` signed-in people registering passkeys side by side, until `stop`.
+/// `users` signed-in people registering passkeys side by side, until
+/// `stop`; each loop's index in the tally is its person's in the answer.
 async fn users_registering(
     app: &Arc<TestApp>,
     users: usize,
     tally: &Arc<Mutex<Tally>>,
     stop: &Arc<AtomicBool>,
-) -> impl std::future::Future<Output = Vec<()>> {
+) -> (impl std::future::Future<Output = Vec<()>>, Vec<Auth>) {
     let mut sessions = Vec::new();
     for _ in 0..users {
         sessions.push(app.signed_in_user().await.1);
     }
-    futures_util::future::join_all(
-        sessions
-            .into_iter()
-            .map(|auth| registration_load(app.clone(), auth, tally.clone(), stop.clone())),
-    )
-}
-
-fn record(tally: &Mutex<Tally>, started: Instant, status: u16, body: &Value) {
-    let mut tally = tally.lock().expect("tally");
-    if status == 201 {
-        tally
-            .created
-            .push(body["id"].as_str().expect("id").to_string());
-    }
-    tally.outcomes.push(Outcome {
-        at: started,
-        status,
-        error_id: body["error"]["id"].as_str().map(str::to_string),
-        took: started.elapsed(),
-    });
-}
-
-fn summary(outcomes: &[&Outcome]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for o in outcomes {
-        let key = format!("{} {}", o.status, o.error_id.as_deref().unwrap_or(""));
-        *counts.entry(key.trim().to_string()).or_insert(0) += 1;
-    }
-    counts
+    let load = futures_util::future::join_all(sessions.iter().enumerate().map(|(index, auth)| {
+        let worker = Worker {
+            index,
+            tally: tally.clone(),
+            stop: stop.clone(),
+            pause: Duration::from_millis(20),
+        };
+        load::registrations(poster(app.clone(), auth.clone()), worker)
+    }));
+    (load, sessions)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +89,7 @@ async fn postgres_restarted_while_requests_flow() {
         Arc::new(AtomicBool::new(false)),
     );
     // The load and the outage run side by side in this task.
-    let load = users_registering(&app, 3, &tally, &stop).await;
+    let (load, _) = users_registering(&app, 3, &tally, &stop).await;
     let outage = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let outage_start = Instant::now();
@@ -187,17 +111,13 @@ async fn postgres_restarted_while_requests_flow() {
         while Instant::now() < deadline {
             let streak = {
                 let tally = tally.lock().expect("tally");
-                let mut after: Vec<&Outcome> = tally
+                let mut after: Vec<&load::Outcome> = tally
                     .outcomes
                     .iter()
                     .filter(|o| o.at >= outage_end)
                     .collect();
                 after.sort_by_key(|o| o.at);
-                after
-                    .iter()
-                    .rev()
-                    .take_while(|o| matches!(o.status, 200 | 201))
-                    .count()
+                after.iter().rev().take_while(|o| o.succeeded()).count()
             };
             if streak >= 10 {
                 break;
@@ -212,7 +132,7 @@ async fn postgres_restarted_while_requests_flow() {
     assert_eq!(ready_status, 503, "{ready_body}");
     assert_eq!(ready_body["errors"]["database"], "unavailable");
     let tally = tally.lock().expect("tally");
-    let during: Vec<&Outcome> = tally
+    let during: Vec<&load::Outcome> = tally
         .outcomes
         .iter()
         .filter(|o| o.at >= outage_start && o.at < outage_end)
@@ -223,7 +143,7 @@ async fn postgres_restarted_while_requests_flow() {
     let settled = tally
         .outcomes
         .iter()
-        .filter(|o| o.at >= outage_end && !matches!(o.status, 200 | 201))
+        .filter(|o| o.at >= outage_end && !o.succeeded())
         .inspect(|o| {
             assert_eq!(o.error_id.as_deref(), Some("database_unavailable"), "{o:?}");
         })
@@ -235,13 +155,13 @@ async fn postgres_restarted_while_requests_flow() {
         "recovered by itself: the last failure came {:?} after the restart",
         settled - outage_end
     );
-    let after: Vec<&Outcome> = tally.outcomes.iter().filter(|o| o.at > settled).collect();
+    let after: Vec<&load::Outcome> = tally.outcomes.iter().filter(|o| o.at > settled).collect();
     eprintln!(
         "postgres outage: {} requests during ({:?}), {} after ({:?}), {} before",
         during.len(),
-        summary(&during),
+        summary(during.iter().copied()),
         after.len(),
-        summary(&after),
+        summary(after.iter().copied()),
         tally
             .outcomes
             .iter()
@@ -258,7 +178,7 @@ async fn postgres_restarted_while_requests_flow() {
             assert_eq!(o.error_id.as_deref(), Some("database_unavailable"), "{o:?}");
             // No hang: the pool waits at most its acquire timeout (500 ms);
             // 20× that leaves room for a loaded machine, not for a hang.
-            assert!(o.took < Duration::from_secs(10), "no hang: {o:?}");
+            assert!(o.took() < Duration::from_secs(10), "no hang: {o:?}");
         }
     }
     assert!(
@@ -266,13 +186,14 @@ async fn postgres_restarted_while_requests_flow() {
         "the outage was seen"
     );
     assert!(
-        after.len() >= 10 && after.iter().all(|o| matches!(o.status, 200 | 201)),
+        after.len() >= 10 && after.iter().all(|o| o.succeeded()),
         "recovered by itself: {:?}",
-        summary(&after)
+        summary(after.iter().copied())
     );
     // Every passkey that answered 201 is there, and nothing else.
-    assert_eq!(app.passkeys_stored() as usize, tally.created.len());
-    for id in &tally.created {
+    let created = tally.created();
+    assert_eq!(app.passkeys_stored() as usize, created.len());
+    for (_, id) in &created {
         assert_eq!(
             app.count(&format!(
                 "SELECT count(*) AS count FROM passkeys WHERE id = '{id}'"
@@ -398,53 +319,58 @@ async fn two_replicas_share_one_database() {
 #[tokio::test]
 async fn killed_mid_load_loses_no_acknowledged_passkey() {
     let (_, database_url) = create_database();
-    let (public, admin) = (binary::free_port(), binary::free_port());
-    let start = || {
-        binary::serve(&database_url, public, admin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the service")
-    };
-    let mut child = start();
-    let app = Arc::new(binary::ready(&database_url, public, admin).await);
+    let start = || Served::start(binary::serve(&database_url), &database_url);
+    let (mut served, app) = start().await;
+    let app = Arc::new(app);
     let (tally, stop) = (
         Arc::new(Mutex::new(Tally::default())),
         Arc::new(AtomicBool::new(false)),
     );
-    let load = users_registering(&app, 4, &tally, &stop).await;
+    let (load, sessions) = users_registering(&app, 4, &tally, &stop).await;
     // Kill it once some registrations went through, with others in flight.
     let kill = async {
         // Waits for the condition; the bound only keeps a broken service
         // from hanging the suite (and is asserted).
         let deadline = Instant::now() + Duration::from_secs(120);
-        while tally.lock().expect("tally").created.len() < 5 && Instant::now() < deadline {
+        while tally.lock().expect("tally").created().len() < 5 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(
-            tally.lock().expect("tally").created.len() >= 5,
+            tally.lock().expect("tally").created().len() >= 5,
             "five registrations went through before the kill"
         );
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
+        served.kill();
         let killed_at = Instant::now();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The load runs on until a request sent after the kill was answered
+        // by nothing.
+        while !tally
+            .lock()
+            .expect("tally")
+            .outcomes
+            .iter()
+            .any(|o| o.at >= killed_at && o.status == 0)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         stop.store(true, Ordering::Relaxed);
         killed_at
     };
     let (_, killed_at) = tokio::join!(load, kill);
-    let (created, owners, outcomes) = {
+    let (created, outcomes) = {
         let tally = tally.lock().expect("tally");
-        (
-            tally.created.clone(),
-            tally.owners.clone(),
-            tally
-                .outcomes
-                .iter()
-                .map(|o| (o.at, o.status))
-                .collect::<Vec<_>>(),
-        )
+        let created: Vec<String> = tally.created().into_iter().map(|(_, id)| id).collect();
+        let outcomes: Vec<(Instant, u16)> =
+            tally.outcomes.iter().map(|o| (o.at, o.status)).collect();
+        (created, outcomes)
     };
+    let owners: Vec<(String, Auth)> = tally
+        .lock()
+        .expect("tally")
+        .created()
+        .into_iter()
+        .map(|(worker, id)| (id, sessions[worker].clone()))
+        .collect();
     // Cut off: in flight when the process died, or sent while it was gone.
     let cut_off = outcomes.iter().filter(|(_, status)| *status == 0).count();
     let after_kill = outcomes.iter().filter(|(at, _)| *at >= killed_at).count();
@@ -465,8 +391,8 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
         "{outcomes:?}"
     );
 
-    let mut restarted = start();
-    binary::ready(&database_url, public, admin).await;
+    // On ports of its own: the requests below reach the restarted process.
+    let (mut restarted, app) = start().await;
     for id in &created {
         assert_eq!(
             app.count(&format!(
@@ -494,8 +420,7 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
             "passkey {id} is listed after the restart: {list}"
         );
     }
-    restarted.kill().expect("stop");
-    let _ = restarted.wait();
+    restarted.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

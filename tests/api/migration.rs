@@ -67,6 +67,21 @@ async fn kratos_version(app: &TestApp) -> String {
     state.kratos.version().await.expect("Kratos version")
 }
 
+/// On a Kratos that discards credential patches (v1.3.1), export refuses
+/// before writing anything, naming the release and why.
+async fn assert_export_refused(app: &TestApp, identity: Uuid, version: &str) {
+    let refused = export(app, identity, false).await.expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        matches!(&refused, MigrationError::ExportUnsupported { version: named } if named == version),
+        "{message}"
+    );
+    assert!(message.contains(version), "{message}");
+    assert!(message.contains("identity/handler.go:901"), "{message}");
+    assert!(message.contains("nothing was written"), "{message}");
+    assert_eq!(events_of(app, "passkey.exported"), 0, "nothing exported");
+}
+
 /// A Kratos user with `count` passkeys added through Kratos's own settings,
 /// one authenticator each.
 async fn user_with_kratos_passkeys(app: &TestApp, count: usize) -> (TestUser, Vec<Authenticator>) {
@@ -193,6 +208,66 @@ fn events_of(app: &TestApp, kind: &str) -> i64 {
     ))
 }
 
+/// The sign counter Kratos holds for the identity's one passkey credential.
+async fn sign_count_in_kratos(app: &TestApp, identity: Uuid) -> i64 {
+    let url = app
+        .kratos
+        .admin
+        .join(&format!(
+            "admin/identities/{identity}?include_credential=passkey"
+        ))
+        .expect("url");
+    let (status, body) = status_and_json(
+        crate::helpers::client()
+            .get(url)
+            .send()
+            .await
+            .expect("identity"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["credentials"]["passkey"]["config"]["credentials"][0]["authenticator"]["sign_count"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a sign count in {body}"))
+}
+
+/// Kratos's development branch (after v26.2.0) stores the counter its own
+/// logins see; the releases keep the registration's. Import takes what
+/// Kratos holds, so the counter never moves back, and the next login here
+/// goes on from it.
+#[tokio::test]
+async fn import_takes_the_sign_counter_kratos_holds() {
+    let app = spawn_app().await;
+    let (user, mut authenticators) = user_with_kratos_passkeys(&app, 1).await;
+    for _ in 0..2 {
+        app.kratos
+            .login_in_kratos(&mut authenticators[0])
+            .await
+            .expect("Kratos's own passkey login");
+    }
+    let in_kratos = sign_count_in_kratos(&app, user.id).await;
+    if kratos_version(&app).await.starts_with("master-") {
+        assert!(
+            in_kratos >= 2,
+            "Kratos stored its logins' counter: {in_kratos}"
+        );
+    }
+    import(&app, user.id, false).await;
+    assert_eq!(
+        app.count("SELECT max(sign_count)::bigint AS count FROM passkeys"),
+        in_kratos,
+        "the counter Kratos holds"
+    );
+    signs_in_here(&app, &mut authenticators[0], &user, json!({})).await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS count FROM passkeys WHERE flagged_at IS NULL AND sign_count > {in_kratos}"
+        )),
+        1,
+        "moved on from Kratos's counter, not flagged"
+    );
+}
+
 #[tokio::test]
 async fn imported_and_native_passkeys_of_one_identity_both_sign_in_and_handles_stay_owned() {
     let app = spawn_app().await;
@@ -262,15 +337,7 @@ async fn a_passkey_registered_here_signs_in_with_kratos_after_export_where_krato
     let version = kratos_version(&app).await;
 
     if !accepts_credential_patches(&version) {
-        let refused = export(&app, user.id, false).await.expect_err("refused");
-        let message = refused.to_string();
-        assert!(
-            matches!(refused, MigrationError::ExportUnsupported { .. }),
-            "{message}"
-        );
-        assert!(message.contains(&version), "{message}");
-        assert!(message.contains("identity/handler.go:901"), "{message}");
-        assert!(message.contains("nothing was written"), "{message}");
+        assert_export_refused(&app, user.id, &version).await;
         assert!(
             app.kratos
                 .login_in_kratos(&mut authenticator)
@@ -329,8 +396,9 @@ async fn an_imported_passkey_exports_back_as_kratos_had_it() {
     let app = spawn_app().await;
     let (user, mut authenticators) = user_with_kratos_passkeys(&app, 1).await;
     import(&app, user.id, false).await;
-    if !accepts_credential_patches(&kratos_version(&app).await) {
-        assert!(export(&app, user.id, false).await.is_err());
+    let version = kratos_version(&app).await;
+    if !accepts_credential_patches(&version) {
+        assert_export_refused(&app, user.id, &version).await;
         return;
     }
     // Kratos still holds it: nothing to write.
@@ -351,8 +419,9 @@ async fn an_imported_passkey_gone_from_kratos_is_exported_back_under_its_kratos_
     let app = spawn_app().await;
     let (user, mut authenticators) = user_with_kratos_passkeys(&app, 1).await;
     import(&app, user.id, false).await;
-    if !accepts_credential_patches(&kratos_version(&app).await) {
-        assert!(export(&app, user.id, false).await.is_err());
+    let version = kratos_version(&app).await;
+    if !accepts_credential_patches(&version) {
+        assert_export_refused(&app, user.id, &version).await;
         return;
     }
     // The team moved off Kratos's passkeys: Kratos no longer has it.

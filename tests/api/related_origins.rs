@@ -7,8 +7,7 @@ use serde_json::{json, Value};
 use kratos_passkeys::startup::Application;
 
 use crate::helpers::{
-    assert_error, spawn_app, spawn_app_with, status_and_json, test_settings, Auth, Authenticator,
-    TestApp,
+    assert_error, spawn_app, spawn_app_with, test_settings, Auth, Authenticator, TestApp,
 };
 
 const RELATED: &str = "https://shop.example.com";
@@ -36,21 +35,6 @@ fn vouching_authenticator() -> Authenticator {
         authenticator.vouch_for_origin(origin);
     }
     authenticator
-}
-
-/// A passkey login whose client data names `origin`; the verify answer.
-async fn login_from(
-    app: &TestApp,
-    authenticator: &mut Authenticator,
-    origin: &str,
-) -> (u16, Value) {
-    let options = app.login_options().await;
-    let credential = authenticator.login_with(&options, origin, |_| {});
-    status_and_json(
-        app.verify_login(&options, &credential, json!({"session": "token"}))
-            .await,
-    )
-    .await
 }
 
 #[tokio::test]
@@ -92,7 +76,7 @@ async fn logins_from_a_related_origin_and_an_app_succeed_and_others_are_refused(
     app.register_passkey(&auth, &mut authenticator).await;
 
     for origin in [RELATED, APP] {
-        let (status, body) = login_from(&app, &mut authenticator, origin).await;
+        let (status, body) = app.login_from_origin(&mut authenticator, origin).await;
         assert_eq!(status, 200, "{origin}: {body}");
         assert_eq!(body["identity_id"], user.id.to_string(), "{origin}");
         let token = body["session_token"].as_str().expect("token");
@@ -103,7 +87,7 @@ async fn logins_from_a_related_origin_and_an_app_succeed_and_others_are_refused(
         "https://shop.example.com:8443",
         "android:apk-key-hash:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     ] {
-        let (status, body) = login_from(&app, &mut authenticator, origin).await;
+        let (status, body) = app.login_from_origin(&mut authenticator, origin).await;
         assert_error(status, &body, 400, "origin_mismatch");
     }
 
@@ -113,7 +97,7 @@ async fn logins_from_a_related_origin_and_an_app_succeed_and_others_are_refused(
     let mut authenticator = vouching_authenticator();
     plain.register_passkey(&auth, &mut authenticator).await;
     for origin in [RELATED, APP] {
-        let (status, body) = login_from(&plain, &mut authenticator, origin).await;
+        let (status, body) = plain.login_from_origin(&mut authenticator, origin).await;
         assert_error(status, &body, 400, "origin_mismatch");
     }
 }

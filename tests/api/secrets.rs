@@ -63,25 +63,16 @@ async fn secrets_never_reach_the_logs() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let proxy = recording_proxy(seen.clone()).await;
     let (_, database_url) = create_database();
-    let log_path = std::env::temp_dir().join(format!(
-        "kratos-passkeys-secrets-{}.log",
-        uuid::Uuid::new_v4()
-    ));
-    let log_file = std::fs::File::create(&log_path).expect("log file");
-    let (public, admin) = (binary::free_port(), binary::free_port());
     let webhook_key = "test-webhook-key-that-must-not-leak-7d1e";
-    let mut child = binary::serve(&database_url, public, admin)
+    let mut command = binary::serve(&database_url);
+    command
         .env("RUST_LOG", "debug")
         .env(
             "KRATOS_PASSKEYS__KRATOS__ADMIN_URL",
             format!("http://127.0.0.1:{proxy}/"),
         )
-        .env("KRATOS_PASSKEYS__WEBHOOK__API_KEY", webhook_key)
-        .stdout(log_file.try_clone().expect("log"))
-        .stderr(log_file)
-        .spawn()
-        .expect("start the service");
-    let mut app = binary::ready(&database_url, public, admin).await;
+        .env("KRATOS_PASSKEYS__WEBHOOK__API_KEY", webhook_key);
+    let (mut served, mut app) = binary::Served::start(command, &database_url).await;
     app.settings.webhook.api_key = webhook_key.to_string().into();
     let kratos = app.kratos.clone();
     // The webhook, with its key.
@@ -134,10 +125,8 @@ async fn secrets_never_reach_the_logs() {
     }
     assert_eq!(minted.len(), 2, "a token and a cookie were minted");
 
-    child.kill().expect("stop");
-    let _ = child.wait();
-    let logs = std::fs::read_to_string(&log_path).expect("logs");
-    let _ = std::fs::remove_file(&log_path);
+    served.kill();
+    let logs = served.log();
     let codes: Vec<String> = seen
         .lock()
         .expect("seen")
@@ -317,9 +306,8 @@ async fn exits_refusing(mut command: std::process::Command) -> String {
 #[tokio::test]
 async fn the_binary_refuses_development_keys_and_an_open_admin_listener_in_production() {
     let (_, database_url) = create_database();
-    let (public, admin) = (binary::free_port(), binary::free_port());
     let production = |ceremony_key: &str, webhook_key: &str| {
-        let mut command = binary::serve(&database_url, public, admin);
+        let mut command = binary::serve(&database_url);
         command
             .env("KRATOS_PASSKEYS_ENVIRONMENT", "production")
             .env("KRATOS_PASSKEYS__CEREMONIES__KEYS", ceremony_key)
@@ -358,8 +346,7 @@ async fn the_binary_refuses_development_keys_and_an_open_admin_listener_in_produ
         "KRATOS_PASSKEYS__ADMIN__API_KEYS",
         format!("{ADMIN_KEY},{rotated}"),
     );
-    let mut child = command.spawn().expect("start the service");
-    let app = binary::ready(&database_url, public, admin).await;
+    let (mut served, app) = binary::Served::start(command, &database_url).await;
     let metrics = |bearer: Option<&str>| {
         let mut request = app.http.get(app.admin_url("/metrics"));
         if let Some(key) = bearer {
@@ -372,8 +359,7 @@ async fn the_binary_refuses_development_keys_and_an_open_admin_listener_in_produ
     for key in [ADMIN_KEY, rotated] {
         assert_eq!(metrics(Some(key)).await.expect("metrics").status(), 200);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    served.kill();
 }
 
 /// Whether `number` stands alone in `text` (not inside a longer number or a

@@ -6,14 +6,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{json, Value};
 
 use kratos_passkeys::configuration::{AndroidAppSettings, PasskeyEndpointSettings, Settings};
 use kratos_passkeys::startup::Application;
 
 use crate::helpers::{
-    assert_error, binary, spawn_app, spawn_app_with, status_and_json, test_settings, Auth,
-    Authenticator, TestApp,
+    assert_error, binary, spawn_app, spawn_app_with, test_settings, Auth, Authenticator,
 };
 
 const DOCUMENTED: &str = include_str!("../../docs/src/origins-and-apps.md");
@@ -206,21 +204,6 @@ async fn a_bad_entry_stops_start_up_naming_it() {
     }
 }
 
-/// A passkey login whose client data names `origin`; the verify answer.
-async fn login_from(
-    app: &TestApp,
-    authenticator: &mut Authenticator,
-    origin: &str,
-) -> (u16, Value) {
-    let options = app.login_options().await;
-    let credential = authenticator.login_with(&options, origin, |_| {});
-    status_and_json(
-        app.verify_login(&options, &credential, json!({"session": "token"}))
-            .await,
-    )
-    .await
-}
-
 #[tokio::test]
 async fn the_android_origin_from_assetlinks_mints_a_session() {
     let app = spawn_app_with(configure).await;
@@ -243,12 +226,12 @@ async fn the_android_origin_from_assetlinks_mints_a_session() {
     authenticator.vouch_for_origin(other);
     app.register_passkey(&auth, &mut authenticator).await;
 
-    let (status, body) = login_from(&app, &mut authenticator, &origin).await;
+    let (status, body) = app.login_from_origin(&mut authenticator, &origin).await;
     assert_eq!(status, 200, "{origin}: {body}");
     assert_eq!(body["identity_id"], user.id.to_string());
     let token = body["session_token"].as_str().expect("token");
     assert_eq!(app.kratos.whoami_token(token).await.0, 200);
 
-    let (status, body) = login_from(&app, &mut authenticator, other).await;
+    let (status, body) = app.login_from_origin(&mut authenticator, other).await;
     assert_error(status, &body, 400, "origin_mismatch");
 }

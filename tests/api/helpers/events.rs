@@ -16,6 +16,8 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use url::Url;
 
+use super::TestApp;
+
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// One request the receiver got, as it arrived.
@@ -49,6 +51,8 @@ pub enum Behaviour {
     /// Holds every request this long before 204 (longer than the
     /// service's timeout: it gives up first).
     Hold(Duration),
+    /// 500 to every event of this type, 204 to the others.
+    Refuse(&'static str),
 }
 
 #[derive(Default)]
@@ -73,11 +77,11 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Listens on a port the OS picks, bound from the start (no other
+    /// process can take it between choosing and listening).
     pub async fn start(behaviour: Behaviour) -> Receiver {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("the receiver binds a port");
+        let port = listener.local_addr().expect("its address").port();
         let receiver = Receiver {
             port,
             shared: Arc::new(Shared {
@@ -86,7 +90,7 @@ impl Receiver {
             }),
             handle: Mutex::new(None),
         };
-        receiver.up();
+        receiver.serve(listener);
         receiver
     }
 
@@ -94,8 +98,19 @@ impl Receiver {
         Url::parse(&format!("http://127.0.0.1:{}/events", self.port)).expect("url")
     }
 
-    /// Listens (again) on its port.
+    /// Listens again on its port after `down`. The port was free while
+    /// the receiver was down: if something took it, this says so.
     pub fn up(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap_or_else(|e| {
+            panic!(
+                "port {} was taken while the receiver was down: {e}",
+                self.port
+            )
+        });
+        self.serve(listener);
+    }
+
+    fn serve(&self, listener: TcpListener) {
         let shared = self.shared.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -103,8 +118,8 @@ impl Receiver {
                 .default_service(web::to(receive))
         })
         .workers(2)
-        .bind(("127.0.0.1", self.port))
-        .expect("the receiver binds its port")
+        .listen(listener)
+        .expect("the receiver listens")
         .run();
         *self.handle.lock().expect("lock") = Some(server.handle());
         tokio::spawn(server);
@@ -173,6 +188,24 @@ impl Receiver {
     }
 }
 
+/// Waits until the worker has committed `delivered` deliveries as
+/// delivered, with nothing left to send: what the receiver has by then is
+/// all it will get, so counting its acceptances is safe.
+pub async fn wait_settled(app: &TestApp, delivered: i64) {
+    app.eventually_count(
+        "SELECT count(*) AS count FROM event_deliveries WHERE state = 'delivered'",
+        delivered,
+    )
+    .await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS count FROM event_deliveries WHERE state IN ('held', 'pending')"
+        ),
+        0,
+        "nothing is left to send"
+    );
+}
+
 /// The first acceptance of each event id, in arrival order.
 pub fn first_of_each(deliveries: &[Delivery]) -> Vec<Delivery> {
     let mut seen = std::collections::HashSet::new();
@@ -218,6 +251,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
             tokio::time::sleep(pause).await;
             true
         }
+        Behaviour::Refuse(kind) => delivery.kind() != kind,
     };
     // Slow enough that two senders of one event would overlap here.
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -250,6 +284,16 @@ pub fn quick_retries(settings: &mut Settings) {
     settings.events.poll_interval = Duration::from_millis(100);
     // Generous: a delivery timed out on a loaded machine would be sent twice.
     settings.events.request_timeout = Duration::from_secs(10);
+}
+
+/// The binary's `serve` with the worker's pauses short enough for a test
+/// (add the endpoints or the notifier with further `.env` calls).
+pub fn serve_delivering(database_url: &str) -> Command {
+    let mut command = super::binary::serve(database_url);
+    command
+        .env("KRATOS_PASSKEYS__EVENTS__POLL_INTERVAL", "100ms")
+        .env("KRATOS_PASSKEYS__EVENTS__FIRST_BACKOFF", "100ms");
+    command
 }
 
 /// The JSON the binary takes for the same endpoint.

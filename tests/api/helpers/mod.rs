@@ -82,6 +82,17 @@ fn init_tracing() {
     });
 }
 
+/// What the testkit's load loops send through: JSON to `app` as `auth`.
+pub fn poster(
+    app: Arc<TestApp>,
+    auth: Auth,
+) -> impl Fn(&'static str, Value) -> futures_util::future::BoxFuture<'static, (u16, Value)> {
+    move |path, body| {
+        let (app, auth) = (app.clone(), auth.clone());
+        Box::pin(async move { app.try_post_json(path, &auth, &body).await })
+    }
+}
+
 /// A fresh database; its name is returned with its URL.
 pub fn create_database() -> (String, String) {
     create_database_on(&postgres_base_url())
@@ -243,6 +254,38 @@ impl TestApp {
         status_and_json(response).await
     }
 
+    /// Renames `passkey` (a registration's answer) to `name`.
+    pub async fn rename_passkey(&self, auth: &Auth, passkey: &Value, name: &str) -> (u16, Value) {
+        let id = passkey["id"].as_str().expect("a passkey id");
+        let response = self
+            .request(reqwest::Method::PATCH, &format!("/passkeys/{id}"), auth)
+            .header("User-Agent", TEST_USER_AGENT)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("rename");
+        status_and_json(response).await
+    }
+
+    /// The admin audit of `identity`'s events, with `query` (may be empty).
+    pub async fn identity_events(&self, identity: uuid::Uuid, query: &str) -> (u16, Value) {
+        let url = self.admin_url(&format!("/admin/identities/{identity}/events?{query}"));
+        status_and_json(self.http.get(url).send().await.expect("events")).await
+    }
+
+    /// POSTs JSON; a transport failure (the service is gone) is status 0.
+    pub async fn try_post_json(&self, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
+        match self
+            .request(reqwest::Method::POST, path, auth)
+            .json(body)
+            .send()
+            .await
+        {
+            Ok(response) => status_and_json(response).await,
+            Err(_) => (0, Value::Null),
+        }
+    }
+
     /// A new identity with a password, signed in through Kratos's API login flow.
     pub async fn signed_in_user(&self) -> (TestUser, Auth) {
         let user = self.kratos.create_user().await;
@@ -359,6 +402,19 @@ impl TestApp {
             .send()
             .await
             .expect("verify")
+    }
+
+    /// A passkey login whose client data names `origin` (a related web
+    /// origin or an app's), with a token session: the verify answer.
+    pub async fn login_from_origin(
+        &self,
+        authenticator: &mut Authenticator,
+        origin: &str,
+    ) -> (u16, Value) {
+        let options = self.login_options().await;
+        let credential = authenticator.login_with(&options, origin, |_| {});
+        let body = serde_json::json!({"session": "token"});
+        status_and_json(self.verify_login(&options, &credential, body).await).await
     }
 
     /// A passkey login on `authenticator`: options, then verify with
