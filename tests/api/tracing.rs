@@ -3,15 +3,13 @@
 //! scripts/test with `TRACING_PROVIDER=otel`) exports its own there too, and
 //! Jaeger's query API must hold them as one trace, the caller's.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{binary, create_database, Authenticator};
+use crate::helpers::binary::{self, Served};
+use crate::helpers::{create_database, Authenticator};
 
 /// Jaeger's query API (scripts/test: 127.0.0.1:16686).
 fn jaeger_query() -> String {
@@ -23,26 +21,6 @@ fn jaeger_query() -> String {
 fn jaeger_otlp() -> String {
     std::env::var("KRATOS_PASSKEYS_TEST_JAEGER_OTLP")
         .unwrap_or_else(|_| "http://127.0.0.1:4318/".into())
-}
-
-/// The service as a process, killed when the test ends; its stderr (the
-/// log lines) is kept.
-struct Service {
-    child: Child,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Service {
-    fn logs(&self) -> Vec<String> {
-        self.logs.lock().expect("logs").clone()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One span as Jaeger's query API gives it, with its service's name.
@@ -119,30 +97,17 @@ fn random_hex(bytes: usize) -> String {
 #[tokio::test]
 async fn a_passkey_login_is_one_trace_across_the_service_and_kratos() {
     let (_, database_url) = create_database();
-    let (public, admin) = (binary::free_port(), binary::free_port());
     // A service name of its own: nothing else in Jaeger can be taken for it.
     let service_name = format!("kratos-passkeys-test-{}", Uuid::new_v4().simple());
-    let mut child = binary::serve(&database_url, public, admin)
+    let mut command = binary::serve(&database_url);
+    command
         .env("KRATOS_PASSKEYS__TRACING__ENABLED", "true")
         .env("KRATOS_PASSKEYS__TRACING__OTLP_ENDPOINT", jaeger_otlp())
         .env("KRATOS_PASSKEYS__TRACING__SERVICE_NAME", &service_name)
         // A batch every 100 ms rather than every 5 s.
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the service starts");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let stderr = child.stderr.take().expect("stderr");
-    let kept = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            kept.lock().expect("logs").push(line);
-        }
-    });
-    let service = Service { child, logs };
-    let app = binary::ready(&database_url, public, admin).await;
+        .env("RUST_LOG", "info");
+    let (service, app) = Served::start(command, &database_url).await;
     let (_, auth) = app.signed_in_user().await;
     let mut authenticator = Authenticator::new();
     app.register_passkey(&auth, &mut authenticator).await;
@@ -228,15 +193,15 @@ async fn a_passkey_login_is_one_trace_across_the_service_and_kratos() {
     // The login's log line carries the trace id.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let logs = service.logs();
+        let logs = service.log();
         let line = logs
-            .iter()
+            .lines()
             .find(|l| l.contains("passkey login minted a Kratos session"));
         if let Some(line) = line {
             assert!(line.contains(&format!("trace_id={trace_id}")), "{line}");
             break;
         }
-        assert!(Instant::now() < deadline, "no login log line: {logs:#?}");
+        assert!(Instant::now() < deadline, "no login log line:\n{logs}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
