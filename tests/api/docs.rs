@@ -206,6 +206,13 @@ fn sample() -> (Value, Value) {
         "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "types": ["passkey.registered"],
     }]);
+    value["authenticators"]["metadata"] = json!({
+        "source": "file:///etc/kratos-passkeys/blob.jwt",
+        "trust_root": "/etc/kratos-passkeys/mds-root.pem",
+        "refresh_interval": "24h",
+        "retry_interval": "1h",
+    });
+    value["authenticators"]["policy"]["min_certification"] = json!("FIDO_CERTIFIED_L1");
     value["events"]["endpoints"] = endpoints.clone();
     (value, endpoints)
 }
