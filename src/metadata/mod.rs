@@ -139,6 +139,11 @@ impl MetadataMetrics {
             "metadata_blob_adopted_timestamp_seconds",
             "When the MDS3 BLOB in use was adopted (its age is time() minus this)",
         )?;
+        // Present from the start, at 0: a dashboard's rate and an alert's
+        // increase then see the first refresh rather than a missing series.
+        for outcome in ["updated", "unchanged", "adopted_from_peer", "fetch_failed"] {
+            refreshes.with_label_values(&[outcome]);
+        }
         metrics.register(Box::new(refreshes.clone()))?;
         metrics.register(Box::new(serial.clone()))?;
         metrics.register(Box::new(adopted_at.clone()))?;
