@@ -35,6 +35,11 @@ use tokio::sync::Notify;
 use crate::configuration::DatabaseSettings;
 use crate::metrics::Metrics;
 
+/// Rows a purge deletes per statement: each batch is a short transaction,
+/// so a purge of a large backlog never holds locks, bloats WAL in one
+/// commit, or keeps a pooled connection for long.
+const PURGE_BATCH: i64 = 1000;
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type PgPool = Pool<pool::PgManager>;

@@ -22,6 +22,7 @@ mod passkeys;
 mod policy;
 mod registration;
 mod related_origins;
+mod scale;
 mod secrets;
 mod signals;
 mod store;
