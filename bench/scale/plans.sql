@@ -54,9 +54,9 @@ WITH due AS (
   SELECT d.event_seq, d.endpoint, d.attempts FROM event_deliveries d
   WHERE d.state = 'pending' AND d.next_attempt_at <= now()
     AND d.endpoint = ANY($1)
-    AND NOT EXISTS (SELECT 1 FROM event_deliveries b
+    AND d.event_seq = (SELECT min(b.event_seq) FROM event_deliveries b
       WHERE b.endpoint = d.endpoint AND b.identity_id = d.identity_id
-        AND b.state IN ('held', 'pending') AND b.event_seq < d.event_seq)
+        AND b.state IN ('held', 'pending'))
   ORDER BY d.event_seq LIMIT $2
   FOR UPDATE OF d SKIP LOCKED)
 SELECT due.event_seq, due.endpoint, due.attempts, e.id AS event_id, e.occurred_at, e.payload
@@ -95,8 +95,8 @@ SELECT * FROM event_deliveries WHERE event_seq = ANY(:'seqs'::bigint[]) ORDER BY
 \echo '### gc: purge of expired ceremony marks, one batch (src/store/ceremonies.rs)'
 BEGIN;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-DELETE FROM consumed_ceremonies WHERE challenge = ANY(ARRAY(
-  SELECT challenge FROM consumed_ceremonies WHERE expires_at < now() - interval '1 hour'
+DELETE FROM consumed_ceremonies WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM consumed_ceremonies WHERE expires_at < now() - interval '1 hour'
   ORDER BY expires_at LIMIT 1000));
 ROLLBACK;
 
@@ -110,8 +110,8 @@ ROLLBACK;
 \echo '### gc: purge of events past retention, one batch, with their deliveries (src/store/outbox.rs)'
 BEGIN;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-DELETE FROM events WHERE seq = ANY(ARRAY(
-  SELECT seq FROM events WHERE settled_at < now() - interval '30 days' ORDER BY settled_at LIMIT 1000));
+DELETE FROM events WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM events WHERE settled_at < now() - interval '30 days' ORDER BY settled_at LIMIT 1000));
 ROLLBACK;
 
 \echo '### gc: one page of the identity check (src/store/identities.rs identity_ids)'

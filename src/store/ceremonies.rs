@@ -82,8 +82,8 @@ impl Store {
             let batch = self
                 .run("purge_consumed_ceremonies", move |conn| {
                     Ok(diesel::sql_query(
-                        "DELETE FROM consumed_ceremonies WHERE challenge = ANY(ARRAY( \
-                           SELECT challenge FROM consumed_ceremonies \
+                        "DELETE FROM consumed_ceremonies WHERE ctid = ANY(ARRAY( \
+                           SELECT ctid FROM consumed_ceremonies \
                            WHERE expires_at < now() - $1::interval \
                            ORDER BY expires_at LIMIT $2))",
                     )

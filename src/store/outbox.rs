@@ -325,8 +325,8 @@ impl Store {
             let batch = self
                 .run("purge_settled_events", move |conn| {
                     Ok(diesel::sql_query(
-                        "DELETE FROM events WHERE seq = ANY(ARRAY( \
-                           SELECT seq FROM events WHERE settled_at < $1 \
+                        "DELETE FROM events WHERE ctid = ANY(ARRAY( \
+                           SELECT ctid FROM events WHERE settled_at < $1 \
                            ORDER BY settled_at LIMIT $2))",
                     )
                     .bind::<Timestamptz, _>(settled_before)
@@ -370,15 +370,18 @@ fn claim_due(
     // The due rows are locked first, then their events are read by primary
     // key: joined in one SELECT, the planner may walk `events` in `seq`
     // order from the start (a merge join) to reach the few due ones, a cost
-    // that grows with every event kept for retention.
+    // that grows with every event kept for retention. "The identity's
+    // oldest undelivered" is a `min` per row, which the queue index answers
+    // in one descent; as a NOT EXISTS, the planner may rescan the whole
+    // queue for each candidate.
     Ok(diesel::sql_query(
         "WITH due AS ( \
            SELECT d.event_seq, d.endpoint, d.attempts FROM event_deliveries d \
            WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
              AND d.endpoint = ANY($1) \
-             AND NOT EXISTS (SELECT 1 FROM event_deliveries b \
+             AND d.event_seq = (SELECT min(b.event_seq) FROM event_deliveries b \
                WHERE b.endpoint = d.endpoint AND b.identity_id = d.identity_id \
-                 AND b.state IN ('held', 'pending') AND b.event_seq < d.event_seq) \
+                 AND b.state IN ('held', 'pending')) \
            ORDER BY d.event_seq LIMIT $2 \
            FOR UPDATE OF d SKIP LOCKED) \
          SELECT due.event_seq, due.endpoint, due.attempts, e.id AS event_id, \
