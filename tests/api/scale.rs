@@ -1,7 +1,9 @@
 //! What does not grow with the data: `gc` purges and checks in bounded
 //! batches, and still reaches every row, however many there are.
 
-use crate::helpers::{spawn_app, Authenticator, TestApp};
+use std::time::Duration;
+
+use crate::helpers::{spawn_app_with, Authenticator, TestApp};
 
 /// More than two purge batches (`PURGE_BATCH` is 1,000 rows).
 const EXPIRED: i64 = 2_500;
@@ -16,7 +18,8 @@ fn inserted(app: &TestApp, sql: &str) -> i64 {
 
 #[tokio::test]
 async fn gc_purges_every_expired_mark_and_event_batch_after_batch() {
-    let app = spawn_app().await;
+    // The background sweep would purge first: only the call below runs.
+    let app = spawn_app_with(|s| s.gc.interval = Duration::from_secs(3600)).await;
     inserted(
         &app,
         &format!(
@@ -76,7 +79,7 @@ async fn gc_purges_every_expired_mark_and_event_batch_after_batch() {
 
 #[tokio::test]
 async fn gc_checks_every_identity_page_after_page() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.gc.interval = Duration::from_secs(3600)).await;
     let (_, auth) = app.signed_in_user().await;
     app.register_passkey(&auth, &mut Authenticator::new()).await;
     // Identities Kratos never had, more than a page of them.
