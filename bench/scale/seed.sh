@@ -21,6 +21,42 @@ SCALE_BACKLOG=${SCALE_BACKLOG:-64}
 # ~400 bytes of JSON).
 SCALE_CREDENTIAL="jsonb_build_object('cred', jsonb_build_object('cred_id', md5(i || 'c') || md5(i || 'd'), 'cred', jsonb_build_object('type_', 'ES256', 'key', jsonb_build_object('EC_EC2', jsonb_build_object('curve', 'SECP256R1', 'x', md5(i || 'x') || md5(i || 'X'), 'y', md5(i || 'y') || md5(i || 'Y')))), 'counter', 0, 'transports', NULL, 'user_verified', true, 'backup_eligible', true, 'backup_state', true, 'registration_policy', 'required', 'extensions', jsonb_build_object('cred_protect', 'NotRequested', 'hmac_create_secret', 'NotRequested', 'appid', 'NotRequested', 'cred_props', 'Ignored'), 'attestation', jsonb_build_object('data', 'None', 'metadata', 'None'), 'attestation_format', 'none'))"
 
+# seed_marks DB N: N used ceremony marks that gc keeps (they expire an hour
+# or two from now, so they stay inside its margin for a whole run, however
+# long ago the database was seeded), then the ones one sweep purges.
+seed_marks() {
+  local db=$1 n=$2
+  psql_as_owner "$db" -c "TRUNCATE consumed_ceremonies"
+  copy_rows "$db" "consumed_ceremonies (challenge, expires_at)" \
+    "SELECT decode(md5(i || 'challenge') || md5(i || 'CHALLENGE'), 'hex'),
+       now() + interval '1 hour' + interval '1 hour' * random()
+     FROM generate_series(1, $n) i"
+  topup_work "$db" "$n"
+  psql_as_owner "$db" -c "VACUUM (ANALYZE) consumed_ceremonies" >/dev/null
+}
+
+# topup_work DB N: puts back what one gc sweep purges (SCALE_WORK marks
+# expired two hours ago, SCALE_WORK events settled past retention, with
+# their deliveries), and the undelivered backlog: the service's own gc
+# purges the first whenever it starts, and, run without the endpoint, it
+# settles the backlog as abandoned.
+topup_work() {
+  local db=$1 n=$2 work=$SCALE_WORK
+  psql_as_owner "$db" -c "INSERT INTO consumed_ceremonies (challenge, expires_at)
+      SELECT decode(md5(i || 'old') || md5(i || 'OLD'), 'hex'), now() - interval '2 hours'
+      FROM generate_series(1, $work) i ON CONFLICT DO NOTHING" \
+    -c "INSERT INTO events (seq, id, type, identity_id, occurred_at, payload, settled_at)
+      SELECT i, md5('scale-event-' || i)::uuid, 'passkey.login', $(scale_identity "i % $n + 1"),
+        now() - interval '31 days', jsonb_build_object('type', 'passkey.login'), now() - interval '31 days'
+      FROM generate_series(1, $work) i ON CONFLICT DO NOTHING" \
+    -c "INSERT INTO event_deliveries (event_seq, endpoint, identity_id, state, attempts, delivered_at)
+      SELECT seq, 'bench', identity_id, 'delivered', 1, settled_at FROM events WHERE seq <= $work
+      ON CONFLICT DO NOTHING" \
+    -c "WITH back AS (UPDATE event_deliveries SET state = 'pending', last_error = NULL
+        WHERE state = 'abandoned' RETURNING event_seq)
+      UPDATE events SET settled_at = NULL WHERE seq IN (SELECT event_seq FROM back)" >/dev/null
+}
+
 scale_identity() { echo "md5('scale-identity-' || ($1))::uuid"; }
 
 # copy_rows DB TABLE(COLUMNS) SELECT
@@ -55,15 +91,7 @@ seed_scale() {
        md5('scale-passkey-' || i)::uuid, 'Passkey', 'token', md5('scale-flow-' || i)::uuid, 'resolved',
        now() - interval '30 days' * random(), '203.0.113.7', 'Mozilla/5.0 (X11; Linux x86_64) scale'
      FROM generate_series(1, $n) i"
-  # Marks inside the margin (expiring from an hour ago to 5 minutes ahead),
-  # then the ones one sweep purges.
-  copy_rows "$db" "consumed_ceremonies (challenge, expires_at)" \
-    "SELECT decode(md5(i || 'challenge') || md5(i || 'CHALLENGE'), 'hex'),
-       now() + interval '5 minutes' - interval '65 minutes' * random()
-     FROM generate_series(1, $n) i
-     UNION ALL
-     SELECT decode(md5(i || 'old') || md5(i || 'OLD'), 'hex'), now() - interval '2 hours'
-     FROM generate_series(1, $work) i"
+  seed_marks "$db" "$n"
   # Events: 5 per identity, spread over the retention (30 days), settled a
   # second after they happened; then the ones past retention; then the
   # backlog. seq follows this order, as it would in time.
