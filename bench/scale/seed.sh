@@ -91,7 +91,6 @@ seed_scale() {
        md5('scale-passkey-' || i)::uuid, 'Passkey', 'token', md5('scale-flow-' || i)::uuid, 'resolved',
        now() - interval '30 days' * random(), '203.0.113.7', 'Mozilla/5.0 (X11; Linux x86_64) scale'
      FROM generate_series(1, $n) i"
-  seed_marks "$db" "$n"
   # Events: 5 per identity, spread over the retention (30 days), settled a
   # second after they happened; then the ones past retention; then the
   # backlog. seq follows this order, as it would in time.
@@ -112,5 +111,7 @@ seed_scale() {
     "SELECT seq, 'bench', identity_id, CASE WHEN settled_at IS NULL THEN 'pending' ELSE 'delivered' END,
        CASE WHEN settled_at IS NULL THEN 0 ELSE 1 END, occurred_at, settled_at
      FROM events"
+  # After the events, which already hold the ones past retention.
+  seed_marks "$db" "$n"
   psql_as_owner "$db" -c "VACUUM (ANALYZE) identities, passkeys, minted_sessions, consumed_ceremonies, events, event_deliveries" >/dev/null
 }
