@@ -25,6 +25,9 @@ pub struct Collected {
 /// process stopped, or its queue was full): its session id stays unknown.
 const PENDING_FOR_GOOD: Duration = Duration::from_secs(300);
 
+/// Identities read per statement by the check against Kratos.
+const IDENTITY_PAGE: i64 = 1000;
+
 /// Purges the marks of expired ceremonies and settles abandoned login
 /// records every `gc.interval`, and forgets idle rate-limit buckets, for as
 /// long as the application runs.
@@ -101,19 +104,26 @@ pub async fn collect(state: &AppState) -> anyhow::Result<Collected> {
         events_purged: swept.events,
         ..Collected::default()
     };
-    for identity in state.store.identity_ids().await? {
-        collected.identities_checked += 1;
-        if state.kratos.identity(identity).await?.is_none() {
-            let events = state.events.clone();
-            collected.passkeys_purged += state
-                .store
-                .purge_identity(identity, move |removed| {
-                    events.identity_purged(identity, removed)
-                })
-                .await?;
-            collected.identities_purged += 1;
-            tracing::info!(%identity, "identity no longer exists in Kratos; purged");
+    let mut after = None;
+    loop {
+        let page = state.store.identity_ids(after, IDENTITY_PAGE).await?;
+        for &identity in &page {
+            collected.identities_checked += 1;
+            if state.kratos.identity(identity).await?.is_none() {
+                let events = state.events.clone();
+                collected.passkeys_purged += state
+                    .store
+                    .purge_identity(identity, move |removed| {
+                        events.identity_purged(identity, removed)
+                    })
+                    .await?;
+                collected.identities_purged += 1;
+                tracing::info!(%identity, "identity no longer exists in Kratos; purged");
+            }
+        }
+        match page.last() {
+            Some(&last) if page.len() as i64 == IDENTITY_PAGE => after = Some(last),
+            _ => return Ok(collected),
         }
     }
-    Ok(collected)
 }

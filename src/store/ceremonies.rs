@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Bytea, Interval, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Bytea, Interval, Timestamptz};
 
 use super::{Store, StoreError};
 
@@ -68,7 +68,8 @@ impl Store {
     /// Forgets the marks of ceremonies expired for longer than `margin` by
     /// the database's clock: such a ceremony is refused as expired before its
     /// mark is looked at. The margin covers a database clock that steps back
-    /// (a failover to a host whose clock is behind).
+    /// (a failover to a host whose clock is behind). `PURGE_BATCH` at a
+    /// time.
     pub async fn purge_consumed_ceremonies(
         &self,
         margin: std::time::Duration,
@@ -76,13 +77,25 @@ impl Store {
         let margin = diesel::data_types::PgInterval::from_microseconds(
             i64::try_from(margin.as_micros()).unwrap_or(i64::MAX),
         );
-        self.run("purge_consumed_ceremonies", move |conn| {
-            Ok(diesel::sql_query(
-                "DELETE FROM consumed_ceremonies WHERE expires_at < now() - $1::interval",
-            )
-            .bind::<Interval, _>(margin)
-            .execute(conn)?)
-        })
-        .await
+        let mut purged = 0;
+        loop {
+            let batch = self
+                .run("purge_consumed_ceremonies", move |conn| {
+                    Ok(diesel::sql_query(
+                        "DELETE FROM consumed_ceremonies WHERE ctid = ANY(ARRAY( \
+                           SELECT ctid FROM consumed_ceremonies \
+                           WHERE expires_at < now() - $1::interval \
+                           ORDER BY expires_at LIMIT $2))",
+                    )
+                    .bind::<Interval, _>(margin)
+                    .bind::<BigInt, _>(super::PURGE_BATCH)
+                    .execute(conn)?)
+                })
+                .await?;
+            purged += batch;
+            if (batch as i64) < super::PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
     }
 }

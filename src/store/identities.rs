@@ -113,11 +113,24 @@ impl Store {
         .await
     }
 
-    /// Every identity the service knows, for garbage collection.
-    pub async fn identity_ids(&self) -> Result<Vec<IdentityId>, StoreError> {
-        self.run("identity_ids", |conn| {
-            Ok(identities::table
+    /// The identities the service knows, in id order, after `after`, for
+    /// garbage collection: a page at a time, by the primary key, so memory
+    /// and each statement stay the same however many there are.
+    pub async fn identity_ids(
+        &self,
+        after: Option<IdentityId>,
+        limit: i64,
+    ) -> Result<Vec<IdentityId>, StoreError> {
+        self.run("identity_ids", move |conn| {
+            let mut query = identities::table
                 .select(identities::identity_id)
+                .order(identities::identity_id)
+                .limit(limit)
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(identities::identity_id.gt(after.as_uuid()));
+            }
+            Ok(query
                 .load::<Uuid>(conn)?
                 .into_iter()
                 .map(IdentityId::new)

@@ -37,6 +37,16 @@ use tokio::sync::Notify;
 use crate::configuration::DatabaseSettings;
 use crate::metrics::Metrics;
 
+/// Rows a purge deletes per statement: each batch is a short transaction,
+/// so a purge of a large backlog never holds locks, bloats WAL in one
+/// commit, or keeps a pooled connection for long. A batch names its rows by
+/// `ctid`, `= ANY(ARRAY(SELECT ctid ... LIMIT n))`: a TID scan visits just
+/// their pages, where a key costs an index descent per row (deeper as the
+/// table grows), and `IN (SELECT ...)` lets the planner hash-join against a
+/// scan of the whole table. Only rows nobody updates any more are purged
+/// (expired marks, settled events), so a `ctid` cannot go stale.
+const PURGE_BATCH: i64 = 1000;
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type PgPool = Pool<pool::PgManager>;

@@ -314,18 +314,31 @@ impl Store {
         .await
     }
 
-    /// Purges events settled before `settled_before`.
+    /// Purges events settled before `settled_before` (with their
+    /// deliveries), `PURGE_BATCH` at a time.
     pub async fn purge_settled_events(
         &self,
         settled_before: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        self.run("purge_settled_events", move |conn| {
-            Ok(
-                diesel::delete(events::table.filter(events::settled_at.lt(settled_before)))
-                    .execute(conn)?,
-            )
-        })
-        .await
+        let mut purged = 0;
+        loop {
+            let batch = self
+                .run("purge_settled_events", move |conn| {
+                    Ok(diesel::sql_query(
+                        "DELETE FROM events WHERE ctid = ANY(ARRAY( \
+                           SELECT ctid FROM events WHERE settled_at < $1 \
+                           ORDER BY settled_at LIMIT $2))",
+                    )
+                    .bind::<Timestamptz, _>(settled_before)
+                    .bind::<BigInt, _>(super::PURGE_BATCH)
+                    .execute(conn)?)
+                })
+                .await?;
+            purged += batch;
+            if (batch as i64) < super::PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
     }
 }
 
@@ -354,17 +367,27 @@ fn claim_due(
     endpoints: &[String],
     limit: i64,
 ) -> Result<Vec<DueDelivery>, StoreError> {
+    // The due rows are locked first, then their events are read by primary
+    // key: joined in one SELECT, the planner may walk `events` in `seq`
+    // order from the start (a merge join) to reach the few due ones, a cost
+    // that grows with every event kept for retention. "The identity's
+    // oldest undelivered" is a `min` per row, which the queue index answers
+    // in one descent; as a NOT EXISTS, the planner may rescan the whole
+    // queue for each candidate.
     Ok(diesel::sql_query(
-        "SELECT d.event_seq, d.endpoint, d.attempts, e.id AS event_id, \
+        "WITH due AS ( \
+           SELECT d.event_seq, d.endpoint, d.attempts FROM event_deliveries d \
+           WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
+             AND d.endpoint = ANY($1) \
+             AND d.event_seq = (SELECT min(b.event_seq) FROM event_deliveries b \
+               WHERE b.endpoint = d.endpoint AND b.identity_id = d.identity_id \
+                 AND b.state IN ('held', 'pending')) \
+           ORDER BY d.event_seq LIMIT $2 \
+           FOR UPDATE OF d SKIP LOCKED) \
+         SELECT due.event_seq, due.endpoint, due.attempts, e.id AS event_id, \
            e.occurred_at, e.payload \
-         FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
-         WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
-           AND d.endpoint = ANY($1) \
-           AND NOT EXISTS (SELECT 1 FROM event_deliveries b \
-             WHERE b.endpoint = d.endpoint AND b.identity_id = d.identity_id \
-               AND b.state IN ('held', 'pending') AND b.event_seq < d.event_seq) \
-         ORDER BY d.event_seq LIMIT $2 \
-         FOR UPDATE OF d SKIP LOCKED",
+         FROM due JOIN events e ON e.seq = due.event_seq \
+         ORDER BY due.event_seq",
     )
     .bind::<Array<Text>, _>(endpoints)
     .bind::<BigInt, _>(limit)

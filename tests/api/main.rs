@@ -25,6 +25,7 @@ mod policy;
 mod prf;
 mod registration;
 mod related_origins;
+mod scale;
 mod secrets;
 mod signals;
 mod store;
