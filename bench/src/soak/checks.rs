@@ -56,6 +56,7 @@ pub struct Input<'a> {
     pub warmup_s: f64,
     pub bounds: Bounds,
     pub faults_planned: usize,
+    pub replicas: usize,
 }
 
 pub fn all(input: &Input) -> Vec<Check> {
@@ -64,6 +65,7 @@ pub fn all(input: &Input) -> Vec<Check> {
         no_errors_outside_windows(input),
         only_unavailable_inside_windows(input),
         every_operation_ran(input),
+        every_replica_serves_again(input),
         acknowledged_passkeys_present(input),
         events_exactly_once(input),
         login_records_resolved(input),
@@ -208,6 +210,38 @@ fn every_operation_ran(input: &Input) -> Check {
             } else {
                 format!("; never: {}", missing.join(", "))
             }
+        ),
+    )
+}
+
+/// After the last fault, every replica answers visits again: a replica
+/// that stayed down would pass every other check behind the balancer.
+fn every_replica_serves_again(input: &Input) -> Check {
+    let after = input
+        .windows
+        .iter()
+        .map(|w| w.grace_end)
+        .fold(0.0, f64::max);
+    let served: Vec<usize> = (0..input.replicas)
+        .map(|r| {
+            input
+                .visits
+                .iter()
+                .filter(|v| v.at > after && v.error.is_none() && v.replica == Some(r))
+                .count()
+        })
+        .collect();
+    check(
+        "every replica serves again after the faults",
+        served.iter().all(|&n| n > 0),
+        format!(
+            "visits completed after {after:.0} s: {}",
+            served
+                .iter()
+                .enumerate()
+                .map(|(r, n)| format!("replica {} {n}", r + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     )
 }
@@ -579,6 +613,7 @@ mod tests {
                     event_retention_s: 60.0,
                 },
                 faults_planned: 2,
+                replicas: 1,
             }
         }
     }
@@ -596,7 +631,11 @@ mod tests {
         let o = Owned::new();
         for c in all(&o.input()) {
             // Only logins ran in this fixture.
-            assert_eq!(c.passed, c.name != "every kind of visit completed", "{c:?}");
+            let expected = !matches!(
+                c.name,
+                "every kind of visit completed" | "every replica serves again after the faults"
+            );
+            assert_eq!(c.passed, expected, "{c:?}");
         }
     }
 
@@ -613,6 +652,15 @@ mod tests {
         let mut o = Owned::new();
         o.visits.push(visit(32.0, Some("connection")));
         assert!(!verdict(&o, "inside the fault windows"));
+    }
+
+    #[test]
+    fn a_replica_left_down_fails() {
+        let mut o = Owned::new();
+        o.visits.push(visit(90.0, None));
+        assert!(verdict(&o, "every replica serves"));
+        o.visits.last_mut().unwrap().replica = Some(1);
+        assert!(!verdict(&o, "every replica serves"));
     }
 
     #[test]

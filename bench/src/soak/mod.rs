@@ -501,6 +501,7 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
             event_retention_s: cli.event_retention,
         },
         faults_planned: cli.faults.len(),
+        replicas: cli.replicas.len(),
     };
     let results = checks::all(&input);
     let summary = record::Summary::of(&visits, cli.interval, load_s);
