@@ -351,11 +351,16 @@ fn login_records_resolved(input: &Input) -> Check {
         }
     }
     let resolved = states.get("resolved").copied().unwrap_or(0);
+    // A login answered during Kratos's restart may never learn its session
+    // id (the recorder gives up after a few seconds): its record is settled
+    // as `unresolved`, still naming its passkey, and its event goes out
+    // without the id. That accounts for the login; it is counted apart.
+    let given_up = inside_unresolved.get("unresolved").copied().unwrap_or(0);
     check(
         "every login record resolved",
-        outside_unresolved == 0 && resolved >= input.acknowledged_logins,
+        outside_unresolved == 0 && resolved + given_up >= input.acknowledged_logins,
         format!(
-            "{} records ({}); {} logins acknowledged, {resolved} resolved; outside the windows {outside_unresolved} not resolved; inside: {}",
+            "{} records ({}); {} logins acknowledged, {resolved} resolved + {given_up} settled without their session id inside a window; outside the windows {outside_unresolved} not resolved; inside: {}",
             input.logins.len(),
             states
                 .iter()
