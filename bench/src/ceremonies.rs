@@ -166,7 +166,11 @@ fn flow_id(flow: &Value) -> Result<&str> {
 
 /// Creates an identity with a password through the admin API of the Kratos
 /// at `admin`.
-async fn create_identity(http: &reqwest::Client, admin: &Url, email: &str) -> Result<()> {
+pub(crate) async fn create_identity(
+    http: &reqwest::Client,
+    admin: &Url,
+    email: &str,
+) -> Result<()> {
     let response = http
         .post(join(admin, "admin/identities")?)
         .json(&json!({
@@ -183,7 +187,7 @@ async fn create_identity(http: &reqwest::Client, admin: &Url, email: &str) -> Re
 
 /// Signs in through the API login flow (password) of the Kratos at
 /// `public`; the session token.
-async fn api_login(http: &reqwest::Client, public: &Url, email: &str) -> Result<String> {
+pub(crate) async fn api_login(http: &reqwest::Client, public: &Url, email: &str) -> Result<String> {
     let response = http
         .get(join(public, "self-service/login/api")?)
         .send()
@@ -207,7 +211,7 @@ async fn api_login(http: &reqwest::Client, public: &Url, email: &str) -> Result<
 /// The ceremony id of an options answer, as the JSON value it is: the
 /// service only promises an opaque value to hand back (a UUID in older
 /// builds, a sealed string in newer ones), so it is passed through untouched.
-fn ceremony_id(options: &Value, step: &str) -> Result<Value> {
+pub(crate) fn ceremony_id(options: &Value, step: &str) -> Result<Value> {
     match options.get("ceremony_id") {
         None | Some(Value::Null) => bail!("{step}: the answer has no ceremony_id"),
         Some(id) => Ok(id.clone()),
@@ -640,7 +644,7 @@ impl Build {
 
 /// How the service hands the minted session over (`"session"` in verify).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Delivery {
+pub(crate) enum Delivery {
     Token,
     Cookie,
 }
@@ -660,7 +664,11 @@ impl Delivery {
 /// only on request. So: token mode needs a `session_token` string, cookie
 /// mode Kratos's session `Set-Cookie`, and a `session`, when there is one,
 /// must be active.
-fn check_login_answer(body: &Value, delivery: Delivery, sets_cookie: bool) -> Result<()> {
+pub(crate) fn check_login_answer(
+    body: &Value,
+    delivery: Delivery,
+    sets_cookie: bool,
+) -> Result<()> {
     match delivery {
         Delivery::Token => ensure!(
             body["session_token"]

@@ -38,6 +38,7 @@ mod ceremonies;
 mod measure;
 mod receiver;
 mod report;
+mod soak;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -902,8 +903,24 @@ async fn run(cli: Cli) -> Result<bool> {
     Ok(report.failures.is_empty())
 }
 
+enum Command {
+    Bench(Box<Cli>),
+    Soak(Box<soak::SoakCli>),
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `kratos-passkeys-bench soak ...`: the soak has options of its own.
+    let mut args = std::env::args_os();
+    let soak = std::env::args_os().nth(1).is_some_and(|a| a == "soak");
+    let command = if soak {
+        let program = args.next();
+        let _soak = args.next();
+        Command::Soak(Box::new(soak::SoakCli::parse_from(
+            program.into_iter().chain(args),
+        )))
+    } else {
+        Command::Bench(Box::new(Cli::parse()))
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -914,7 +931,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = match command {
+        Command::Bench(cli) => runtime.block_on(run(*cli)),
+        Command::Soak(cli) => runtime.block_on(soak::run(*cli)),
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) => {

@@ -8,9 +8,10 @@
 //! chunked request is answered 411 and its connection closed, so such a
 //! delivery would show up as undelivered rather than be miscounted.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -43,10 +44,17 @@ impl Counts {
     }
 }
 
+/// How often one `webhook-id` arrived, and when it first did.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub count: u32,
+    pub first: Instant,
+}
+
 #[derive(Default)]
 struct State {
     counts: Counts,
-    seen: HashSet<String>,
+    seen: HashMap<String, Arrival>,
 }
 
 /// A running receiver; it stops with the runtime.
@@ -79,6 +87,14 @@ impl Receiver {
         self.state
             .lock()
             .map(|s| s.counts.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every `webhook-id` received so far: how often, and when first.
+    pub fn arrivals(&self) -> HashMap<String, Arrival> {
+        self.state
+            .lock()
+            .map(|s| s.seen.clone())
             .unwrap_or_default()
     }
 }
@@ -143,7 +159,17 @@ fn record(state: &Mutex<State>, head: &Head, body: &[u8]) {
     let Ok(mut state) = state.lock() else { return };
     state.counts.requests += 1;
     let new = match &head.webhook_id {
-        Some(id) => state.seen.insert(id.clone()),
+        Some(id) => match state.seen.get_mut(id) {
+            Some(arrival) => {
+                arrival.count += 1;
+                false
+            }
+            None => {
+                let first = Instant::now();
+                state.seen.insert(id.clone(), Arrival { count: 1, first });
+                true
+            }
+        },
         // Nothing to tell a repeat by: every one counts.
         None => true,
     };
