@@ -34,7 +34,9 @@ const IDENTITY_PAGE: i64 = 1000;
 pub fn spawn_background(state: web::Data<AppState>) {
     let interval = state.settings.gc.interval.max(Duration::from_secs(1));
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
+        // The first sweep one interval after start, not at once: a test (or
+        // an operator) that sets a long interval gets no sweep behind its back.
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
