@@ -77,25 +77,17 @@ impl Store {
         let margin = diesel::data_types::PgInterval::from_microseconds(
             i64::try_from(margin.as_micros()).unwrap_or(i64::MAX),
         );
-        let mut purged = 0;
-        loop {
-            let batch = self
-                .run("purge_consumed_ceremonies", move |conn| {
-                    Ok(diesel::sql_query(
-                        "DELETE FROM consumed_ceremonies WHERE ctid = ANY(ARRAY( \
-                           SELECT ctid FROM consumed_ceremonies \
-                           WHERE expires_at < now() - $1::interval \
-                           ORDER BY expires_at LIMIT $2))",
-                    )
-                    .bind::<Interval, _>(margin)
-                    .bind::<BigInt, _>(super::PURGE_BATCH)
-                    .execute(conn)?)
-                })
-                .await?;
-            purged += batch;
-            if (batch as i64) < super::PURGE_BATCH {
-                return Ok(purged);
-            }
-        }
+        self.purge_in_batches("purge_consumed_ceremonies", move |conn| {
+            diesel::sql_query(
+                "DELETE FROM consumed_ceremonies WHERE ctid = ANY(ARRAY( \
+                   SELECT ctid FROM consumed_ceremonies \
+                   WHERE expires_at < now() - $1::interval \
+                   ORDER BY expires_at LIMIT $2))",
+            )
+            .bind::<Interval, _>(margin)
+            .bind::<BigInt, _>(super::PURGE_BATCH)
+            .execute(conn)
+        })
+        .await
     }
 }

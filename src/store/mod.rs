@@ -167,6 +167,28 @@ impl Store {
 
     /// Runs `f` with a pooled connection on the blocking pool; `operation`
     /// names it in the metrics.
+    /// Runs `delete`, one statement that deletes at most `PURGE_BATCH`
+    /// rows, until a batch comes back short: no statement holds locks on
+    /// more than a batch however far behind the purge is. The rows deleted.
+    async fn purge_in_batches<F>(
+        &self,
+        operation: &'static str,
+        delete: F,
+    ) -> Result<usize, StoreError>
+    where
+        F: Fn(&mut PgConnection) -> QueryResult<usize> + Clone + Send + 'static,
+    {
+        let mut purged = 0;
+        loop {
+            let delete = delete.clone();
+            let batch = self.run(operation, move |conn| Ok(delete(conn)?)).await?;
+            purged += batch;
+            if (batch as i64) < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
+    }
+
     async fn run<T, F>(&self, operation: &'static str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut PgConnection) -> Result<T, StoreError> + Send + 'static,

@@ -320,25 +320,17 @@ impl Store {
         &self,
         settled_before: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let mut purged = 0;
-        loop {
-            let batch = self
-                .run("purge_settled_events", move |conn| {
-                    Ok(diesel::sql_query(
-                        "DELETE FROM events WHERE ctid = ANY(ARRAY( \
-                           SELECT ctid FROM events WHERE settled_at < $1 \
-                           ORDER BY settled_at LIMIT $2))",
-                    )
-                    .bind::<Timestamptz, _>(settled_before)
-                    .bind::<BigInt, _>(super::PURGE_BATCH)
-                    .execute(conn)?)
-                })
-                .await?;
-            purged += batch;
-            if (batch as i64) < super::PURGE_BATCH {
-                return Ok(purged);
-            }
-        }
+        self.purge_in_batches("purge_settled_events", move |conn| {
+            diesel::sql_query(
+                "DELETE FROM events WHERE ctid = ANY(ARRAY( \
+                   SELECT ctid FROM events WHERE settled_at < $1 \
+                   ORDER BY settled_at LIMIT $2))",
+            )
+            .bind::<Timestamptz, _>(settled_before)
+            .bind::<BigInt, _>(super::PURGE_BATCH)
+            .execute(conn)
+        })
+        .await
     }
 }
 

@@ -25,6 +25,22 @@ pub struct Charts {
     pub files: Vec<(&'static str, String)>,
 }
 
+/// The font the charts' text is measured and named with. The crate's
+/// plotters lays text out with ab_glyph (the trace waterfall draws PNGs),
+/// which knows only registered fonts; `scripts/soak` installs this one.
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+fn register_sans_serif() -> Result<()> {
+    let bytes = std::fs::read(FONT).map_err(|e| anyhow!("reading the font {FONT}: {e}"))?;
+    // plotters keeps registered fonts for the whole run.
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(bytes.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow!("{FONT} is not a usable font"))
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a chart: {e:?}")
 }
@@ -210,6 +226,7 @@ pub fn draw(
     windows: &[FaultWindow],
     load_s: f64,
 ) -> Result<Charts> {
+    register_sans_serif()?;
     let x_max = load_s.max(1.0);
     let mut files = Vec::new();
 
