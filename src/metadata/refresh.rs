@@ -78,14 +78,7 @@ pub async fn load_at_start(state: &AppState) -> anyhow::Result<()> {
     let chosen = match (fetched, stored) {
         (Ok(fetched), Some(stored)) if stored.no > fetched.no => stored,
         (Ok(fetched), _) => {
-            state
-                .store
-                .store_blob(
-                    fetched.no,
-                    fetched.text.clone(),
-                    fetched.sha256.clone(),
-                    fetched.next_update,
-                )
+            keep_for_replicas(state, &fetched)
                 .await
                 .context("storing the metadata BLOB")?;
             fetched
@@ -144,15 +137,7 @@ async fn refresh(state: &AppState) -> Result<Refreshed, RefreshError> {
     let fetched = fetch_and_verify(metadata, &settings.source).await?;
     let current = metadata.current().map_or(i32::MIN, |b| b.no);
     if fetched.no > current {
-        state
-            .store
-            .store_blob(
-                fetched.no,
-                fetched.text.clone(),
-                fetched.sha256.clone(),
-                fetched.next_update,
-            )
-            .await?;
+        keep_for_replicas(state, &fetched).await?;
         adopt(state, fetched).await?;
         outcome = Refreshed::Updated;
     } else if fetched.no < current && outcome == Refreshed::Unchanged {
@@ -166,6 +151,19 @@ async fn refresh(state: &AppState) -> Result<Refreshed, RefreshError> {
 }
 
 /// Puts `blob` in use, then acts on its refused statuses.
+/// Stores a verified BLOB in Postgres, where every replica finds it.
+async fn keep_for_replicas(state: &AppState, blob: &Blob) -> Result<(), crate::store::StoreError> {
+    state
+        .store
+        .store_blob(
+            blob.no,
+            blob.text.clone(),
+            blob.sha256.clone(),
+            blob.next_update,
+        )
+        .await
+}
+
 async fn adopt(state: &AppState, blob: Blob) -> Result<(), RefreshError> {
     let blob = Arc::new(blob);
     state.authenticators.metadata.adopt(blob.clone());
