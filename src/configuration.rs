@@ -378,6 +378,12 @@ pub struct GcSettings {
     /// whose clock is behind) that single use tolerates.
     #[serde(with = "humantime_serde")]
     pub used_ceremony_margin: Duration,
+    /// How long a settled login record (which passkey minted which Kratos
+    /// session) is kept, from its login, by the database's clock. After it,
+    /// `GET /admin/sessions/{id}` no longer names the passkey: keep it
+    /// longer than Kratos's `session.lifespan`.
+    #[serde(with = "humantime_serde")]
+    pub login_record_retention: Duration,
 }
 
 /// The outbox of events and their delivery (see `src/events/`).

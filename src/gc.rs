@@ -1,6 +1,6 @@
 //! Garbage collection: the single-use marks of expired ceremonies, login
-//! records that will never learn their session id, and events past their
-//! retention (in the background and by `kratos-passkeys gc`), and, on
+//! records that will never learn their session id, and events and login
+//! records past their retention (in the background and by `kratos-passkeys gc`), and, on
 //! demand, the passkeys of identities Kratos no longer has.
 
 use std::time::Duration;
@@ -19,6 +19,7 @@ pub struct Collected {
     pub identities_purged: usize,
     pub passkeys_purged: usize,
     pub events_purged: usize,
+    pub login_records_purged: usize,
 }
 
 /// A login record still pending after this long lost its worker (the
@@ -45,11 +46,12 @@ pub fn spawn_background(state: web::Data<AppState>) {
                     ceremonies: 0,
                     unresolved: 0,
                     events: 0,
+                    login_records: 0,
                 }) => {}
                 Ok(swept) => {
                     tracing::debug!(
                         ?swept,
-                        "ceremony marks and events purged, login records settled"
+                        "ceremony marks, events and login records purged, login records settled"
                     )
                 }
                 Err(error) => {
@@ -66,10 +68,11 @@ struct Swept {
     ceremonies: usize,
     unresolved: usize,
     events: usize,
+    login_records: usize,
 }
 
 /// The marks of expired ceremonies, login records pending for good, and
-/// events settled longer ago than their retention.
+/// events and login records past their retention.
 async fn sweep(state: &AppState) -> Result<Swept, crate::store::StoreError> {
     let now = state.clock.now();
     let ceremonies = state
@@ -89,10 +92,15 @@ async fn sweep(state: &AppState) -> Result<Swept, crate::store::StoreError> {
         .store
         .purge_settled_events(now.checked_sub_signed(retention).unwrap_or(now))
         .await?;
+    let login_records = state
+        .store
+        .purge_login_records(state.settings.gc.login_record_retention)
+        .await?;
     Ok(Swept {
         ceremonies,
         unresolved,
         events,
+        login_records,
     })
 }
 
@@ -104,6 +112,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<Collected> {
         expired_ceremonies: swept.ceremonies,
         unresolved_logins: swept.unresolved,
         events_purged: swept.events,
+        login_records_purged: swept.login_records,
         ..Collected::default()
     };
     let mut after = None;

@@ -22,8 +22,10 @@ use crate::store::Store;
 const QUEUE: usize = 4096;
 /// `whoami` calls in flight at once.
 const CONCURRENCY: usize = 4;
-/// Tries per record while Kratos is unavailable, with doubling pauses.
-const TRIES: u32 = 4;
+/// Tries per record while Kratos is unavailable, with doubling pauses:
+/// 15.5 s of pauses in all, longer than a Kratos restart with its
+/// migrations, so a login made just before one still gets its session id.
+const TRIES: u32 = 6;
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
 /// A login record whose session id is still to be learnt.

@@ -362,4 +362,29 @@ impl Store {
         }
         Ok(given_up)
     }
+
+    /// Deletes settled login records made longer ago than `retention`, by
+    /// the database's clock, in batches; a record still `minting` or
+    /// `pending` stays until it is settled.
+    pub async fn purge_login_records(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<usize, StoreError> {
+        let retention = diesel::data_types::PgInterval::from_microseconds(
+            i64::try_from(retention.as_micros()).unwrap_or(i64::MAX),
+        );
+        self.purge_in_batches("purge_login_records", move |conn| {
+            diesel::sql_query(
+                "DELETE FROM minted_sessions WHERE ctid = ANY(ARRAY( \
+                   SELECT ctid FROM minted_sessions \
+                    WHERE created_at < now() - $1::interval \
+                      AND state NOT IN ('minting', 'pending') \
+                    ORDER BY created_at LIMIT $2))",
+            )
+            .bind::<diesel::sql_types::Interval, _>(retention)
+            .bind::<diesel::sql_types::BigInt, _>(super::PURGE_BATCH)
+            .execute(conn)
+        })
+        .await
+    }
 }

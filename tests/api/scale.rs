@@ -78,6 +78,53 @@ async fn gc_purges_every_expired_mark_and_event_batch_after_batch() {
 }
 
 #[tokio::test]
+async fn gc_deletes_settled_login_records_past_their_retention_batch_after_batch() {
+    let app = spawn_app_with(|s| {
+        s.gc.interval = Duration::from_secs(3600);
+        s.gc.login_record_retention = Duration::from_secs(60);
+    })
+    .await;
+    let record = |state: &str, session: &str, age: &str, rows: i64| {
+        inserted(
+            &app,
+            &format!(
+                "INSERT INTO minted_sessions (id, identity_id, delivery, state, kratos_session_id, created_at) \
+                 SELECT gen_random_uuid(), gen_random_uuid(), 'token', '{state}', {session}, now() - interval '{age}' \
+                 FROM generate_series(1, {rows})"
+            ),
+        )
+    };
+    // Settled before the retention: more than two batches, every settled state.
+    record("resolved", "gen_random_uuid()", "2 minutes", EXPIRED);
+    for state in ["unresolved", "failed", "revoked"] {
+        record(state, "NULL", "2 minutes", 1);
+    }
+    // Inside the retention, and older ones not settled yet (a login still
+    // minting, a session id still being learnt: younger than the five
+    // minutes after which gc gives them up).
+    record("resolved", "gen_random_uuid()", "30 seconds", 7);
+    record("minting", "NULL", "2 minutes", 1);
+    record("pending", "NULL", "2 minutes", 1);
+
+    let state = app.state.clone().expect("in process");
+    let collected = kratos_passkeys::gc::collect(&state).await.expect("gc");
+    assert_eq!(collected.login_records_purged, EXPIRED as usize + 3);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS count FROM minted_sessions \
+             WHERE (state = 'resolved' AND created_at > now() - interval '1 minute') \
+                OR state IN ('minting', 'pending')"
+        ),
+        9,
+        "the records inside the retention and the unsettled ones stay"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM minted_sessions"),
+        9
+    );
+}
+
+#[tokio::test]
 async fn gc_checks_every_identity_page_after_page() {
     let app = spawn_app_with(|s| s.gc.interval = Duration::from_secs(3600)).await;
     let (_, auth) = app.signed_in_user().await;

@@ -35,6 +35,7 @@ pub struct Bounds {
     pub gc_interval_s: f64,
     pub used_ceremony_margin_s: f64,
     pub event_retention_s: f64,
+    pub login_record_retention_s: f64,
 }
 
 pub struct Input<'a> {
@@ -385,20 +386,23 @@ fn tables_bounded(input: &Input) -> Check {
     let b = &input.bounds;
     let mut read = 0;
     let mut overdue = Vec::new();
-    let (mut max_marks, mut max_events) = (0, 0);
+    let (mut max_marks, mut max_events, mut max_logins) = (0, 0, 0);
     for s in input.samples {
         let Some(t) = &s.tables else { continue };
         read += 1;
         max_marks = max_marks.max(t.consumed_ceremonies);
         max_events = max_events.max(t.events);
+        max_logins = max_logins.max(t.login_records);
         let during_postgres = input
             .windows
             .iter()
             .any(|w| w.name == POSTGRES_RESTART && w.covers(s.at));
-        if !during_postgres && (t.overdue_ceremonies > 0 || t.overdue_events > 0) {
+        if !during_postgres
+            && (t.overdue_ceremonies > 0 || t.overdue_events > 0 || t.overdue_login_records > 0)
+        {
             overdue.push(format!(
-                "{:.0} s: {} marks, {} events",
-                s.at, t.overdue_ceremonies, t.overdue_events
+                "{:.0} s: {} marks, {} events, {} login records",
+                s.at, t.overdue_ceremonies, t.overdue_events, t.overdue_login_records
             ));
         }
     }
@@ -406,11 +410,13 @@ fn tables_bounded(input: &Input) -> Check {
         "table sizes bounded by gc and retention",
         read > 0 && overdue.is_empty(),
         format!(
-            "at {read} samples no ceremony mark older than its expiry + {:.0} s (margin {:.0} s + 2 gc intervals + 5 s) and no event settled longer ago than {:.0} s (retention {:.0} s + 2 gc intervals + 5 s){}; at most {max_marks} marks and {max_events} events stored",
+            "at {read} samples no ceremony mark older than its expiry + {:.0} s (margin {:.0} s + 2 gc intervals + 5 s), no event settled longer ago than {:.0} s (retention {:.0} s + 2 gc intervals + 5 s) and no settled login record older than {:.0} s (retention {:.0} s + 2 gc intervals + 5 s){}; at most {max_marks} marks, {max_events} events and {max_logins} login records stored",
             b.used_ceremony_margin_s + 2.0 * b.gc_interval_s + 5.0,
             b.used_ceremony_margin_s,
             b.event_retention_s + 2.0 * b.gc_interval_s + 5.0,
             b.event_retention_s,
+            b.login_record_retention_s + 2.0 * b.gc_interval_s + 5.0,
+            b.login_record_retention_s,
             if overdue.is_empty() {
                 String::new()
             } else {
@@ -557,6 +563,7 @@ mod tests {
                 consumed_ceremonies: 10,
                 overdue_ceremonies: 0,
                 login_records: 5,
+                overdue_login_records: 0,
                 logins_unfinished: 0,
                 events: 2,
                 overdue_events: 0,
@@ -616,6 +623,7 @@ mod tests {
                     gc_interval_s: 5.0,
                     used_ceremony_margin_s: 10.0,
                     event_retention_s: 60.0,
+                    login_record_retention_s: 60.0,
                 },
                 faults_planned: 2,
                 replicas: 1,
@@ -732,6 +740,13 @@ mod tests {
         let mut o = Owned::new();
         o.samples[3].tables.as_mut().unwrap().overdue_events = 1;
         assert!(!verdict(&o, "table sizes"));
+        let mut o = Owned::new();
+        o.samples[3].tables.as_mut().unwrap().overdue_login_records = 1;
+        assert!(!verdict(&o, "table sizes"));
+        let mut o = Owned::new();
+        o.samples[3].tables.as_mut().unwrap().overdue_ceremonies = 1;
+        assert!(!verdict(&o, "table sizes"));
+        assert!(verdict(&Owned::new(), "table sizes"));
         let mut o = Owned::new();
         o.samples[4].procs[0].as_mut().unwrap().rss_mib = 40.0 + 16.5;
         assert!(!verdict(&o, "RSS flat"));

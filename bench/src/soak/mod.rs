@@ -85,6 +85,8 @@ pub struct SoakCli {
     used_ceremony_margin: f64,
     #[arg(long)]
     event_retention: f64,
+    #[arg(long)]
+    login_record_retention: f64,
     /// Seconds to wait after the load for the event backlog to empty and
     /// the login records to settle.
     #[arg(long, default_value_t = 90.0)]
@@ -175,7 +177,7 @@ async fn drive_user(
     let mut next = Instant::now() + period.mul_f64(user.index as f64 % 97.0 / 97.0);
     while next < until {
         tokio::time::sleep_until(next.into()).await;
-        let op = Op::pick(rng.next());
+        let op = user.effective(Op::pick(rng.next()));
         let at = shared.now();
         let started = Instant::now();
         let (result, replica) = user.visit(&targets, op).await;
@@ -333,12 +335,30 @@ fn proc_of(pid_file: &PathBuf) -> Option<Proc> {
     })
 }
 
+/// Every event and login record the database held, each as last read.
+#[derive(Clone, Default)]
+struct Seen {
+    events: Arc<Mutex<HashMap<String, String>>>,
+    logins: Arc<Mutex<HashMap<String, record::LoginRecord>>>,
+}
+
+impl Seen {
+    async fn read(&self, db: &Db) {
+        if let Ok(recent) = db.recent_events().await {
+            lock(&self.events).extend(recent);
+        }
+        if let Ok(recent) = db.recent_logins().await {
+            lock(&self.logins).extend(recent);
+        }
+    }
+}
+
 async fn sampler(
     cli: &SoakCli,
     db: Db,
     shared: Arc<Shared>,
     until: Instant,
-    events_seen: Arc<Mutex<HashMap<String, String>>>,
+    seen: Seen,
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
     let interval = Duration::from_secs_f64(cli.interval);
@@ -347,10 +367,9 @@ async fn sampler(
         let at = shared.now();
         let procs = cli.pid_files.iter().map(proc_of).collect();
         let tables = db.tables().await.ok();
-        // Events are read while they are young: retention purges them.
-        if let Ok(recent) = db.recent_events().await {
-            lock(&events_seen).extend(recent);
-        }
+        // Events and login records are read while they are young:
+        // retention purges them.
+        seen.read(&db).await;
         let done = lock(&shared.visits).len();
         eprintln!(
             "kratos-passkeys-bench soak: {at:>5.0} s: {done} visits{}",
@@ -381,6 +400,7 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
         cli.database_url.clone(),
         cli.used_ceremony_margin + 2.0 * cli.gc_interval + 5.0,
         cli.event_retention + 2.0 * cli.gc_interval + 5.0,
+        cli.login_record_retention + 2.0 * cli.gc_interval + 5.0,
     );
     db.tables()
         .await
@@ -439,9 +459,9 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
         until + Duration::from_secs(5),
     ));
     let windows = Arc::new(Mutex::new(Vec::new()));
-    let events_seen = Arc::new(Mutex::new(HashMap::new()));
+    let seen = Seen::default();
     let (samples, faults) = tokio::join!(
-        sampler(&cli, db.clone(), shared.clone(), until, events_seen.clone()),
+        sampler(&cli, db.clone(), shared.clone(), until, seen.clone()),
         run_faults(&cli, shared.clone(), windows.clone()),
     );
     faults?;
@@ -456,9 +476,7 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
     let mut drained = false;
     let mut drained_at: Option<Instant> = None;
     while Instant::now() < drained_by {
-        if let Ok(recent) = db.recent_events().await {
-            lock(&events_seen).extend(recent);
-        }
+        seen.read(&db).await;
         if let Ok(t) = db.tables().await {
             if t.undelivered == 0 {
                 drained = true;
@@ -475,7 +493,9 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
     }
     let drain_s = shared.now() - load_s;
     let end = db.end_state().await.context("reading the end state")?;
-    lock(&events_seen).extend(end.events.clone());
+    lock(&seen.events).extend(end.events.clone());
+    lock(&seen.logins).extend(end.logins.clone());
+    let logins: Vec<record::LoginRecord> = lock(&seen.logins).values().cloned().collect();
 
     let windows = lock(&windows).clone();
     let visits = std::mem::take(&mut *lock(&shared.visits));
@@ -489,16 +509,17 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
         uncertain: &lock(&shared.uncertain).clone(),
         acknowledged_logins: shared.logins.load(std::sync::atomic::Ordering::Relaxed),
         present: &end.passkeys,
-        events_written: &lock(&events_seen).clone(),
+        events_written: &lock(&seen.events).clone(),
         arrivals: &receiver.arrivals(),
         started: shared.started,
-        logins: &end.logins,
+        logins: &logins,
         drained,
         warmup_s: cli.warmup,
         bounds: checks::Bounds {
             gc_interval_s: cli.gc_interval,
             used_ceremony_margin_s: cli.used_ceremony_margin,
             event_retention_s: cli.event_retention,
+            login_record_retention_s: cli.login_record_retention,
         },
         faults_planned: cli.faults.len(),
         replicas: cli.replicas.len(),
@@ -521,7 +542,7 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
         checks: &results,
         charts: &charts,
         receiver: &receiver.counts(),
-        logins: &end.logins,
+        logins: &logins,
         warmup_s: cli.warmup,
         per_replica: (0..cli.replicas.len())
             .map(|i| visits.iter().filter(|v| v.replica == Some(i)).count() as u64)
@@ -539,7 +560,7 @@ pub async fn run(cli: SoakCli) -> Result<bool> {
         "buckets": summary.buckets,
         "errors": summary.errors,
         "checks": results,
-        "login_records": end.logins,
+        "login_records": logins,
     });
     let path = cli.out.join("soak.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")

@@ -165,6 +165,13 @@ pub enum Acknowledged {
     LoggedIn,
 }
 
+/// Passkeys a person adds beyond the one it logs in with, at most: at the
+/// cap a registration visit deletes the oldest instead. People keep a
+/// handful of passkeys; without the cap registrations (10 %) outpace
+/// deletes (5 %), every list and `allowCredentials` grows through the run,
+/// and so does the memory a replica needs to answer them.
+pub const MAX_EXTRAS: usize = 4;
+
 /// A session token is renewed before the service would call it too old
 /// to delete a passkey (`sessions.privileged_session_max_age`, 15 min).
 const SESSION_RENEWAL: Duration = Duration::from_secs(600);
@@ -253,6 +260,16 @@ impl SoakUser {
     /// The passkey this user registered in the set-up.
     pub fn primary_id(&self) -> &str {
         &self.primary_id
+    }
+
+    /// The visit this person makes of the one drawn: a registration at the
+    /// cap deletes instead, a delete with nothing of its own registers.
+    pub fn effective(&self, op: Op) -> Op {
+        match op {
+            Op::Register if self.extras.len() >= MAX_EXTRAS => Op::Delete,
+            Op::Delete if self.extras.is_empty() => Op::Register,
+            op => op,
+        }
     }
 
     /// One visit; what it changed, and which replica answered last.

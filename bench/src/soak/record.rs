@@ -57,6 +57,7 @@ pub struct Tables {
     pub consumed_ceremonies: u64,
     pub overdue_ceremonies: u64,
     pub login_records: u64,
+    pub overdue_login_records: u64,
     pub logins_unfinished: u64,
     pub events: u64,
     pub overdue_events: u64,
@@ -84,7 +85,8 @@ pub struct EndState {
     pub passkeys: HashSet<String>,
     /// Event id to type, for every event still stored.
     pub events: HashMap<String, String>,
-    pub logins: Vec<LoginRecord>,
+    /// Login record id to the record, for every record still stored.
+    pub logins: HashMap<String, LoginRecord>,
 }
 
 /// The service's database through psql.
@@ -93,17 +95,25 @@ pub struct Db {
     url: String,
     overdue_ceremonies_s: f64,
     overdue_events_s: f64,
+    overdue_logins_s: f64,
 }
 
 impl Db {
     /// A ceremony mark older than its expiry plus `overdue_ceremonies_s`,
-    /// or an event settled longer ago than `overdue_events_s`, should have
+    /// an event settled longer ago than `overdue_events_s`, or a settled
+    /// login record made longer ago than `overdue_logins_s` should have
     /// been purged.
-    pub fn new(url: String, overdue_ceremonies_s: f64, overdue_events_s: f64) -> Self {
+    pub fn new(
+        url: String,
+        overdue_ceremonies_s: f64,
+        overdue_events_s: f64,
+        overdue_logins_s: f64,
+    ) -> Self {
         Self {
             url,
             overdue_ceremonies_s,
             overdue_events_s,
+            overdue_logins_s,
         }
     }
 
@@ -140,6 +150,9 @@ impl Db {
                       WHERE expires_at < now() - make_interval(secs => {c})), \
                     (SELECT count(*) FROM minted_sessions), \
                     (SELECT count(*) FROM minted_sessions WHERE state IN ('minting', 'pending')), \
+                    (SELECT count(*) FROM minted_sessions \
+                      WHERE state NOT IN ('minting', 'pending') \
+                        AND created_at < now() - make_interval(secs => {l})), \
                     (SELECT count(*) FROM events), \
                     (SELECT count(*) FROM events \
                       WHERE settled_at < now() - make_interval(secs => {e})), \
@@ -147,6 +160,7 @@ impl Db {
                     (SELECT count(*) FROM passkeys)",
             c = self.overdue_ceremonies_s,
             e = self.overdue_events_s,
+            l = self.overdue_logins_s,
         );
         let rows = self.query(sql).await?;
         let row = rows.first().context("psql answered no row")?;
@@ -161,10 +175,11 @@ impl Db {
             overdue_ceremonies: n(1)?,
             login_records: n(2)?,
             logins_unfinished: n(3)?,
-            events: n(4)?,
-            overdue_events: n(5)?,
-            undelivered: n(6)?,
-            passkeys: n(7)?,
+            overdue_login_records: n(4)?,
+            events: n(5)?,
+            overdue_events: n(6)?,
+            undelivered: n(7)?,
+            passkeys: n(8)?,
         })
     }
 
@@ -183,6 +198,33 @@ impl Db {
             .collect())
     }
 
+    /// Login records made in the last minute, read every interval like
+    /// the events: retention purges them too. A record settles within
+    /// seconds, so its last reading is its settled state.
+    pub async fn recent_logins(&self) -> Result<HashMap<String, LoginRecord>> {
+        self.logins("WHERE created_at > now() - interval '60 seconds'")
+            .await
+    }
+
+    async fn logins(&self, filter: &str) -> Result<HashMap<String, LoginRecord>> {
+        Ok(self
+            .query(format!(
+                "SELECT id, state, extract(epoch FROM created_at) FROM minted_sessions {filter}"
+            ))
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                Some((
+                    r.first()?.clone(),
+                    LoginRecord {
+                        state: r.get(1)?.clone(),
+                        created_epoch: r.get(2)?.parse().ok()?,
+                    },
+                ))
+            })
+            .collect())
+    }
+
     pub async fn end_state(&self) -> Result<EndState> {
         let passkeys = self
             .query("SELECT id FROM passkeys".into())
@@ -196,17 +238,7 @@ impl Db {
             .into_iter()
             .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.clone())))
             .collect();
-        let logins = self
-            .query("SELECT state, extract(epoch FROM created_at) FROM minted_sessions".into())
-            .await?
-            .into_iter()
-            .filter_map(|r| {
-                Some(LoginRecord {
-                    state: r.first()?.clone(),
-                    created_epoch: r.get(1)?.parse().ok()?,
-                })
-            })
-            .collect();
+        let logins = self.logins("").await?;
         Ok(EndState {
             passkeys,
             events,

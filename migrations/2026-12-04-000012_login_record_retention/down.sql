@@ -1,0 +1,1 @@
+DROP INDEX minted_sessions_created;
