@@ -74,9 +74,7 @@ impl Store {
         &self,
         margin: std::time::Duration,
     ) -> Result<usize, StoreError> {
-        let margin = diesel::data_types::PgInterval::from_microseconds(
-            i64::try_from(margin.as_micros()).unwrap_or(i64::MAX),
-        );
+        let margin = super::interval(margin);
         self.purge_in_batches("purge_consumed_ceremonies", move |conn| {
             diesel::sql_query(
                 "DELETE FROM consumed_ceremonies WHERE ctid = ANY(ARRAY( \

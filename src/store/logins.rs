@@ -334,9 +334,7 @@ impl Store {
         }
         // The database's clock, which wrote `created_at`: a gc host whose
         // clock runs ahead cannot give up a login still minting.
-        let pending_for = diesel::data_types::PgInterval::from_microseconds(
-            i64::try_from(pending_for.as_micros()).unwrap_or(i64::MAX),
-        );
+        let pending_for = super::interval(pending_for);
         let given_up = self
             .run("give_up_stale_sessions", move |conn| {
                 conn.transaction(|conn| {
@@ -370,9 +368,7 @@ impl Store {
         &self,
         retention: std::time::Duration,
     ) -> Result<usize, StoreError> {
-        let retention = diesel::data_types::PgInterval::from_microseconds(
-            i64::try_from(retention.as_micros()).unwrap_or(i64::MAX),
-        );
+        let retention = super::interval(retention);
         self.purge_in_batches("purge_login_records", move |conn| {
             diesel::sql_query(
                 "DELETE FROM minted_sessions WHERE ctid = ANY(ARRAY( \

@@ -47,6 +47,14 @@ use crate::metrics::Metrics;
 /// (expired marks, settled events), so a `ctid` cannot go stale.
 const PURGE_BATCH: i64 = 1000;
 
+/// A duration as a SQL interval, for ages reckoned by the database's clock
+/// (`now() - $1::interval`); one too long to express saturates.
+fn interval(duration: std::time::Duration) -> diesel::data_types::PgInterval {
+    diesel::data_types::PgInterval::from_microseconds(
+        i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
+    )
+}
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type PgPool = Pool<pool::PgManager>;

@@ -53,6 +53,15 @@ fn fault_kratos() -> (Url, Url) {
     )
 }
 
+/// Waits until the tally shows `what` (60 s at most, then fails).
+async fn until(tally: &Mutex<Tally>, what: &str, done: impl Fn(&Tally) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&tally.lock().expect("tally")) {
+        assert!(Instant::now() < deadline, "waited 60 s for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `users` signed-in people registering passkeys side by side, until
 /// `stop`; each loop's index in the tally is its person's in the answer.
 async fn users_registering(
@@ -91,18 +100,34 @@ async fn postgres_restarted_while_requests_flow() {
     // The load and the outage run side by side in this task.
     let (load, _) = users_registering(&app, 3, &tally, &stop).await;
     let outage = async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Conditions, not pauses: the load is under way, readiness has seen
+        // the outage, and so has the load, before Postgres comes back.
+        until(&tally, "five requests before the outage", |t| {
+            t.outcomes.iter().filter(|o| o.succeeded()).count() >= 5
+        })
+        .await;
         let outage_start = Instant::now();
         fault_async("postgres", "stop").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let ready = app
-            .http
-            .get(app.url("/health/ready"))
-            .send()
-            .await
-            .expect("ready");
-        let ready = status_and_json(ready).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = loop {
+            let ready = app
+                .http
+                .get(app.url("/health/ready"))
+                .send()
+                .await
+                .expect("ready");
+            let ready = status_and_json(ready).await;
+            if ready.0 != 200 || Instant::now() > deadline {
+                break ready;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        until(&tally, "a 503 during the outage", |t| {
+            t.outcomes
+                .iter()
+                .any(|o| o.at >= outage_start && o.status == 503)
+        })
+        .await;
         fault_async("postgres", "start").await;
         let outage_end = Instant::now();
         // Keep the load on until ten requests in a row have succeeded since
@@ -329,30 +354,24 @@ async fn killed_mid_load_loses_no_acknowledged_passkey() {
     let (load, sessions) = users_registering(&app, 4, &tally, &stop).await;
     // Kill it once some registrations went through, with others in flight.
     let kill = async {
-        // Waits for the condition; the bound only keeps a broken service
-        // from hanging the suite (and is asserted).
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while tally.lock().expect("tally").created().len() < 5 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            tally.lock().expect("tally").created().len() >= 5,
-            "five registrations went through before the kill"
-        );
+        until(&tally, "five registrations before the kill", |t| {
+            t.created().len() >= 5
+        })
+        .await;
         served.kill();
         let killed_at = Instant::now();
         // The load runs on until a request sent after the kill was answered
         // by nothing.
-        while !tally
-            .lock()
-            .expect("tally")
-            .outcomes
-            .iter()
-            .any(|o| o.at >= killed_at && o.status == 0)
-            && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until(
+            &tally,
+            "a request after the kill answered by nothing",
+            |t| {
+                t.outcomes
+                    .iter()
+                    .any(|o| o.at >= killed_at && o.status == 0)
+            },
+        )
+        .await;
         stop.store(true, Ordering::Relaxed);
         killed_at
     };
