@@ -40,6 +40,7 @@ export type ServiceErrorId =
   | "user_handle_missing"
   | "credential_already_registered"
   | "passkey_name_taken"
+  | "passkey_limit_reached"
   | "passkey_not_found"
   | "last_sign_in_method"
   | "credential_unknown"

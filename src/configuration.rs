@@ -1,6 +1,7 @@
 //! Layered configuration: `config/base.yaml`, then `config/<environment>.yaml`,
 //! then `KRATOS_PASSKEYS__SECTION__KEY` environment variables.
 
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -361,6 +362,42 @@ pub struct LimitSettings {
     /// How long an identifier's search result is reused.
     #[serde(with = "humantime_serde")]
     pub identifier_cache_ttl: Duration,
+    /// Passkeys one identity may register: past it, registration answers
+    /// 409. Bounds what one stolen or scripted session can store, and the
+    /// `allowCredentials` list every identifier login sends.
+    #[serde(default)]
+    pub passkeys_per_identity: PasskeysPerIdentity,
+}
+
+/// How many passkeys one identity may register; at least one, so a
+/// misconfiguration cannot shut registration off without saying so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct PasskeysPerIdentity(NonZeroU32);
+
+impl Default for PasskeysPerIdentity {
+    fn default() -> Self {
+        const FIFTY: NonZeroU32 = match NonZeroU32::new(50) {
+            Some(n) => n,
+            None => panic!("fifty is not zero"),
+        };
+        Self(FIFTY)
+    }
+}
+
+impl PasskeysPerIdentity {
+    pub fn new(limit: NonZeroU32) -> Self {
+        Self(limit)
+    }
+
+    pub fn get(self) -> i64 {
+        i64::from(self.0.get())
+    }
+
+    /// Whether an identity holding `held` passkeys may add one more.
+    pub fn admits_one_more(self, held: i64) -> bool {
+        held < self.get()
+    }
 }
 
 fn default_ipv6_prefix_length() -> u8 {

@@ -53,6 +53,7 @@ pub enum ErrorId {
     UserHandleMissing,
     CredentialAlreadyRegistered,
     PasskeyNameTaken,
+    PasskeyLimitReached,
     PasskeyNotFound,
     LastSignInMethod,
     CredentialUnknown,
@@ -123,6 +124,7 @@ impl ErrorId {
             E::CeremonyExpired => StatusCode::GONE,
             E::CredentialAlreadyRegistered
             | E::PasskeyNameTaken
+            | E::PasskeyLimitReached
             | E::SignatureCounterBehind
             | E::LastSignInMethod => StatusCode::CONFLICT,
             E::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -200,6 +202,10 @@ pub enum ApiError {
     CredentialAlreadyRegistered,
     #[error("a passkey with this name already exists")]
     PasskeyNameTaken,
+    #[error("this account already has {} passkeys, the most it may hold; remove one to add another", limit.get())]
+    PasskeyLimitReached {
+        limit: crate::configuration::PasskeysPerIdentity,
+    },
     #[error("no such passkey")]
     PasskeyNotFound,
     #[error("this is the account's last way to sign in; add a password or another passkey first")]
@@ -264,6 +270,7 @@ impl ApiError {
             ApiError::Authenticator(refusal) => ErrorId::from(*refusal),
             ApiError::CredentialAlreadyRegistered => ErrorId::CredentialAlreadyRegistered,
             ApiError::PasskeyNameTaken => ErrorId::PasskeyNameTaken,
+            ApiError::PasskeyLimitReached { .. } => ErrorId::PasskeyLimitReached,
             ApiError::PasskeyNotFound => ErrorId::PasskeyNotFound,
             ApiError::LastSignInMethod => ErrorId::LastSignInMethod,
             ApiError::CredentialUnknown => ErrorId::CredentialUnknown,
@@ -325,6 +332,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) => ApiError::DatabaseUnavailable(error),
             StoreError::CredentialAlreadyRegistered => ApiError::CredentialAlreadyRegistered,
             StoreError::NameTaken => ApiError::PasskeyNameTaken,
+            StoreError::PasskeyLimitReached { limit } => ApiError::PasskeyLimitReached { limit },
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }

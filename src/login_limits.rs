@@ -198,6 +198,7 @@ mod tests {
             failed_logins_per_identity: rate(2, 1),
             identifier_lookups: rate(2, 1),
             identifier_cache_ttl: Duration::from_secs(60),
+            passkeys_per_identity: Default::default(),
         }
     }
 

@@ -298,6 +298,7 @@ mod tests {
                 failed_logins_per_identity: rate.clone(),
                 identifier_lookups: rate,
                 identifier_cache_ttl: std::time::Duration::from_secs(60),
+                passkeys_per_identity: Default::default(),
             },
         )
     }

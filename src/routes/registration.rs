@@ -47,6 +47,7 @@ pub struct OptionsRequest {
         (status = 200, description = "Creation options and the ceremony id", body = CeremonyStarted),
         (status = 400, description = "`malformed_request`, `invalid_passkey_name`", body = crate::error::ErrorResponse),
         (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`, `attestation_required` (a conditional registration under a policy that needs attestation)", body = crate::error::ErrorResponse),
+        (status = 409, description = "`passkey_limit_reached`: the identity already holds `limits.passkeys_per_identity` passkeys; remove one to add another", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
         (status = 401, description = "`session_required`: no valid Kratos session", body = crate::error::ErrorResponse),
@@ -93,6 +94,12 @@ async fn start_registration(
         .identity_with_details(identity, details.clone())
         .await?;
     let exclude = state.store.credential_ids(identity).await?;
+    // Refused before the person touches their authenticator; verify counts
+    // again under a lock, so ceremonies opened together cannot pass it.
+    let limit = state.settings.limits.passkeys_per_identity;
+    if !limit.admits_one_more(i64::try_from(exclude.len()).unwrap_or(i64::MAX)) {
+        return Err(ApiError::PasskeyLimitReached { limit });
+    }
     let started = state
         .policy
         .start_registration(
@@ -144,7 +151,7 @@ pub struct VerifyRequest {
         (status = 400, description = "`malformed_request`, `invalid_passkey_name`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_missing`, `user_presence_missing`, `resident_key_missing`, `attachment_mismatch`, `signature_invalid`, `attestation_invalid`, `credential_invalid`, `prf_output_present`: the credential carries PRF outputs (`clientExtensionResults.prf.results`), which never leave the browser; nothing was stored and the ceremony can be finished without them", body = crate::error::ErrorResponse),
         (status = 403, description = "`session_aal2_required`, `session_refresh_required` (with `redirect_browser_to`), `origin_not_allowed`, `authenticator_not_allowed`, `authenticator_not_certified`, `authenticator_revoked`, `attestation_required` (the authenticator policy)", body = crate::error::ErrorResponse),
         (status = 404, description = "`ceremony_not_found`: unknown, altered, used, or another identity's", body = crate::error::ErrorResponse),
-        (status = 409, description = "`credential_already_registered`, `passkey_name_taken`", body = crate::error::ErrorResponse),
+        (status = 409, description = "`credential_already_registered`, `passkey_name_taken`, `passkey_limit_reached`: the identity holds `limits.passkeys_per_identity` passkeys (counted again here, so ceremonies opened together cannot pass it); nothing was stored", body = crate::error::ErrorResponse),
         (status = 410, description = "`ceremony_expired`", body = crate::error::ErrorResponse),
         (status = 413, description = "`body_too_large`", body = crate::error::ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = crate::error::ErrorResponse),
@@ -243,6 +250,7 @@ async fn finish_registration(
                 attestation,
             },
             name,
+            state.settings.limits.passkeys_per_identity,
             move |row, attestation| events.registered(row, attestation, mediation, &client),
         )
         .await?;

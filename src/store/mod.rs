@@ -67,6 +67,10 @@ pub enum StoreError {
     CredentialAlreadyRegistered,
     #[error("the passkey name is already used by this identity")]
     NameTaken,
+    #[error("the identity already holds {} passkeys", limit.get())]
+    PasskeyLimitReached {
+        limit: crate::configuration::PasskeysPerIdentity,
+    },
     #[error("database query failed")]
     Query(#[source] DieselError),
     #[error("migrations failed: {0}")]

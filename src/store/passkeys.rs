@@ -12,6 +12,7 @@ use super::outbox::{append, NewEvent};
 use super::passkey_row::PasskeyRow;
 use super::schema::{identities, passkeys};
 use super::{Store, StoreError};
+use crate::configuration::PasskeysPerIdentity;
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};
 
 /// A verified credential about to be stored.
@@ -125,17 +126,32 @@ impl Store {
 
     /// Stores a verified passkey, with the event `event` makes of it. A
     /// chosen name that is taken is refused; a default name is numbered
-    /// ("Passkey 2") until it is free.
+    /// ("Passkey 2") until it is free. Refused when the identity already
+    /// holds `limit`: its row is locked first, so registrations finishing at
+    /// once cannot all pass the count.
     pub async fn insert_passkey(
         &self,
         passkey: NewPasskey,
         name: NewPasskeyName,
+        limit: PasskeysPerIdentity,
         event: impl FnOnce(&PasskeyRow, Option<&AttestationRow>) -> NewEvent + Send + 'static,
     ) -> Result<(PasskeyRow, Option<AttestationRow>), StoreError> {
         let row = self
             .run("insert_passkey", move |conn| {
                 conn.transaction(|conn| {
                     let owner = ensure_identity(conn, passkey.identity_id)?;
+                    identities::table
+                        .find(passkey.identity_id.as_uuid())
+                        .select(identities::identity_id)
+                        .for_update()
+                        .first::<Uuid>(conn)?;
+                    let held: i64 = passkeys::table
+                        .filter(passkeys::identity_id.eq(passkey.identity_id.as_uuid()))
+                        .count()
+                        .get_result(conn)?;
+                    if !limit.admits_one_more(held) {
+                        return Err(StoreError::PasskeyLimitReached { limit });
+                    }
                     let name = match name {
                         NewPasskeyName::Chosen(name) => name,
                         NewPasskeyName::Default(base) => {

@@ -3,6 +3,9 @@
 //! registered here sign in with Kratos's own login where its admin API
 //! takes them.
 
+use std::num::NonZeroU32;
+
+use kratos_passkeys::configuration::PasskeysPerIdentity;
 use kratos_passkeys::domain::IdentityId;
 use kratos_passkeys::migration::export::{
     accepts_credential_patches, export_to_kratos, ExportSummary,
@@ -14,7 +17,8 @@ use uuid::Uuid;
 
 use crate::helpers::authenticator::b64;
 use crate::helpers::{
-    assert_error, binary, spawn_app, status_and_json, Auth, Authenticator, TestApp, TestUser,
+    assert_error, binary, spawn_app, spawn_app_with, status_and_json, Auth, Authenticator, TestApp,
+    TestUser,
 };
 
 /// A run for one identity.
@@ -558,4 +562,26 @@ async fn unknown_identities_and_bad_input_are_refused_without_writes() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn an_import_past_the_passkey_limit_keeps_every_passkey_and_registration_waits() {
+    let app = spawn_app_with(|s| {
+        s.limits.passkeys_per_identity =
+            PasskeysPerIdentity::new(NonZeroU32::new(2).expect("not zero"));
+    })
+    .await;
+    let (user, mut authenticators) = user_with_kratos_passkeys(&app, 3).await;
+    let summary = import(&app, user.id, false).await;
+    assert_eq!(summary.imported, 3, "{summary}");
+    for authenticator in authenticators.iter_mut() {
+        signs_in_here(&app, authenticator, &user, json!({})).await;
+    }
+
+    let auth = Auth::Token(app.kratos.login_token(&user).await);
+    let (status, body) = app
+        .post_json("/passkeys/registration/options", &auth, &json!({}))
+        .await;
+    assert_error(status, &body, 409, "passkey_limit_reached");
+    assert_eq!(app.passkeys_stored(), 3);
 }

@@ -1,7 +1,9 @@
 //! Adding passkeys: `POST /passkeys/registration/options` and `/verify`.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
+use kratos_passkeys::configuration::PasskeysPerIdentity;
 use serde_json::{json, Value};
 use webauthn_rs_proto::UserVerificationPolicy;
 
@@ -68,12 +70,7 @@ async fn register_list_rename_delete() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["name"], "Work laptop");
 
-    let deleted = app
-        .request(reqwest::Method::DELETE, &format!("/passkeys/{id}"), &auth)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(deleted.status(), 204);
+    assert_eq!(app.delete_passkey(&auth, &created).await, 204);
     assert_eq!(app.passkey_list(&auth).await, json!([]));
 }
 
@@ -569,7 +566,7 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 
 #[tokio::test]
 async fn ceremony_ids_stay_small_however_many_passkeys_there_are() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.limits.passkeys_per_identity = passkey_limit(100)).await;
     let (_, auth) = app.signed_in_user().await;
     let mut authenticator = Authenticator::new();
     let id_length = |options: &Value| options["ceremony_id"].as_str().expect("id").len();
@@ -595,4 +592,140 @@ async fn ceremony_ids_stay_small_however_many_passkeys_there_are() {
     let credential = authenticator.register(&options);
     let (status, body) = app.verify_registration(&auth, &options, &credential).await;
     assert_eq!(status, 201, "{body}");
+}
+
+fn passkey_limit(n: u32) -> PasskeysPerIdentity {
+    PasskeysPerIdentity::new(NonZeroU32::new(n).expect("not zero"))
+}
+
+fn registered_events(app: &crate::helpers::TestApp) -> i64 {
+    app.count("SELECT count(*) AS count FROM events WHERE type = 'passkey.registered'")
+}
+
+#[tokio::test]
+async fn registration_stops_at_the_passkey_limit_until_one_is_removed() {
+    let app = spawn_app_with(|s| s.limits.passkeys_per_identity = passkey_limit(2)).await;
+    let (_, auth) = app.signed_in_user().await;
+    let first = app.register_passkey(&auth, &mut Authenticator::new()).await;
+    app.register_passkey(&auth, &mut Authenticator::new()).await;
+
+    let (status, body) = app
+        .post_json("/passkeys/registration/options", &auth, &json!({}))
+        .await;
+    assert_error(status, &body, 409, "passkey_limit_reached");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 passkeys")),
+        "the message names the limit: {body}"
+    );
+    assert_eq!(app.passkeys_stored(), 2);
+
+    // Another person is not held by it.
+    let (_, other) = app.signed_in_user().await;
+    app.register_passkey(&other, &mut Authenticator::new())
+        .await;
+
+    assert_eq!(app.delete_passkey(&auth, &first).await, 204);
+    app.register_passkey(&auth, &mut Authenticator::new()).await;
+    assert_eq!(
+        app.passkey_list(&auth).await.as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+/// Finishes every registration at once: inserts into `passkeys` are held
+/// back (a table lock in the test's own transaction) until all of them wait
+/// on a lock, so whatever they count or name first overlaps whatever the
+/// machine's timing. `named`: each with a name of its own.
+async fn finish_together(
+    app: &crate::helpers::TestApp,
+    auth: &Auth,
+    finishes: &[(Value, Value)],
+    named: bool,
+) -> Vec<(u16, Value)> {
+    use diesel::connection::SimpleConnection;
+
+    let mut gate = app.db();
+    gate.batch_execute("BEGIN; LOCK TABLE passkeys IN SHARE MODE")
+        .expect("hold inserts back");
+    let verifies = futures_util::future::join_all(finishes.iter().enumerate().map(
+        |(index, (options, credential))| {
+            let mut body = json!({"ceremony_id": options["ceremony_id"], "credential": credential});
+            if named {
+                body["name"] = json!(format!("Key {index}"));
+            }
+            async move {
+                app.post_json("/passkeys/registration/verify", auth, &body)
+                    .await
+            }
+        },
+    ));
+    let open_gate = async {
+        app.eventually_count(
+            "SELECT count(*) AS count FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            i64::try_from(finishes.len()).expect("a few"),
+        )
+        .await;
+        gate.batch_execute("COMMIT").expect("let inserts go");
+    };
+    tokio::join!(verifies, open_gate).0
+}
+
+/// Opens `n` registrations, each on an authenticator of its own.
+async fn opened(app: &crate::helpers::TestApp, auth: &Auth, n: usize) -> Vec<(Value, Value)> {
+    let mut finishes = Vec::new();
+    for _ in 0..n {
+        let options = app.registration_options(auth).await;
+        let credential = Authenticator::new().register(&options);
+        finishes.push((options, credential));
+    }
+    finishes
+}
+
+/// Options only look; verify counts under the identity's lock. Ceremonies
+/// opened while there was room, finished at once, store no more than the
+/// limit, and the refused ones leave no row and no event.
+#[tokio::test]
+async fn registrations_finished_together_cannot_pass_the_passkey_limit() {
+    let app = spawn_app_with(|s| s.limits.passkeys_per_identity = passkey_limit(2)).await;
+    let (_, auth) = app.signed_in_user().await;
+    app.register_passkey(&auth, &mut Authenticator::new()).await;
+
+    let finishes = opened(&app, &auth, 4).await;
+    let answers = finish_together(&app, &auth, &finishes, true).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 201).count(),
+        1,
+        "one of them fits: {statuses:?}"
+    );
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 201) {
+        assert_error(*status, body, 409, "passkey_limit_reached");
+    }
+    assert_eq!(app.passkeys_stored(), 2);
+    assert_eq!(registered_events(&app), 2, "no event for a refused one");
+}
+
+/// The same lock numbers default names one after the other: registrations
+/// finished at once each get a free name instead of one of them being
+/// refused as `passkey_name_taken`.
+#[tokio::test]
+async fn registrations_finished_together_get_default_names_of_their_own() {
+    let app = spawn_app().await;
+    let (_, auth) = app.signed_in_user().await;
+    app.register_passkey(&auth, &mut Authenticator::new()).await;
+
+    let finishes = opened(&app, &auth, 3).await;
+    let answers = finish_together(&app, &auth, &finishes, false).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+    }
+    let mut names: Vec<&str> = answers
+        .iter()
+        .filter_map(|(_, body)| body["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Passkey 2", "Passkey 3", "Passkey 4"]);
 }

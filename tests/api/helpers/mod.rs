@@ -267,6 +267,17 @@ impl TestApp {
         status_and_json(response).await
     }
 
+    /// Removes `passkey` (a registration's answer): the status.
+    pub async fn delete_passkey(&self, auth: &Auth, passkey: &Value) -> u16 {
+        let id = passkey["id"].as_str().expect("a passkey id");
+        self.request(reqwest::Method::DELETE, &format!("/passkeys/{id}"), auth)
+            .send()
+            .await
+            .expect("delete")
+            .status()
+            .as_u16()
+    }
+
     /// The admin audit of `identity`'s events, with `query` (may be empty).
     pub async fn identity_events(&self, identity: uuid::Uuid, query: &str) -> (u16, Value) {
         let url = self.admin_url(&format!("/admin/identities/{identity}/events?{query}"));
