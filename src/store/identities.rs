@@ -191,6 +191,22 @@ fn record_details(
     .optional()?)
 }
 
+/// Locks `identity`'s row until the transaction ends: counts of its
+/// passkeys taken after it hold for writes made under it (at most the
+/// limit, never the last one removed twice).
+pub(super) fn lock_identity(
+    conn: &mut PgConnection,
+    identity: IdentityId,
+) -> Result<(), StoreError> {
+    identities::table
+        .find(identity.as_uuid())
+        .select(identities::identity_id)
+        .for_update()
+        .first::<Uuid>(conn)
+        .optional()?;
+    Ok(())
+}
+
 pub(super) fn ensure_identity(
     conn: &mut PgConnection,
     identity: IdentityId,

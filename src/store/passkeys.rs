@@ -7,10 +7,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::attestations::{AttestationRow, NewAttestation};
-use super::identities::ensure_identity;
+use super::identities::{ensure_identity, lock_identity};
 use super::outbox::{append, NewEvent};
 use super::passkey_row::PasskeyRow;
-use super::schema::{identities, passkeys};
+use super::schema::passkeys;
 use super::{Store, StoreError};
 use crate::configuration::PasskeysPerIdentity;
 use crate::domain::{IdentityId, PasskeyId, PasskeyName};
@@ -140,11 +140,7 @@ impl Store {
             .run("insert_passkey", move |conn| {
                 conn.transaction(|conn| {
                     let owner = ensure_identity(conn, passkey.identity_id)?;
-                    identities::table
-                        .find(passkey.identity_id.as_uuid())
-                        .select(identities::identity_id)
-                        .for_update()
-                        .first::<Uuid>(conn)?;
+                    lock_identity(conn, passkey.identity_id)?;
                     let held: i64 = passkeys::table
                         .filter(passkeys::identity_id.eq(passkey.identity_id.as_uuid()))
                         .count()
@@ -243,12 +239,7 @@ impl Store {
             .run("delete_passkey", move |conn| {
                 conn.transaction(|conn| {
                     if keep_last {
-                        identities::table
-                            .find(identity.as_uuid())
-                            .select(identities::identity_id)
-                            .for_update()
-                            .first::<Uuid>(conn)
-                            .optional()?;
+                        lock_identity(conn, identity)?;
                         let others: i64 = passkeys::table
                             .filter(passkeys::identity_id.eq(identity.as_uuid()))
                             .filter(passkeys::id.ne(id.as_uuid()))

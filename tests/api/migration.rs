@@ -3,9 +3,6 @@
 //! registered here sign in with Kratos's own login where its admin API
 //! takes them.
 
-use std::num::NonZeroU32;
-
-use kratos_passkeys::configuration::PasskeysPerIdentity;
 use kratos_passkeys::domain::IdentityId;
 use kratos_passkeys::migration::export::{
     accepts_credential_patches, export_to_kratos, ExportSummary,
@@ -17,8 +14,8 @@ use uuid::Uuid;
 
 use crate::helpers::authenticator::b64;
 use crate::helpers::{
-    assert_error, binary, spawn_app, spawn_app_with, status_and_json, Auth, Authenticator, TestApp,
-    TestUser,
+    assert_error, binary, passkey_limit, spawn_app, spawn_app_with, status_and_json, Auth,
+    Authenticator, TestApp, TestUser,
 };
 
 /// A run for one identity.
@@ -567,8 +564,7 @@ async fn unknown_identities_and_bad_input_are_refused_without_writes() {
 #[tokio::test]
 async fn an_import_past_the_passkey_limit_keeps_every_passkey_and_registration_waits() {
     let app = spawn_app_with(|s| {
-        s.limits.passkeys_per_identity =
-            PasskeysPerIdentity::new(NonZeroU32::new(2).expect("not zero"));
+        s.limits.passkeys_per_identity = passkey_limit(2);
     })
     .await;
     let (user, mut authenticators) = user_with_kratos_passkeys(&app, 3).await;

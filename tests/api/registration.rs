@@ -1,14 +1,12 @@
 //! Adding passkeys: `POST /passkeys/registration/options` and `/verify`.
 
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use kratos_passkeys::configuration::PasskeysPerIdentity;
 use serde_json::{json, Value};
 use webauthn_rs_proto::UserVerificationPolicy;
 
 use crate::helpers::authenticator::{rewrite_auth_data, unb64};
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Auth, Authenticator};
+use crate::helpers::{assert_error, passkey_limit, spawn_app, spawn_app_with, Auth, Authenticator};
 
 #[tokio::test]
 async fn register_list_rename_delete() {
@@ -592,10 +590,6 @@ async fn ceremony_ids_stay_small_however_many_passkeys_there_are() {
     let credential = authenticator.register(&options);
     let (status, body) = app.verify_registration(&auth, &options, &credential).await;
     assert_eq!(status, 201, "{body}");
-}
-
-fn passkey_limit(n: u32) -> PasskeysPerIdentity {
-    PasskeysPerIdentity::new(NonZeroU32::new(n).expect("not zero"))
 }
 
 fn registered_events(app: &crate::helpers::TestApp) -> i64 {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
-use kratos_passkeys::configuration::{self, Environment, Settings};
+use kratos_passkeys::configuration::{self, Environment, PasskeysPerIdentity, Settings};
 use kratos_passkeys::startup::Application;
 use kratos_passkeys::state::AppState;
 use secrecy::SecretString;
@@ -123,6 +123,11 @@ pub fn test_settings(database_url: &str) -> Settings {
         settings.webhook.api_key = SecretString::from(key);
     }
     settings
+}
+
+/// `limits.passkeys_per_identity` set to `n`.
+pub fn passkey_limit(n: u32) -> PasskeysPerIdentity {
+    PasskeysPerIdentity::new(std::num::NonZeroU32::new(n).expect("not zero"))
 }
 
 /// The User-Agent the shared request helpers send.
