@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use kratos_passkeys_testkit::load::{self, summary, Kind, Tally, Worker};
 
-use helpers::{create_database_on, poster, spawn_with_settings, test_settings, Authenticator};
+use helpers::{
+    create_database_on, passkey_limit, poster, spawn_with_settings, test_settings, Authenticator,
+};
 
 fn env(name: &str) -> String {
     std::env::var(name)
@@ -66,6 +68,8 @@ async fn primary_killed_and_standby_promoted_under_load() {
     settings.database.acquire_timeout = Duration::from_millis(500);
     settings.limits.login_per_ip.burst = 1_000_000;
     settings.limits.login_per_ip.per_minute = 1_000_000;
+    // Two people register back to back for as long as the failover takes.
+    settings.limits.passkeys_per_identity = passkey_limit(u32::MAX);
     let app = Arc::new(spawn_with_settings(settings).await);
 
     let tally = Arc::new(Mutex::new(Tally::default()));

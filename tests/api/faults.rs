@@ -14,8 +14,9 @@ use url::Url;
 
 use crate::helpers::binary::{self, Served};
 use crate::helpers::{
-    assert_error, create_database, create_database_on, poster, spawn_app, spawn_app_with,
-    spawn_with_settings, status_and_json, test_settings, Auth, Authenticator, Kratos, TestApp,
+    assert_error, create_database, create_database_on, passkey_limit, poster, spawn_app,
+    spawn_app_with, spawn_with_settings, status_and_json, test_settings, Auth, Authenticator,
+    Kratos, TestApp,
 };
 
 fn fault(component: &str, action: &str) {
@@ -37,6 +38,9 @@ async fn fault_async(component: &'static str, action: &'static str) {
         .await
         .expect("scripts/fault");
 }
+
+/// `limits.passkeys_per_identity` for the apps `users_registering` loads.
+const UNLIMITED_PASSKEYS: u32 = u32::MAX;
 
 /// Held by the tests that stop the faults cluster: one at a time.
 static FAULT_POSTGRES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -64,6 +68,8 @@ async fn until(tally: &Mutex<Tally>, what: &str, done: impl Fn(&Tally) -> bool) 
 
 /// `users` signed-in people registering passkeys side by side, until
 /// `stop`; each loop's index in the tally is its person's in the answer.
+/// The app must not limit passkeys per identity below what the load makes
+/// (`UNLIMITED_PASSKEYS`): a slow fault lets each person register hundreds.
 async fn users_registering(
     app: &Arc<TestApp>,
     users: usize,
@@ -92,6 +98,7 @@ async fn postgres_restarted_while_requests_flow() {
     let (_, database_url) = create_database_on(&fault_postgres());
     let mut settings = test_settings(&database_url);
     settings.database.acquire_timeout = Duration::from_millis(500);
+    settings.limits.passkeys_per_identity = passkey_limit(UNLIMITED_PASSKEYS);
     let app = Arc::new(spawn_with_settings(settings).await);
     let (tally, stop) = (
         Arc::new(Mutex::new(Tally::default())),
@@ -344,7 +351,14 @@ async fn two_replicas_share_one_database() {
 #[tokio::test]
 async fn killed_mid_load_loses_no_acknowledged_passkey() {
     let (_, database_url) = create_database();
-    let start = || Served::start(binary::serve(&database_url), &database_url);
+    let start = || {
+        let mut serve = binary::serve(&database_url);
+        serve.env(
+            "KRATOS_PASSKEYS__LIMITS__PASSKEYS_PER_IDENTITY",
+            UNLIMITED_PASSKEYS.to_string(),
+        );
+        Served::start(serve, &database_url)
+    };
     let (mut served, app) = start().await;
     let app = Arc::new(app);
     let (tally, stop) = (
